@@ -1,0 +1,232 @@
+//! Settings from the environment, each read once, with defaults that fit a
+//! developer machine. A bad value stops start-up with the variable's name.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use jobs::WorkerSettings;
+
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub bind_addr: SocketAddr,
+    pub jwt_secret: Secret,
+    /// False when the secret was generated at start-up.
+    pub jwt_secret_configured: bool,
+    pub admin: Option<AdminBootstrap>,
+    pub log_format: LogFormat,
+    pub db_pool_size: u32,
+    /// How long a request waits for a database connection before it fails.
+    pub db_acquire_timeout: Duration,
+    pub workers: WorkerSettings,
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+}
+
+#[derive(Clone)]
+pub struct AdminBootstrap {
+    pub email: String,
+    pub password: Secret,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// A value that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// 32 random bytes, hex-encoded.
+    pub fn random() -> Self {
+        use rand::Rng;
+        let bytes: [u8; 32] = rand::rng().random();
+        Self(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {message}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub message: String,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tally";
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can supply their own.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |var: &'static str| lookup(var).filter(|v| !v.trim().is_empty());
+        let parse = |var: &'static str, default: &str| -> Result<String, ConfigError> {
+            Ok(get(var).unwrap_or_else(|| default.to_owned()))
+        };
+
+        let database_url = parse("DATABASE_URL", DEFAULT_DATABASE_URL)?;
+        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
+            return Err(invalid("DATABASE_URL", "must start with postgres://"));
+        }
+        let bind_addr = parse("BIND_ADDR", "127.0.0.1:8080")?
+            .parse()
+            .map_err(|_| invalid("BIND_ADDR", "must be an address such as 127.0.0.1:8080"))?;
+
+        let (jwt_secret, jwt_secret_configured) = match get("JWT_SECRET") {
+            Some(s) if s.len() < 32 => {
+                return Err(invalid("JWT_SECRET", "must be at least 32 characters"));
+            }
+            Some(s) => (Secret(s), true),
+            None => (Secret::random(), false),
+        };
+
+        let admin = match (get("ADMIN_EMAIL"), get("ADMIN_PASSWORD")) {
+            (Some(email), Some(password)) => Some(AdminBootstrap {
+                email,
+                password: Secret(password),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid("ADMIN_PASSWORD", "is required with ADMIN_EMAIL"));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("ADMIN_EMAIL", "is required with ADMIN_PASSWORD"));
+            }
+        };
+
+        let log_format = match parse("LOG_FORMAT", "pretty")?.as_str() {
+            "pretty" => LogFormat::Pretty,
+            "json" => LogFormat::Json,
+            _ => return Err(invalid("LOG_FORMAT", "must be pretty or json")),
+        };
+
+        let defaults = WorkerSettings::default();
+        let workers = WorkerSettings {
+            concurrency: number(&get, "WORKER_CONCURRENCY", defaults.concurrency, 1..=256)?,
+            max_attempts: number(&get, "JOB_MAX_ATTEMPTS", defaults.max_attempts, 1..=100)?,
+            batch_size: number(
+                &get,
+                "ANALYTICS_BATCH_SIZE",
+                defaults.batch_size,
+                1..=10_000,
+            )?,
+            poll_interval: Duration::from_millis(number(
+                &get,
+                "WORKER_POLL_INTERVAL_MS",
+                defaults.poll_interval.as_millis() as u64,
+                10..=60_000,
+            )?),
+            ..defaults
+        };
+
+        Ok(Self {
+            database_url,
+            bind_addr,
+            jwt_secret,
+            jwt_secret_configured,
+            admin,
+            log_format,
+            db_pool_size: number(&get, "DATABASE_POOL_SIZE", 16, 1..=1000)?,
+            db_acquire_timeout: Duration::from_millis(number(
+                &get,
+                "DATABASE_ACQUIRE_TIMEOUT_MS",
+                5_000,
+                1..=600_000,
+            )?),
+            workers,
+            body_limit_bytes: 64 * 1024,
+        })
+    }
+}
+
+fn number<T>(
+    get: &impl Fn(&'static str) -> Option<String>,
+    var: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = get(var) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<T>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(invalid(
+            var,
+            &format!("must be a number from {} to {}", range.start(), range.end()),
+        )),
+    }
+}
+
+fn invalid(var: &'static str, message: &str) -> ConfigError {
+    ConfigError {
+        var,
+        message: message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|var| vars.iter().find(|(k, _)| k == var).map(|(_, v)| v.clone()))
+    }
+
+    #[test]
+    fn defaults_fit_a_developer_machine() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8080");
+        assert!(!c.jwt_secret_configured);
+        assert_eq!(c.jwt_secret.expose().len(), 64);
+        assert_eq!(c.workers.max_attempts, 5);
+        assert!(c.admin.is_none());
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let e = config(&[("WORKER_CONCURRENCY", "zero")]).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "WORKER_CONCURRENCY: must be a number from 1 to 256"
+        );
+        let e = config(&[("BIND_ADDR", "nowhere")]).err().unwrap();
+        assert_eq!(e.var, "BIND_ADDR");
+        let e = config(&[("JWT_SECRET", "short")]).err().unwrap();
+        assert_eq!(e.var, "JWT_SECRET");
+        let e = config(&[("ADMIN_EMAIL", "a@b.c")]).err().unwrap();
+        assert_eq!(e.var, "ADMIN_PASSWORD");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let c = config(&[("ADMIN_EMAIL", "a@b.c"), ("ADMIN_PASSWORD", "hunter22")]).unwrap();
+        assert_eq!(format!("{:?}", c.admin.unwrap().password), "Secret(..)");
+    }
+}

@@ -1,0 +1,124 @@
+use entity::cart_lines;
+use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult,
+    QueryFilter, Statement,
+};
+
+use super::Quantity;
+use super::pricing::price_items;
+use crate::error::{ApiError, ApiResult, OnConstraint};
+use crate::money::Cents;
+
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct CartLine {
+    pub id: i64,
+    pub product_id: i64,
+    pub variant_id: Option<i64>,
+    pub quantity: i32,
+    /// The current price of the product or its variant.
+    pub unit_price_cents: i64,
+}
+
+impl CartLine {
+    pub fn subtotal(&self) -> Cents {
+        Cents(self.unit_price_cents * i64::from(self.quantity))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Cart {
+    pub lines: Vec<CartLine>,
+}
+
+impl Cart {
+    pub fn total(&self) -> Cents {
+        Cents(self.lines.iter().map(|l| l.subtotal().0).sum())
+    }
+}
+
+pub async fn cart<C: ConnectionTrait>(db: &C, user_id: i64) -> ApiResult<Cart> {
+    let lines = CartLine::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        include_str!("sql/cart_lines.sql"),
+        [user_id.into()],
+    ))
+    .all(db)
+    .await?;
+    Ok(Cart { lines })
+}
+
+/// Adds a line, or adds to the quantity of the line with the same product and variant.
+pub async fn add_to_cart<C: ConnectionTrait>(
+    db: &C,
+    user_id: i64,
+    product_id: i64,
+    variant_id: Option<i64>,
+    quantity: Quantity,
+) -> ApiResult<()> {
+    price_items(db, &[(product_id, variant_id)]).await?;
+    let line = cart_lines::ActiveModel {
+        user_id: Set(user_id),
+        product_id: Set(product_id),
+        variant_id: Set(variant_id),
+        quantity: Set(quantity.get()),
+        ..Default::default()
+    };
+    cart_lines::Entity::insert(line)
+        .on_conflict(
+            OnConflict::columns([
+                cart_lines::Column::UserId,
+                cart_lines::Column::ProductId,
+                cart_lines::Column::VariantId,
+            ])
+            .value(
+                cart_lines::Column::Quantity,
+                Expr::cust("cart_lines.quantity + excluded.quantity"),
+            )
+            .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await
+        .on_constraint("cart_lines_quantity_check", || {
+            ApiError::bad_input(format!("a cart line holds at most {} items", Quantity::MAX))
+        })?;
+    Ok(())
+}
+
+pub async fn update_cart_line<C: ConnectionTrait>(
+    db: &C,
+    user_id: i64,
+    line_id: i64,
+    quantity: Quantity,
+) -> ApiResult<()> {
+    let updated = cart_lines::Entity::update_many()
+        .col_expr(cart_lines::Column::Quantity, Expr::value(quantity.get()))
+        .filter(cart_lines::Column::Id.eq(line_id))
+        .filter(cart_lines::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    if updated.rows_affected == 0 {
+        return Err(ApiError::not_found(format!(
+            "cart line {line_id} does not exist"
+        )));
+    }
+    Ok(())
+}
+
+pub async fn remove_cart_line<C: ConnectionTrait>(
+    db: &C,
+    user_id: i64,
+    line_id: i64,
+) -> ApiResult<()> {
+    let deleted = cart_lines::Entity::delete_many()
+        .filter(cart_lines::Column::Id.eq(line_id))
+        .filter(cart_lines::Column::UserId.eq(user_id))
+        .exec(db)
+        .await?;
+    if deleted.rows_affected == 0 {
+        return Err(ApiError::not_found(format!(
+            "cart line {line_id} does not exist"
+        )));
+    }
+    Ok(())
+}

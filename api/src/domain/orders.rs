@@ -1,0 +1,242 @@
+use entity::{order_lines, orders};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Statement, Value,
+};
+
+use super::Quantity;
+use super::cart;
+use super::pricing::{PricedItem, price_items};
+use crate::auth::Viewer;
+use crate::error::{ApiError, ApiResult};
+use crate::money::Cents;
+
+/// Lines one order may have.
+pub const MAX_LINES: usize = 100;
+
+#[derive(Debug, Clone, Copy)]
+pub struct OrderItem {
+    pub product_id: i64,
+    pub variant_id: Option<i64>,
+    pub quantity: Quantity,
+}
+
+/// A client's key for retrying an order safely: the same key from the same
+/// user returns the first order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(raw: &str) -> ApiResult<Self> {
+        match raw.chars().count() {
+            1..=200 => Ok(Self(raw.to_owned())),
+            _ => Err(ApiError::bad_input(
+                "idempotencyKey must have 1 to 200 characters",
+            )),
+        }
+    }
+}
+
+/// How the job row of each order is written.
+#[derive(Debug, Clone, Copy)]
+pub struct JobOptions {
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct PlacedOrder {
+    pub order: orders::Model,
+    /// Known when this call wrote them; loaded on demand otherwise.
+    pub lines: Option<Vec<order_lines::Model>>,
+    /// True when an earlier order with the same idempotency key was returned.
+    pub replayed: bool,
+}
+
+/// Places an order from explicit items.
+#[tracing::instrument(skip_all, fields(user_id = viewer.user_id, lines = items.len()))]
+pub async fn place_order<C: ConnectionTrait>(
+    db: &C,
+    viewer: Viewer,
+    items: Vec<OrderItem>,
+    key: Option<IdempotencyKey>,
+    job: JobOptions,
+) -> ApiResult<PlacedOrder> {
+    if items.is_empty() {
+        return Err(ApiError::bad_input("an order needs at least one line"));
+    }
+    if items.len() > MAX_LINES {
+        return Err(ApiError::bad_input(format!(
+            "an order has at most {MAX_LINES} lines"
+        )));
+    }
+    if let Some(earlier) = find_by_key(db, viewer.user_id, key.as_ref()).await? {
+        return Ok(earlier);
+    }
+    let pairs: Vec<_> = items.iter().map(|i| (i.product_id, i.variant_id)).collect();
+    let priced = price_items(db, &pairs).await?;
+    let lines: Vec<_> = priced
+        .into_iter()
+        .zip(&items)
+        .map(|(item, requested)| (item, requested.quantity))
+        .collect();
+    insert_order(db, viewer, &lines, key, job, &[]).await
+}
+
+/// Turns the viewer's whole cart into an order and empties it, atomically.
+#[tracing::instrument(skip_all, fields(user_id = viewer.user_id))]
+pub async fn place_order_from_cart<C: ConnectionTrait>(
+    db: &C,
+    viewer: Viewer,
+    key: Option<IdempotencyKey>,
+    job: JobOptions,
+) -> ApiResult<PlacedOrder> {
+    if let Some(earlier) = find_by_key(db, viewer.user_id, key.as_ref()).await? {
+        return Ok(earlier);
+    }
+    let cart = cart::cart(db, viewer.user_id).await?;
+    if cart.lines.is_empty() {
+        return Err(ApiError::bad_input("the cart is empty"));
+    }
+    if cart.lines.len() > MAX_LINES {
+        return Err(ApiError::bad_input(format!(
+            "an order has at most {MAX_LINES} lines"
+        )));
+    }
+    let pairs: Vec<_> = cart
+        .lines
+        .iter()
+        .map(|l| (l.product_id, l.variant_id))
+        .collect();
+    let priced = price_items(db, &pairs).await?;
+    let lines = priced
+        .into_iter()
+        .zip(&cart.lines)
+        .map(|(item, line)| Ok((item, Quantity::parse(line.quantity)?)))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let cart_line_ids: Vec<i64> = cart.lines.iter().map(|l| l.id).collect();
+    insert_order(db, viewer, &lines, key, job, &cart_line_ids).await
+}
+
+async fn insert_order<C: ConnectionTrait>(
+    db: &C,
+    viewer: Viewer,
+    lines: &[(PricedItem, Quantity)],
+    key: Option<IdempotencyKey>,
+    job: JobOptions,
+    cart_line_ids: &[i64],
+) -> ApiResult<PlacedOrder> {
+    let total = lines
+        .iter()
+        .map(|(item, qty)| item.unit_price.0 * i64::from(qty.get()))
+        .sum::<i64>();
+    let line_rows: serde_json::Value = lines
+        .iter()
+        .map(|(item, qty)| {
+            serde_json::json!({
+                "product_id": item.product_id,
+                "variant_id": item.variant_id,
+                "product_name": item.product_name,
+                "variant_name": item.variant_name,
+                "category": item.category,
+                "unit_price_cents": item.unit_price.0,
+                "quantity": qty.get(),
+            })
+        })
+        .collect();
+    let values: Vec<Value> = vec![
+        viewer.user_id.into(),
+        total.into(),
+        key.as_ref().map(|k| k.0.clone()).into(),
+        line_rows.into(),
+        ulid::Ulid::generate().to_string().into(),
+        jobs::QUEUE.into(),
+        (job.max_attempts as i32).into(),
+        cart_line_ids.to_vec().into(),
+    ];
+    let inserted = orders::Model::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        include_str!("sql/place_order.sql"),
+        values,
+    ))
+    .one(db)
+    .await?;
+
+    let Some(order) = inserted else {
+        // a concurrent request with the same key won the insert
+        return find_by_key(db, viewer.user_id, key.as_ref())
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("idempotent order vanished")));
+    };
+    tracing::info!(order_number = %order.order_number, total = %Cents(total), "placed an order");
+    let lines = lines
+        .iter()
+        .enumerate()
+        .map(|(n, (item, qty))| order_lines::Model {
+            order_id: order.id,
+            line_no: n as i32 + 1,
+            product_id: item.product_id,
+            variant_id: item.variant_id,
+            product_name: item.product_name.clone(),
+            variant_name: item.variant_name.clone(),
+            category: item.category.clone(),
+            unit_price_cents: item.unit_price.0,
+            quantity: qty.get(),
+            subtotal_cents: item.unit_price.0 * i64::from(qty.get()),
+        })
+        .collect();
+    Ok(PlacedOrder {
+        order,
+        lines: Some(lines),
+        replayed: false,
+    })
+}
+
+async fn find_by_key<C: ConnectionTrait>(
+    db: &C,
+    user_id: i64,
+    key: Option<&IdempotencyKey>,
+) -> ApiResult<Option<PlacedOrder>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let order = orders::Entity::find()
+        .filter(orders::Column::UserId.eq(user_id))
+        .filter(orders::Column::IdempotencyKey.eq(key.0.as_str()))
+        .one(db)
+        .await?;
+    Ok(order.map(|order| PlacedOrder {
+        order,
+        lines: None,
+        replayed: true,
+    }))
+}
+
+/// An order its owner or an admin may see; to anyone else it does not exist.
+pub async fn find_order<C: ConnectionTrait>(
+    db: &C,
+    viewer: Viewer,
+    id: i64,
+) -> ApiResult<orders::Model> {
+    orders::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .filter(|order| order.user_id == viewer.user_id || viewer.is_admin())
+        .ok_or_else(|| ApiError::not_found(format!("order {id} does not exist")))
+}
+
+/// A page of a user's orders, newest first.
+pub async fn list_orders<C: ConnectionTrait>(
+    db: &C,
+    user_id: i64,
+    before_id: Option<i64>,
+    limit: u64,
+) -> ApiResult<Vec<orders::Model>> {
+    let mut query = orders::Entity::find()
+        .filter(orders::Column::UserId.eq(user_id))
+        .order_by_desc(orders::Column::Id)
+        .limit(limit);
+    if let Some(before) = before_id {
+        query = query.filter(orders::Column::Id.lt(before));
+    }
+    Ok(query.all(db).await?)
+}

@@ -1,0 +1,136 @@
+use entity::users::{self, Role};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryFilter};
+
+use crate::auth::{self, Email, Password};
+use crate::error::{ApiError, ApiResult, OnConstraint};
+
+pub struct Registration {
+    pub name: String,
+    pub email: Email,
+    pub password: Password,
+}
+
+impl Registration {
+    pub fn parse(name: &str, email: &str, password: &str) -> ApiResult<Self> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 {
+            return Err(ApiError::bad_input("name must have 1 to 100 characters"));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            email: Email::parse(email)?,
+            password: Password::parse(password)?,
+        })
+    }
+}
+
+#[tracing::instrument(skip_all, fields(email = %registration.email.as_str()))]
+pub async fn register<C: ConnectionTrait>(
+    db: &C,
+    registration: Registration,
+) -> ApiResult<users::Model> {
+    let hash = auth::hash_password(registration.password).await?;
+    let user = users::ActiveModel {
+        name: Set(registration.name),
+        email: Set(registration.email.as_str().to_owned()),
+        password_hash: Set(hash),
+        role: Set(Role::Customer),
+        ..Default::default()
+    };
+    let user = users::Entity::insert(user)
+        .exec_with_returning(db)
+        .await
+        .on_constraint("users_email_key", || {
+            ApiError::Conflict("an account with this email already exists".into())
+        })?;
+    tracing::info!(user_id = user.id, "registered a customer");
+    Ok(user)
+}
+
+/// Unknown email and wrong password give the same error, after the same work.
+pub async fn login<C: ConnectionTrait>(
+    db: &C,
+    email: &str,
+    password: &str,
+) -> ApiResult<users::Model> {
+    let user = match Email::parse(email) {
+        Ok(email) => find_by_email(db, &email).await?,
+        Err(_) => None,
+    };
+    let Some(user) = user else {
+        // spend the time a real check takes, so timing tells nothing either
+        let _ = auth::verify_password(password.to_owned(), dummy_hash().await?).await;
+        return Err(ApiError::InvalidCredentials);
+    };
+    if auth::verify_password(password.to_owned(), user.password_hash.clone()).await? {
+        Ok(user)
+    } else {
+        Err(ApiError::InvalidCredentials)
+    }
+}
+
+/// A hash of a password nobody knows, checked against when the email is unknown.
+async fn dummy_hash() -> ApiResult<String> {
+    static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    HASH.get_or_try_init(|| async {
+        auth::hash_password(Password::parse(
+            &crate::config::Secret::random().expose().to_owned(),
+        )?)
+        .await
+    })
+    .await
+    .cloned()
+}
+
+pub async fn find<C: ConnectionTrait>(db: &C, id: i64) -> ApiResult<Option<users::Model>> {
+    Ok(users::Entity::find_by_id(id).one(db).await?)
+}
+
+pub async fn find_by_email<C: ConnectionTrait>(
+    db: &C,
+    email: &Email,
+) -> ApiResult<Option<users::Model>> {
+    Ok(users::Entity::find()
+        // matches the unique index on lower(email)
+        .filter(Expr::cust_with_values(
+            "lower(email) = $1",
+            [email.as_str()],
+        ))
+        .one(db)
+        .await?)
+}
+
+/// Creates the admin, or makes an existing account admin with this password.
+/// Used by `ADMIN_EMAIL`/`ADMIN_PASSWORD` at start-up and by `tally create-admin`.
+pub async fn ensure_admin<C: ConnectionTrait>(
+    db: &C,
+    email: &str,
+    password: &str,
+) -> ApiResult<users::Model> {
+    let email = Email::parse(email)?;
+    let hash = auth::hash_password(Password::parse(password)?).await?;
+    let name = email
+        .as_str()
+        .split('@')
+        .next()
+        .unwrap_or("admin")
+        .to_owned();
+    if let Some(existing) = find_by_email(db, &email).await? {
+        let admin = users::ActiveModel {
+            id: Set(existing.id),
+            role: Set(Role::Admin),
+            password_hash: Set(hash),
+            ..Default::default()
+        };
+        return Ok(users::Entity::update(admin).exec(db).await?);
+    }
+    let admin = users::ActiveModel {
+        name: Set(name),
+        email: Set(email.as_str().to_owned()),
+        password_hash: Set(hash),
+        role: Set(Role::Admin),
+        ..Default::default()
+    };
+    Ok(users::Entity::insert(admin).exec_with_returning(db).await?)
+}

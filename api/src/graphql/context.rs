@@ -1,0 +1,49 @@
+use async_graphql::{Context, ID};
+
+use super::loaders::Loaders;
+use crate::auth::Viewer;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// What resolvers take from the request context.
+pub trait ContextExt {
+    fn state(&self) -> &AppState;
+    fn loaders(&self) -> &Loaders;
+    /// The caller, or `UNAUTHENTICATED`.
+    fn viewer(&self) -> ApiResult<Viewer>;
+    /// The caller if an admin: `UNAUTHENTICATED` or `FORBIDDEN` otherwise.
+    fn admin(&self) -> ApiResult<Viewer>;
+}
+
+impl ContextExt for Context<'_> {
+    fn state(&self) -> &AppState {
+        self.data_unchecked::<AppState>()
+    }
+
+    fn loaders(&self) -> &Loaders {
+        self.data_unchecked::<Loaders>()
+    }
+
+    fn viewer(&self) -> ApiResult<Viewer> {
+        self.data_opt::<Viewer>()
+            .copied()
+            .ok_or(ApiError::Unauthenticated)
+    }
+
+    fn admin(&self) -> ApiResult<Viewer> {
+        let viewer = self.viewer()?;
+        if viewer.is_admin() {
+            Ok(viewer)
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
+
+/// Our ids are integers shown as strings.
+pub fn parse_id(id: &ID, what: &str) -> ApiResult<i64> {
+    id.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::bad_input(format!("{:?} is not a valid {what} id", id.as_str())))
+}

@@ -1,0 +1,105 @@
+//! Batched loads for nested fields: one `IN` query per kind per request,
+//! however many parents ask.
+
+use std::collections::HashMap;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+use entity::{order_lines, product_variants, products};
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
+
+/// The loaders of one request; built per request so nothing is cached across users.
+pub struct Loaders {
+    pub products: DataLoader<ProductLoader>,
+    pub variants: DataLoader<VariantLoader>,
+    pub variants_by_product: DataLoader<VariantsByProductLoader>,
+    pub order_lines: DataLoader<OrderLinesLoader>,
+}
+
+impl Loaders {
+    pub fn new(db: &DatabaseConnection) -> Self {
+        Self {
+            products: DataLoader::new(ProductLoader(db.clone()), tokio::spawn),
+            variants: DataLoader::new(VariantLoader(db.clone()), tokio::spawn),
+            variants_by_product: DataLoader::new(VariantsByProductLoader(db.clone()), tokio::spawn),
+            order_lines: DataLoader::new(OrderLinesLoader(db.clone()), tokio::spawn),
+        }
+    }
+}
+
+pub struct ProductLoader(DatabaseConnection);
+
+impl Loader<i64> for ProductLoader {
+    type Value = products::Model;
+    type Error = DbErr;
+
+    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let rows = products::Entity::find()
+            .filter(products::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.0)
+            .await?;
+        Ok(rows.into_iter().map(|p| (p.id, p)).collect())
+    }
+}
+
+pub struct VariantLoader(DatabaseConnection);
+
+impl Loader<i64> for VariantLoader {
+    type Value = product_variants::Model;
+    type Error = DbErr;
+
+    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let rows = product_variants::Entity::find()
+            .filter(product_variants::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.0)
+            .await?;
+        Ok(rows.into_iter().map(|v| (v.id, v)).collect())
+    }
+}
+
+/// A product's variants, in creation order.
+pub struct VariantsByProductLoader(DatabaseConnection);
+
+impl Loader<i64> for VariantsByProductLoader {
+    type Value = Vec<product_variants::Model>;
+    type Error = DbErr;
+
+    async fn load(&self, product_ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let rows = product_variants::Entity::find()
+            .filter(product_variants::Column::ProductId.is_in(product_ids.iter().copied()))
+            .order_by_asc(product_variants::Column::Id)
+            .all(&self.0)
+            .await?;
+        let mut by_product: HashMap<i64, Self::Value> =
+            product_ids.iter().map(|id| (*id, Vec::new())).collect();
+        for variant in rows {
+            by_product
+                .entry(variant.product_id)
+                .or_default()
+                .push(variant);
+        }
+        Ok(by_product)
+    }
+}
+
+/// An order's lines, in line order.
+pub struct OrderLinesLoader(DatabaseConnection);
+
+impl Loader<i64> for OrderLinesLoader {
+    type Value = Vec<order_lines::Model>;
+    type Error = DbErr;
+
+    async fn load(&self, order_ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let rows = order_lines::Entity::find()
+            .filter(order_lines::Column::OrderId.is_in(order_ids.iter().copied()))
+            .order_by_asc(order_lines::Column::OrderId)
+            .order_by_asc(order_lines::Column::LineNo)
+            .all(&self.0)
+            .await?;
+        let mut by_order: HashMap<i64, Self::Value> =
+            order_ids.iter().map(|id| (*id, Vec::new())).collect();
+        for line in rows {
+            by_order.entry(line.order_id).or_default().push(line);
+        }
+        Ok(by_order)
+    }
+}

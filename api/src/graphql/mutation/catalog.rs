@@ -1,0 +1,99 @@
+use async_graphql::{Context, ID, InputObject, Object, Result};
+use sea_orm::TransactionTrait;
+
+use crate::domain::catalog::{self, NewProduct, ProductPatch, VariantSpec};
+use crate::error::ApiResult;
+use crate::graphql::context::{ContextExt, parse_id};
+use crate::graphql::types::Product;
+use crate::money::Cents;
+
+#[derive(InputObject)]
+pub struct VariantInput {
+    /// Unique within the product, e.g. `Small`.
+    pub name: String,
+    pub price: Cents,
+}
+
+#[derive(InputObject)]
+pub struct CreateProductInput {
+    pub name: String,
+    #[graphql(default)]
+    pub description: String,
+    /// A lowercase slug such as `pizza` or `soft-drinks`.
+    pub category: String,
+    pub price: Cents,
+    #[graphql(default = true)]
+    pub available: bool,
+    #[graphql(default)]
+    pub variants: Vec<VariantInput>,
+}
+
+/// Fields left out stay as they are. Variants are added, or repriced when one
+/// of that name exists; none is removed.
+#[derive(InputObject)]
+pub struct UpdateProductInput {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub price: Option<Cents>,
+    pub available: Option<bool>,
+    #[graphql(default)]
+    pub variants: Vec<VariantInput>,
+}
+
+fn variants(inputs: Vec<VariantInput>) -> ApiResult<Vec<VariantSpec>> {
+    inputs
+        .into_iter()
+        .map(|v| VariantSpec::parse(&v.name, v.price))
+        .collect()
+}
+
+#[derive(Default)]
+pub struct CatalogMutation;
+
+#[Object]
+impl CatalogMutation {
+    /// Admins only.
+    async fn create_product(
+        &self,
+        ctx: &Context<'_>,
+        input: CreateProductInput,
+    ) -> Result<Product> {
+        ctx.admin()?;
+        let new = NewProduct::parse(
+            &input.name,
+            &input.description,
+            &input.category,
+            input.price,
+            input.available,
+            variants(input.variants)?,
+        )?;
+        let txn = ctx.state().db.begin().await?;
+        let product = catalog::create_product(&txn, new).await?;
+        txn.commit().await?;
+        Ok(Product(product))
+    }
+
+    /// Admins only.
+    async fn update_product(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        input: UpdateProductInput,
+    ) -> Result<Product> {
+        ctx.admin()?;
+        let id = parse_id(&id, "product")?;
+        let patch = ProductPatch::parse(
+            input.name.as_deref(),
+            input.description.as_deref(),
+            input.category.as_deref(),
+            input.price,
+            input.available,
+            variants(input.variants)?,
+        )?;
+        let txn = ctx.state().db.begin().await?;
+        let product = catalog::update_product(&txn, id, patch).await?;
+        txn.commit().await?;
+        Ok(Product(product))
+    }
+}

@@ -1,0 +1,12 @@
+mod cart;
+mod catalog;
+mod orders;
+mod users;
+
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(
+    users::UserMutation,
+    catalog::CatalogMutation,
+    cart::CartMutation,
+    orders::OrderMutation,
+);

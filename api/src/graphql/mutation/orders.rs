@@ -1,0 +1,94 @@
+use async_graphql::{Context, ID, InputObject, Object, Result};
+
+use crate::domain::Quantity;
+use crate::domain::orders::{self, IdempotencyKey, OrderItem, PlacedOrder};
+use crate::error::ApiResult;
+use crate::graphql::context::{ContextExt, parse_id};
+use crate::graphql::types::Order;
+
+#[derive(InputObject)]
+pub struct OrderItemInput {
+    pub product_id: ID,
+    pub variant_id: Option<ID>,
+    /// 1 to 99.
+    pub quantity: i32,
+}
+
+#[derive(InputObject)]
+pub struct PlaceOrderInput {
+    /// 1 to 100 lines; the same product may appear on several.
+    pub items: Vec<OrderItemInput>,
+    /// Send the same key again (say, after a timeout) to get the first order back
+    /// instead of a second one.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(InputObject, Default)]
+pub struct PlaceOrderFromCartInput {
+    pub idempotency_key: Option<String>,
+}
+
+impl OrderItemInput {
+    fn parse(&self) -> ApiResult<OrderItem> {
+        Ok(OrderItem {
+            product_id: parse_id(&self.product_id, "product")?,
+            variant_id: self
+                .variant_id
+                .as_ref()
+                .map(|v| parse_id(v, "variant"))
+                .transpose()?,
+            quantity: Quantity::parse(self.quantity)?,
+        })
+    }
+}
+
+#[derive(Default)]
+pub struct OrderMutation;
+
+#[Object]
+impl OrderMutation {
+    /// Places an order at current prices. Answers once the order (and its
+    /// post-order job) is committed; the figures follow within moments.
+    async fn place_order(&self, ctx: &Context<'_>, input: PlaceOrderInput) -> Result<Order> {
+        let viewer = ctx.viewer()?;
+        let items = input
+            .items
+            .iter()
+            .map(OrderItemInput::parse)
+            .collect::<ApiResult<_>>()?;
+        let key = input
+            .idempotency_key
+            .as_deref()
+            .map(IdempotencyKey::parse)
+            .transpose()?;
+        let state = ctx.state();
+        let placed = orders::place_order(&state.db, viewer, items, key, state.jobs).await?;
+        Ok(committed(ctx, placed))
+    }
+
+    /// Turns the caller's cart into an order and empties the cart, atomically.
+    async fn place_order_from_cart(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<PlaceOrderFromCartInput>,
+    ) -> Result<Order> {
+        let viewer = ctx.viewer()?;
+        let key = input
+            .unwrap_or_default()
+            .idempotency_key
+            .as_deref()
+            .map(IdempotencyKey::parse)
+            .transpose()?;
+        let state = ctx.state();
+        let placed = orders::place_order_from_cart(&state.db, viewer, key, state.jobs).await?;
+        Ok(committed(ctx, placed))
+    }
+}
+
+/// The order is committed: wake this process's workers for its job.
+fn committed(ctx: &Context<'_>, placed: PlacedOrder) -> Order {
+    if !placed.replayed {
+        ctx.state().wakeup.notify();
+    }
+    placed.into()
+}

@@ -1,0 +1,50 @@
+use async_graphql::{Context, InputObject, Object, Result};
+use entity::users::Model;
+
+use crate::auth::Viewer;
+use crate::domain::users::{self, Registration};
+use crate::graphql::context::ContextExt;
+use crate::graphql::types::{AuthPayload, User};
+
+#[derive(InputObject)]
+pub struct RegisterInput {
+    pub name: String,
+    pub email: String,
+    /// 8 to 128 characters.
+    pub password: String,
+}
+
+#[derive(InputObject)]
+pub struct LoginInput {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Default)]
+pub struct UserMutation;
+
+#[Object]
+impl UserMutation {
+    /// Creates a customer account and signs it in.
+    async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
+        let registration = Registration::parse(&input.name, &input.email, &input.password)?;
+        let user = users::register(&ctx.state().db, registration).await?;
+        signed_in(ctx, user)
+    }
+
+    async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
+        let user = users::login(&ctx.state().db, &input.email, &input.password).await?;
+        signed_in(ctx, user)
+    }
+}
+
+fn signed_in(ctx: &Context<'_>, user: Model) -> Result<AuthPayload> {
+    let token = ctx.state().tokens.issue(Viewer {
+        user_id: user.id,
+        role: user.role,
+    })?;
+    Ok(AuthPayload {
+        token,
+        user: User(user),
+    })
+}

@@ -1,0 +1,67 @@
+use async_graphql::{Context, ID, Object, Result};
+
+use super::{Product, ProductVariant};
+use crate::domain::cart;
+use crate::error::ApiError;
+use crate::graphql::context::ContextExt;
+use crate::money::Cents;
+
+pub struct Cart(pub cart::Cart);
+
+#[Object]
+impl Cart {
+    async fn lines(&self) -> Vec<CartLine> {
+        self.0.lines.iter().cloned().map(CartLine).collect()
+    }
+
+    /// The sum of the lines' subtotals at current prices.
+    async fn total(&self) -> Cents {
+        self.0.total()
+    }
+}
+
+pub struct CartLine(pub cart::CartLine);
+
+#[Object]
+impl CartLine {
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+
+    async fn product(&self, ctx: &Context<'_>) -> Result<Product> {
+        let product = ctx
+            .loaders()
+            .products
+            .load_one(self.0.product_id)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("cart line without its product")))?;
+        Ok(Product(product))
+    }
+
+    async fn variant(&self, ctx: &Context<'_>) -> Result<Option<ProductVariant>> {
+        let Some(id) = self.0.variant_id else {
+            return Ok(None);
+        };
+        let variant = ctx
+            .loaders()
+            .variants
+            .load_one(id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(variant.map(ProductVariant))
+    }
+
+    async fn quantity(&self) -> i32 {
+        self.0.quantity
+    }
+
+    /// The current price of the product or its variant.
+    async fn unit_price(&self) -> Cents {
+        Cents(self.0.unit_price_cents)
+    }
+
+    async fn subtotal(&self) -> Cents {
+        self.0.subtotal()
+    }
+}

@@ -1,0 +1,73 @@
+use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
+use entity::users;
+
+use super::Product;
+use crate::domain::preferences;
+use crate::error::ApiError;
+use crate::graphql::context::ContextExt;
+
+#[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Role {
+    Customer,
+    Admin,
+}
+
+impl From<users::Role> for Role {
+    fn from(role: users::Role) -> Self {
+        match role {
+            users::Role::Customer => Self::Customer,
+            users::Role::Admin => Self::Admin,
+        }
+    }
+}
+
+pub struct User(pub users::Model);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        self.0.id.into()
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+
+    async fn role(&self) -> Role {
+        self.0.role.into()
+    }
+
+    /// The 5 products this customer ordered most, by total quantity; ties go to
+    /// the more recently ordered, then the lower id. Updated by the post-order job.
+    async fn most_ordered_items(&self, ctx: &Context<'_>) -> Result<Vec<Product>> {
+        let ids = preferences::most_ordered_product_ids(&ctx.state().db, self.0.id).await?;
+        let mut products = ctx
+            .loaders()
+            .products
+            .load_many(ids.iter().copied())
+            .await
+            .map_err(ApiError::from)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| products.remove(id))
+            .map(Product)
+            .collect())
+    }
+
+    /// The 3 categories this customer ordered most, by total quantity; ties go
+    /// to the more recently ordered, then alphabetical order.
+    async fn favorite_categories(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        Ok(preferences::favorite_categories(&ctx.state().db, self.0.id).await?)
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct AuthPayload {
+    /// Send it as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub user: User,
+}

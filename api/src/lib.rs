@@ -1,0 +1,17 @@
+//! Tally: a GraphQL backend for food-ordering apps. `main.rs` is the CLI;
+//! this library is what it (and the tests) put together.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod money;
+pub mod server;
+pub mod state;
+pub mod telemetry;
+
+pub use config::Config;
+pub use state::AppState;

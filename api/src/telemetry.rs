@@ -1,0 +1,17 @@
+//! One tracing subscriber for the process. `RUST_LOG` overrides the default filter.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::LogFormat;
+
+pub fn init(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        EnvFilter::new("info,sqlx=warn,sea_orm=warn,apalis=warn,apalis_core=warn")
+    });
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // a second init (tests start many apps in one process) keeps the first
+    let _ = match format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}

@@ -1,0 +1,29 @@
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "orders")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    pub order_number: String,
+    pub user_id: i64,
+    pub status: OrderStatus,
+    pub total_cents: i64,
+    pub idempotency_key: Option<String>,
+    pub created_at: DateTimeWithTimeZone,
+    /// Set, in the same transaction as the figure updates, when the post-order
+    /// job has counted this order: the exactly-once marker.
+    pub analytics_applied_at: Option<DateTimeWithTimeZone>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
+#[sea_orm(rs_type = "String", db_type = "Text")]
+pub enum OrderStatus {
+    #[sea_orm(string_value = "placed")]
+    Placed,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

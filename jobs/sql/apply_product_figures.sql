@@ -1,0 +1,28 @@
+-- One statement for every product of the batch, whatever the number of lines.
+with sold as (
+    -- lines of the same product (say two sizes) count together
+    select product_id,
+           sum(quantity)::bigint as units,
+           sum(subtotal_cents)::bigint as revenue_cents
+    from order_lines
+    where order_id = any ($1::bigint[])
+    group by product_id
+),
+locked as materialized (
+    -- Concurrent batches lock the products they share in the same (id) order,
+    -- so they queue behind each other instead of deadlocking.
+    select id
+    from products
+    where id in (select product_id from sold)
+    order by id
+    for update
+)
+update products p
+set sales_count = p.sales_count + s.units,
+    total_revenue_cents = p.total_revenue_cents + s.revenue_cents,
+    rating = product_rating(p.sales_count + s.units),
+    updated_at = now()
+from sold s
+join locked l on l.id = s.product_id
+where p.id = s.product_id
+returning p.id

@@ -1,0 +1,8 @@
+-- The first statement of every run, so a run never waits here while holding
+-- rows another run needs. If a coalesced batch of another run holds this
+-- order, we wait for it: after its commit we see the order applied; after a
+-- rollback we apply it ourselves. Skipping it instead could lose it.
+select analytics_applied_at is not null as applied
+from orders
+where id = $1
+for update

@@ -1,0 +1,132 @@
+//! Counting orders into the figures: one transaction, a fixed number of
+//! statements however many orders, lines or products a run covers.
+
+use std::collections::BTreeSet;
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
+use tracing::warn;
+
+use crate::JobError;
+use crate::fail_points::FailPoints;
+
+/// How often a run that lost a deadlock or serialization race starts over
+/// before the failure goes to apalis's retry with backoff.
+const CONFLICT_RETRIES: u32 = 3;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// An earlier run (this job's own, or a batch of another) counted the order.
+    AlreadyApplied,
+    Applied(Applied),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// The order numbers this run counted: its own first, then the coalesced ones.
+    pub order_numbers: Vec<String>,
+    pub products_updated: usize,
+    /// Customers whose preference figures changed.
+    pub preference_user_ids: Vec<i64>,
+}
+
+/// Counts `order_id`, and up to `batch_size - 1` other uncounted orders with
+/// it, into product figures and customer preferences. Exactly once per order:
+/// the `analytics_applied_at` marker commits with the figures.
+pub async fn apply_order(
+    db: &DatabaseConnection,
+    order_id: i64,
+    batch_size: u32,
+    fail_points: &FailPoints,
+) -> Result<Outcome, JobError> {
+    let mut conflicts = 0;
+    loop {
+        match apply_once(db, order_id, batch_size, fail_points).await {
+            Err(e) if e.is_transient_conflict() && conflicts < CONFLICT_RETRIES => {
+                conflicts += 1;
+                warn!(order_id, conflicts, error = %e, "post-order run lost a lock race; running it again");
+            }
+            result => return result,
+        }
+    }
+}
+
+async fn apply_once(
+    db: &DatabaseConnection,
+    order_id: i64,
+    batch_size: u32,
+    fail_points: &FailPoints,
+) -> Result<Outcome, JobError> {
+    let txn = db.begin().await?;
+
+    let lock = txn
+        .query_one_raw(statement(
+            include_str!("../sql/lock_order.sql"),
+            [order_id.into()],
+        ))
+        .await?;
+    let applied: bool = match lock {
+        Some(row) => row.try_get("", "applied")?,
+        None => {
+            warn!(
+                order_id,
+                "post-order job for an order that does not exist; nothing to do"
+            );
+            true
+        }
+    };
+    if applied {
+        txn.commit().await?;
+        return Ok(Outcome::AlreadyApplied);
+    }
+
+    let others = i64::from(batch_size.saturating_sub(1));
+    let claimed = txn
+        .query_all_raw(statement(
+            include_str!("../sql/claim_orders.sql"),
+            [order_id.into(), others.into()],
+        ))
+        .await?;
+    let mut order_ids = Vec::with_capacity(claimed.len());
+    let mut order_numbers = Vec::with_capacity(claimed.len());
+    for row in &claimed {
+        let id: i64 = row.try_get("", "id")?;
+        let number: String = row.try_get("", "order_number")?;
+        // this run's own order leads the log line
+        if id == order_id {
+            order_numbers.insert(0, number);
+        } else {
+            order_numbers.push(number);
+        }
+        order_ids.push(id);
+    }
+    let ids = Value::from(order_ids);
+
+    let products = txn
+        .query_all_raw(statement(
+            include_str!("../sql/apply_product_figures.sql"),
+            [ids.clone()],
+        ))
+        .await?;
+    fail_points.check_after_product_update()?;
+
+    let mut preference_user_ids = BTreeSet::new();
+    for sql in [
+        include_str!("../sql/apply_customer_products.sql"),
+        include_str!("../sql/apply_customer_categories.sql"),
+    ] {
+        for row in txn.query_all_raw(statement(sql, [ids.clone()])).await? {
+            preference_user_ids.insert(row.try_get::<i64>("", "user_id")?);
+        }
+    }
+
+    txn.commit().await?;
+    Ok(Outcome::Applied(Applied {
+        order_numbers,
+        products_updated: products.len(),
+        preference_user_ids: preference_user_ids.into_iter().collect(),
+    }))
+}
+
+fn statement(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}

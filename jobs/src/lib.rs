@@ -1,0 +1,13 @@
+//! Tally's post-order processing: the apalis job enqueued with every order,
+//! the bulk SQL that counts orders into the figures exactly once, and the
+//! workers that run it.
+
+pub mod analytics;
+mod error;
+pub mod fail_points;
+pub mod post_order;
+pub mod worker;
+
+pub use error::JobError;
+pub use post_order::{PostOrderJob, QUEUE};
+pub use worker::{Wakeup, WorkerSettings};

@@ -1,0 +1,73 @@
+//! The job enqueued with every order.
+
+use std::time::Instant;
+
+use apalis::prelude::{Attempt, Data};
+use sea_orm::DatabaseConnection;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::JobError;
+use crate::analytics::{self, Outcome};
+use crate::fail_points::FailPoints;
+
+/// The apalis queue (`apalis.jobs.job_type`) of post-order jobs.
+pub const QUEUE: &str = "order_analytics";
+
+/// The job's arguments, stored by apalis-postgres as JSON bytes. The order
+/// placement writes this row in SQL, inside the order's own transaction (see
+/// `api/src/domain/sql/place_order.sql`), with the same JSON encoding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostOrderJob {
+    pub order_id: i64,
+    pub order_number: String,
+}
+
+/// What every run of the job needs, shared by a worker's runs.
+#[derive(Clone)]
+pub struct JobContext {
+    pub db: DatabaseConnection,
+    /// Orders one run may count together (its own included).
+    pub batch_size: u32,
+    pub fail_points: FailPoints,
+}
+
+pub async fn run(
+    job: PostOrderJob,
+    ctx: Data<JobContext>,
+    attempt: Attempt,
+) -> Result<(), JobError> {
+    let started = Instant::now();
+    let outcome =
+        analytics::apply_order(&ctx.db, job.order_id, ctx.batch_size, &ctx.fail_points).await;
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
+        Ok(Outcome::Applied(applied)) => info!(
+            order_number = %job.order_number,
+            orders_counted = applied.order_numbers.len(),
+            order_numbers = ?applied.order_numbers,
+            products_updated = applied.products_updated,
+            preferences_user_ids = ?applied.preference_user_ids,
+            attempt = attempt.current(),
+            duration_ms,
+            "post-order figures applied"
+        ),
+        Ok(Outcome::AlreadyApplied) => info!(
+            order_number = %job.order_number,
+            attempt = attempt.current(),
+            duration_ms,
+            "order already counted by an earlier run; nothing to apply"
+        ),
+        Err(e) => {
+            warn!(
+                order_number = %job.order_number,
+                attempt = attempt.current(),
+                duration_ms,
+                error = %e,
+                "post-order run failed; nothing of it was written"
+            );
+            return Err(e);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,147 @@
+//! Worker wiring: apalis workers on PostgreSQL that run [`post_order::run`].
+
+use std::future::Future;
+use std::time::Duration;
+
+use apalis::layers::retry::backoff::{ExponentialBackoffMaker, MakeBackoff};
+use apalis::layers::retry::{HasherRng, RetryPolicy};
+use apalis::prelude::*;
+use apalis_postgres::{Config, PostgresStorage};
+use sea_orm::DatabaseConnection;
+use sqlx::PgPool;
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+use tracing::info;
+
+use crate::JobError;
+use crate::fail_points::FailPoints;
+use crate::post_order::{self, JobContext, PostOrderJob, QUEUE};
+
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Jobs run at once by this process.
+    pub concurrency: usize,
+    /// Attempts per job, the first included; after the last the job stays Failed.
+    pub max_attempts: u32,
+    /// Orders one run may count together.
+    pub batch_size: u32,
+    /// How often idle workers look for jobs that no wake-up announced
+    /// (jobs placed by other processes, retried or orphaned ones).
+    pub poll_interval: Duration,
+    /// A worker silent for `heartbeat_interval * missed_heartbeats` is dead,
+    /// and its jobs go back to the queue. Keep it above the shutdown timeout.
+    pub heartbeat_interval: Duration,
+    pub missed_heartbeats: usize,
+    /// How long a stopping worker may spend finishing its running jobs.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_attempts: 5,
+            batch_size: 100,
+            poll_interval: Duration::from_millis(250),
+            heartbeat_interval: Duration::from_secs(3),
+            missed_heartbeats: 5,
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Wakes this process's workers when an order commits, through memory: no
+/// per-row NOTIFY, whose server-wide lock would serialise every placement.
+#[derive(Clone, Debug)]
+pub struct Wakeup(broadcast::Sender<()>);
+
+impl Default for Wakeup {
+    fn default() -> Self {
+        Self(broadcast::channel(16).0)
+    }
+}
+
+impl Wakeup {
+    pub fn notify(&self) {
+        // No receiver only means no worker runs in this process.
+        let _ = self.0.send(());
+    }
+
+    fn stream(&self) -> BroadcastStream<()> {
+        BroadcastStream::new(self.0.subscribe())
+    }
+}
+
+/// Runs post-order workers until `shutdown` resolves, then lets running jobs
+/// finish (up to the shutdown timeout) and returns.
+pub async fn run_workers(
+    pool: PgPool,
+    db: DatabaseConnection,
+    settings: WorkerSettings,
+    wakeup: Wakeup,
+    fail_points: FailPoints,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), JobError> {
+    let backoff = ExponentialBackoffMaker::new(
+        Duration::from_millis(200),
+        Duration::from_secs(30),
+        0.5,
+        HasherRng::default(),
+    )
+    .map_err(|e| JobError::Setup(e.to_string()))?
+    .make_backoff();
+    let context = JobContext {
+        db,
+        batch_size: settings.batch_size,
+        fail_points,
+    };
+    let config = Config::default()
+        .queue(QUEUE)
+        // one fetch claims at most what this worker can run at once, so
+        // claimed jobs never wait behind each other while other workers idle
+        .batch_size(settings.concurrency)
+        .heartbeat_interval(settings.heartbeat_interval)
+        .missed_heartbeats(settings.missed_heartbeats);
+    let name = format!(
+        "analytics-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
+    info!(
+        worker = %name,
+        concurrency = settings.concurrency,
+        batch_size = settings.batch_size,
+        max_attempts = settings.max_attempts,
+        "starting post-order workers"
+    );
+
+    let monitor = Monitor::new()
+        .register(move |_| {
+            let storage = PostgresStorage::<PostOrderJob>::new(&pool)
+                .with_config(config.clone())
+                .poll_with_strategy(
+                    Strategy::new()
+                        .apply(IntervalStrategy::new(settings.poll_interval))
+                        .apply(StreamStrategy::new(wakeup.stream())),
+                );
+            WorkerBuilder::new(name.as_str())
+                .backend(storage)
+                .data(context.clone())
+                .concurrency(settings.concurrency)
+                .retry(
+                    RetryPolicy::retries(settings.max_attempts.saturating_sub(1) as usize)
+                        .with_backoff(backoff.clone()),
+                )
+                .build(post_order::run)
+        })
+        .shutdown_timeout(settings.shutdown_timeout);
+    monitor
+        .run_with_signal(async move {
+            shutdown.await;
+            Ok(())
+        })
+        .await
+        .map_err(|e| JobError::Setup(e.to_string()))?;
+    info!("post-order workers stopped");
+    Ok(())
+}

@@ -1,0 +1,2 @@
+drop table customer_category_stats;
+drop table customer_product_stats;

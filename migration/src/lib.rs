@@ -1,0 +1,85 @@
+//! Tally's schema: its own migrations (plain SQL in `sql/`), applied after
+//! apalis-postgres's, plus the adjustments Tally makes to apalis's tables.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::{DatabaseConnection, SqlxPostgresConnector};
+use sqlx::PgPool;
+
+pub use sea_orm_migration::MigratorTrait;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("setting up the apalis job tables failed")]
+    Apalis(#[from] apalis_postgres::Error),
+    #[error("migrating Tally's schema failed")]
+    Schema(#[from] DbErr),
+}
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        macro_rules! sql_migration {
+            ($name:literal) => {
+                Box::new(SqlMigration {
+                    name: $name,
+                    up: include_str!(concat!("../sql/", $name, ".up.sql")),
+                    down: include_str!(concat!("../sql/", $name, ".down.sql")),
+                }) as Box<dyn MigrationTrait>
+            };
+        }
+        vec![
+            sql_migration!("m20251125_000001_create_users"),
+            sql_migration!("m20251125_000002_create_catalog"),
+            sql_migration!("m20251125_000003_create_cart"),
+            sql_migration!("m20251125_000004_create_orders"),
+            sql_migration!("m20251125_000005_create_customer_stats"),
+        ]
+    }
+}
+
+/// A migration written as SQL files: the schema reads as SQL, constraints and all.
+struct SqlMigration {
+    name: &'static str,
+    up: &'static str,
+    down: &'static str,
+}
+
+impl MigrationName for SqlMigration {
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for SqlMigration {
+    async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.get_connection().execute_unprepared(self.up).await?;
+        Ok(())
+    }
+
+    async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .get_connection()
+            .execute_unprepared(self.down)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Brings a database up to date: apalis-postgres's schema (idempotent), then
+/// Tally's migrations, then Tally's adjustments to apalis's tables. The last
+/// step runs every time because an apalis upgrade may re-create what it drops.
+pub async fn prepare(pool: &PgPool) -> Result<(), Error> {
+    apalis_postgres::PostgresStorage::setup(pool).await?;
+    let db: DatabaseConnection = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
+    Migrator::up(&db, None).await?;
+    db.execute_unprepared(include_str!("../sql/apalis_adjustments.sql"))
+        .await?;
+    Ok(())
+}
+
+/// Whether every migration Tally knows has been applied (for `/readyz`).
+pub async fn is_current(db: &DatabaseConnection) -> Result<bool, DbErr> {
+    Ok(Migrator::get_pending_migrations(db).await?.is_empty())
+}
