@@ -1,1 +1,12 @@
+//! Tally's integration tests: one binary, one module per feature, each test
+//! with its own database and server (see `harness`).
 
+mod harness;
+
+mod analytics;
+mod auth;
+mod cart;
+mod catalog;
+mod http;
+mod orders;
+mod schema;

@@ -11,7 +11,7 @@ use sea_orm::DatabaseConnection;
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::JobError;
 use crate::fail_points::FailPoints;
@@ -116,14 +116,22 @@ pub async fn run_workers(
     );
 
     let monitor = Monitor::new()
-        .register(move |_| {
+        .register(move |restarts| {
             let storage = PostgresStorage::<PostOrderJob>::new(&pool)
                 .with_config(config.clone())
                 .poll_with_strategy(
                     Strategy::new()
                         .apply(IntervalStrategy::new(settings.poll_interval))
                         .apply(StreamStrategy::new(wakeup.stream())),
-                );
+                )
+                .before_start(move |_| async move {
+                    // a worker restarted after losing its database waits a
+                    // little longer each time instead of spinning
+                    if restarts > 0 {
+                        tokio::time::sleep(restart_delay(restarts)).await;
+                    }
+                    Ok(())
+                });
             WorkerBuilder::new(name.as_str())
                 .backend(storage)
                 .data(context.clone())
@@ -133,6 +141,12 @@ pub async fn run_workers(
                         .with_backoff(backoff.clone()),
                 )
                 .build(post_order::run)
+        })
+        // apalis ends a worker whose fetch fails (say, PostgreSQL restarted);
+        // the monitor builds it again, so workers outlive database outages
+        .should_restart(|worker, error| {
+            warn!(worker = %worker.name(), restarts = worker.restarts(), error = %error, "post-order worker stopped on an error; restarting it");
+            true
         })
         .shutdown_timeout(settings.shutdown_timeout);
     monitor
@@ -144,4 +158,9 @@ pub async fn run_workers(
         .map_err(|e| JobError::Setup(e.to_string()))?;
     info!("post-order workers stopped");
     Ok(())
+}
+
+/// 0.5 s after the first failure, growing to at most 5 s.
+fn restart_delay(restarts: usize) -> Duration {
+    Duration::from_millis(500 * restarts.min(10) as u64)
 }

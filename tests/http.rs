@@ -1,0 +1,175 @@
+//! The HTTP surface: probes, GraphiQL, malformed and oversized requests,
+//! and the limits checked before anything runs.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::harness::{TestApp, error_code, error_message};
+
+/// Posts a raw body to `/graphql` as JSON; returns the status and the body text.
+async fn post_raw(app: &TestApp, body: impl Into<String>) -> (StatusCode, String) {
+    let response = app
+        .http()
+        .post(app.url("/graphql"))
+        .header("content-type", "application/json")
+        .body(body.into())
+        .send()
+        .await
+        .expect("request");
+    let status = response.status();
+    (status, response.text().await.expect("body"))
+}
+
+/// Posts a query; returns the status and the JSON body.
+async fn post_query(app: &TestApp, query: &str) -> (StatusCode, Value) {
+    let (status, text) = post_raw(app, json!({ "query": query }).to_string()).await;
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    (status, body)
+}
+
+async fn get(app: &TestApp, path: &str) -> (StatusCode, String) {
+    let response = app.http().get(app.url(path)).send().await.expect("request");
+    let status = response.status();
+    (status, response.text().await.expect("body"))
+}
+
+/// `__schema { types { fields { type { ofType { … { name } } } } } }` with
+/// `of_types` levels of `ofType`: `5 + of_types` fields deep.
+fn introspection_nested(of_types: usize) -> String {
+    format!(
+        "{{ __schema {{ types {{ fields {{ type {{ {}name{} }} }} }} }} }}",
+        "ofType { ".repeat(of_types),
+        " }".repeat(of_types)
+    )
+}
+
+#[tokio::test]
+async fn the_probes_answer_ok_and_ready() {
+    let app = TestApp::spawn().await;
+
+    assert_eq!(
+        get(&app, "/healthz").await,
+        (StatusCode::OK, "ok".to_owned())
+    );
+    assert_eq!(
+        get(&app, "/readyz").await,
+        (StatusCode::OK, "ready".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn get_graphql_serves_graphiql() {
+    let app = TestApp::spawn().await;
+
+    let response = app
+        .http()
+        .get(app.url("/graphql"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(content_type, "text/html; charset=utf-8");
+    let html = response.text().await.unwrap();
+    assert!(html.to_lowercase().contains("graphiql"), "{html}");
+    assert!(html.contains("Tally GraphiQL"), "{html}");
+}
+
+#[tokio::test]
+async fn an_invalid_json_body_is_a_client_error_that_reveals_no_internals() {
+    let app = TestApp::spawn().await;
+
+    for body in ["{\"query\": ", "not json at all", "{\"query\": 42}", ""] {
+        let (status, text) = post_raw(&app, body).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body:?}: {text}");
+        for leak in [
+            "sqlx", "sea_orm", "panicked", ".rs", "/src/", "/home/", "/work/", "/root/",
+        ] {
+            assert!(!text.contains(leak), "{body:?} answered {leak:?}: {text}");
+        }
+    }
+    assert_eq!(app.count("select count(*) from users").await, 0);
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_refused_with_413() {
+    let app = TestApp::spawn().await;
+    const LIMIT: usize = 64 * 1024;
+
+    // `{"query":"{ __typename }<spaces>"}` of an exact length
+    let sized = |len: usize| {
+        let frame = "{\"query\":\"{ __typename }\"}".len();
+        format!(
+            "{{\"query\":\"{{ __typename }}{}\"}}",
+            " ".repeat(len - frame)
+        )
+    };
+    assert_eq!(sized(LIMIT).len(), LIMIT);
+
+    let (status, text) = post_raw(&app, sized(LIMIT)).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({ "data": { "__typename": "Query" } })
+    );
+
+    let (status, text) = post_raw(&app, sized(LIMIT + 1)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{text}");
+
+    let (status, _) = post_raw(&app, sized(4 * LIMIT)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_syntax_error_is_bad_input_with_null_data() {
+    let app = TestApp::spawn().await;
+
+    let (status, body) = post_query(&app, "{ products { ").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(body["data"], Value::Null, "{body}");
+    assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
+    assert!(app.statements.take().is_empty());
+}
+
+#[tokio::test]
+async fn an_unknown_field_is_bad_input_naming_the_field() {
+    let app = TestApp::spawn().await;
+
+    let (status, body) = post_query(&app, "{ products { edges { node { id flavour } } } }").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(
+        error_message(&body),
+        "Unknown field \"flavour\" on type \"Product\".",
+        "{body}"
+    );
+    assert_eq!(body["data"], Value::Null, "{body}");
+    // validation rejects it before any resolver runs
+    assert!(app.statements.take().is_empty());
+}
+
+#[tokio::test]
+async fn a_query_nested_deeper_than_the_limit_is_refused_before_it_runs() {
+    let app = TestApp::spawn().await;
+    assert_eq!(tally::graphql::MAX_DEPTH, 12);
+
+    // 12 fields deep: accepted
+    let (status, body) = post_query(&app, &introspection_nested(7)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert!(body["data"]["__schema"]["types"].is_array(), "{body}");
+
+    // 13 and 25 fields deep: refused, with no data at all
+    for of_types in [8, 20] {
+        let (status, body) = post_query(&app, &introspection_nested(of_types)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+        assert_eq!(error_message(&body), "Query is nested too deep.", "{body}");
+        assert_eq!(body["data"], Value::Null, "{body}");
+        assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
+    }
+}
