@@ -21,13 +21,20 @@ async fn products(app: &TestApp, admin: &str, specs: &[(&str, &str, i64)]) -> Ve
 
 async fn figures(app: &TestApp, id: &str) -> Value {
     let body = app
-        .gql("query($id: ID!) { product(id: $id) { salesCount totalRevenue rating } }", json!({ "id": id }))
+        .gql(
+            "query($id: ID!) { product(id: $id) { salesCount totalRevenue rating } }",
+            json!({ "id": id }),
+        )
         .await;
     data(&body)["product"].clone()
 }
 
 async fn order_id(body: &Value) -> i64 {
-    data(body)["placeOrder"]["id"].as_str().unwrap().parse().unwrap()
+    data(body)["placeOrder"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -35,7 +42,13 @@ async fn an_order_committed_without_workers_is_applied_once_a_worker_starts() {
     let app = TestApp::spawn_without_workers().await;
     let admin = app.admin_token().await;
     let pizza = app
-        .create_product(&admin, "Margherita", "pizza", "9.00", &[("Small", "9.00"), ("Large", "14.00")])
+        .create_product(
+            &admin,
+            "Margherita",
+            "pizza",
+            "9.00",
+            &[("Small", "9.00"), ("Large", "14.00")],
+        )
         .await;
     let (pizza_id, small, large) = (
         pizza["id"].as_str().unwrap(),
@@ -44,21 +57,40 @@ async fn an_order_committed_without_workers_is_applied_once_a_worker_starts() {
     );
     let (token, _) = app.register_customer("Ann").await;
     let body = app
-        .place_order(&token, &[(pizza_id, Some(small), 2), (pizza_id, Some(large), 3)])
+        .place_order(
+            &token,
+            &[(pizza_id, Some(small), 2), (pizza_id, Some(large), 3)],
+        )
         .await;
     assert_eq!(data(&body)["placeOrder"]["analyticsStatus"], "PENDING");
 
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    assert_eq!(figures(&app, pizza_id).await, json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 }));
+    assert_eq!(
+        figures(&app, pizza_id).await,
+        json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 })
+    );
 
     app.start_workers();
     app.wait_for_jobs().await;
     // two lines of the same product count together
-    assert_eq!(figures(&app, pizza_id).await, json!({ "salesCount": 5, "totalRevenue": "60.00", "rating": 4.0 }));
-    let orders = app.gql_as(&token, "{ myOrders { edges { node { analyticsStatus } } } }", json!({})).await;
-    assert_eq!(data(&orders)["myOrders"]["edges"][0]["node"]["analyticsStatus"], "APPLIED");
     assert_eq!(
-        app.rows("select status, last_result from apalis.jobs").await,
+        figures(&app, pizza_id).await,
+        json!({ "salesCount": 5, "totalRevenue": "60.00", "rating": 4.0 })
+    );
+    let orders = app
+        .gql_as(
+            &token,
+            "{ myOrders { edges { node { analyticsStatus } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data(&orders)["myOrders"]["edges"][0]["node"]["analyticsStatus"],
+        "APPLIED"
+    );
+    assert_eq!(
+        app.rows("select status, last_result from apalis.jobs")
+            .await,
         vec![json!({ "status": "Done", "last_result": { "Ok": null } })]
     );
 }
@@ -72,10 +104,27 @@ async fn an_admins_order_counts_for_products_but_gives_no_preferences() {
     order_id(&body).await;
     app.wait_for_jobs().await;
 
-    assert_eq!(figures(&app, &ids[0]).await, json!({ "salesCount": 4, "totalRevenue": "24.00", "rating": 4.0 }));
-    assert_eq!(app.count("select count(*) from customer_product_stats").await, 0);
-    assert_eq!(app.count("select count(*) from customer_category_stats").await, 0);
-    let me = app.gql_as(&admin, "{ me { role mostOrderedItems { id } favoriteCategories } }", json!({})).await;
+    assert_eq!(
+        figures(&app, &ids[0]).await,
+        json!({ "salesCount": 4, "totalRevenue": "24.00", "rating": 4.0 })
+    );
+    assert_eq!(
+        app.count("select count(*) from customer_product_stats")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count("select count(*) from customer_category_stats")
+            .await,
+        0
+    );
+    let me = app
+        .gql_as(
+            &admin,
+            "{ me { role mostOrderedItems { id } favoriteCategories } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(
         data(&me)["me"],
         json!({ "role": "ADMIN", "mostOrderedItems": [], "favoriteCategories": [] })
@@ -87,8 +136,12 @@ async fn ratings_follow_the_sales_tiers_at_their_edges() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
     let units = [0, 9, 10, 49, 50, 99, 100, 199, 200];
-    let specs: Vec<(String, &str, i64)> = units.iter().map(|u| (format!("P{u}"), "pizza", 100)).collect();
-    let specs: Vec<(&str, &str, i64)> = specs.iter().map(|(n, c, p)| (n.as_str(), *c, *p)).collect();
+    let specs: Vec<(String, &str, i64)> = units
+        .iter()
+        .map(|u| (format!("P{u}"), "pizza", 100))
+        .collect();
+    let specs: Vec<(&str, &str, i64)> =
+        specs.iter().map(|(n, c, p)| (n.as_str(), *c, *p)).collect();
     let ids = products(&app, &admin, &specs).await;
     let (token, _) = app.register_customer("Ann").await;
     for (id, units) in ids.iter().zip(units) {
@@ -109,11 +162,24 @@ async fn ratings_follow_the_sales_tiers_at_their_edges() {
     let mut seen = Vec::new();
     for id in &ids {
         let f = figures(&app, id).await;
-        seen.push((f["salesCount"].as_i64().unwrap(), f["rating"].as_f64().unwrap()));
+        seen.push((
+            f["salesCount"].as_i64().unwrap(),
+            f["rating"].as_f64().unwrap(),
+        ));
     }
     assert_eq!(
         seen,
-        vec![(0, 4.0), (9, 4.0), (10, 4.2), (49, 4.2), (50, 4.5), (99, 4.5), (100, 4.7), (199, 4.7), (200, 5.0)]
+        vec![
+            (0, 4.0),
+            (9, 4.0),
+            (10, 4.2),
+            (49, 4.2),
+            (50, 4.5),
+            (99, 4.5),
+            (100, 4.7),
+            (199, 4.7),
+            (200, 5.0)
+        ]
     );
 }
 
@@ -135,13 +201,29 @@ async fn preferences_rank_by_quantity_then_recency_then_id_or_name() {
     )
     .await;
     let (token, _) = app.register_customer("Ann").await;
-    data(&app.place_order(&token, &[(&p[0], None, 3), (&p[1], None, 3), (&p[2], None, 1)]).await);
+    data(
+        &app.place_order(
+            &token,
+            &[(&p[0], None, 3), (&p[1], None, 3), (&p[2], None, 1)],
+        )
+        .await,
+    );
     app.wait_for_jobs().await;
-    data(&app.place_order(&token, &[(&p[3], None, 3), (&p[4], None, 2), (&p[5], None, 1)]).await);
+    data(
+        &app.place_order(
+            &token,
+            &[(&p[3], None, 3), (&p[4], None, 2), (&p[5], None, 1)],
+        )
+        .await,
+    );
     app.wait_for_jobs().await;
 
     let me = app
-        .gql_as(&token, "{ me { mostOrderedItems { id } favoriteCategories } }", json!({}))
+        .gql_as(
+            &token,
+            "{ me { mostOrderedItems { id } favoriteCategories } }",
+            json!({}),
+        )
         .await;
     let ranked: Vec<&str> = data(&me)["me"]["mostOrderedItems"]
         .as_array()
@@ -152,19 +234,44 @@ async fn preferences_rank_by_quantity_then_recency_then_id_or_name() {
     // 3 units: P4 (newer), then P1 and P2 (same order: lower id); 2: P5; 1: P6 (newer) before P3
     assert_eq!(ranked, vec![&p[3], &p[0], &p[1], &p[4], &p[5]]);
     // pizza 4; desserts 3 (newer) before burgers 3
-    assert_eq!(data(&me)["me"]["favoriteCategories"], json!(["pizza", "desserts", "burgers"]));
+    assert_eq!(
+        data(&me)["me"]["favoriteCategories"],
+        json!(["pizza", "desserts", "burgers"])
+    );
 
     // equal quantities from one order: lower ids, and categories alphabetically
     let q = products(
         &app,
         &admin,
-        &[("Q1", "tea", 100), ("Q2", "bread", 100), ("Q3", "soups", 100), ("Q4", "veg", 100)],
+        &[
+            ("Q1", "tea", 100),
+            ("Q2", "bread", 100),
+            ("Q3", "soups", 100),
+            ("Q4", "veg", 100),
+        ],
     )
     .await;
     let (bob, _) = app.register_customer("Bob").await;
-    data(&app.place_order(&bob, &[(&q[3], None, 2), (&q[2], None, 2), (&q[1], None, 2), (&q[0], None, 2)]).await);
+    data(
+        &app.place_order(
+            &bob,
+            &[
+                (&q[3], None, 2),
+                (&q[2], None, 2),
+                (&q[1], None, 2),
+                (&q[0], None, 2),
+            ],
+        )
+        .await,
+    );
     app.wait_for_jobs().await;
-    let me = app.gql_as(&bob, "{ me { mostOrderedItems { name } favoriteCategories } }", json!({})).await;
+    let me = app
+        .gql_as(
+            &bob,
+            "{ me { mostOrderedItems { name } favoriteCategories } }",
+            json!({}),
+        )
+        .await;
     assert_eq!(
         data(&me)["me"],
         json!({
@@ -185,9 +292,19 @@ async fn a_job_run_twice_or_delivered_twice_counts_its_order_once() {
 
     // the first order's job, run by hand twice
     let none = FailPoints::default();
-    let outcome = analytics::apply_order(&app.db, first, 1, &none).await.unwrap();
-    assert!(matches!(&outcome, Outcome::Applied(a) if a.products_updated == 1 && a.preference_user_ids == vec![user_id]), "{outcome:?}");
-    assert_eq!(analytics::apply_order(&app.db, first, 1, &none).await.unwrap(), Outcome::AlreadyApplied);
+    let outcome = analytics::apply_order(&app.db, first, 1, &none)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Applied(a) if a.products_updated == 1 && a.preference_user_ids == vec![user_id]),
+        "{outcome:?}"
+    );
+    assert_eq!(
+        analytics::apply_order(&app.db, first, 1, &none)
+            .await
+            .unwrap(),
+        Outcome::AlreadyApplied
+    );
 
     // the second order's job delivered twice: a copy of its row under another key
     app.count(
@@ -201,12 +318,20 @@ async fn a_job_run_twice_or_delivered_twice_counts_its_order_once() {
     app.start_workers();
     app.wait_for_jobs().await;
 
-    assert_eq!(figures(&app, &ids[0]).await, json!({ "salesCount": 5, "totalRevenue": "12.50", "rating": 4.0 }));
     assert_eq!(
-        app.rows("select quantity from customer_product_stats").await,
+        figures(&app, &ids[0]).await,
+        json!({ "salesCount": 5, "totalRevenue": "12.50", "rating": 4.0 })
+    );
+    assert_eq!(
+        app.rows("select quantity from customer_product_stats")
+            .await,
         vec![json!({ "quantity": 5 })]
     );
-    assert_eq!(app.count("select count(*) from apalis.jobs where status = 'Done'").await, 3);
+    assert_eq!(
+        app.count("select count(*) from apalis.jobs where status = 'Done'")
+            .await,
+        3
+    );
     assert_eq!(app.count(&format!("select count(*) from orders where id in ({first}, {second}) and analytics_applied_at is not null")).await, 2);
 }
 
@@ -223,9 +348,13 @@ async fn a_failure_after_the_product_update_leaves_no_trace_and_the_retry_counts
     assert_eq!(data(&body)["placeOrder"]["total"], "70.00");
     app.wait_for_jobs().await;
 
-    assert_eq!(figures(&app, &ids[0]).await, json!({ "salesCount": 7, "totalRevenue": "70.00", "rating": 4.0 }));
     assert_eq!(
-        app.rows("select quantity from customer_product_stats").await,
+        figures(&app, &ids[0]).await,
+        json!({ "salesCount": 7, "totalRevenue": "70.00", "rating": 4.0 })
+    );
+    assert_eq!(
+        app.rows("select quantity from customer_product_stats")
+            .await,
         vec![json!({ "quantity": 7 })]
     );
     // the first attempt failed, the second counted the order
@@ -247,12 +376,28 @@ async fn a_job_failing_on_every_attempt_stays_failed_and_its_order_pending() {
     assert_eq!(data(&body)["placeOrder"]["analyticsStatus"], "PENDING");
     app.wait_for_jobs().await;
 
-    let jobs = app.rows("select status, attempts, max_attempts from apalis.jobs").await;
-    assert_eq!(jobs, vec![json!({ "status": "Failed", "attempts": 3, "max_attempts": 3 })]);
-    let error = app.rows("select last_result from apalis.jobs").await[0]["last_result"]["Err"].clone();
-    assert!(error.as_str().unwrap().contains("injected failure"), "{error}");
-    assert_eq!(figures(&app, &ids[0]).await, json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 }));
-    assert_eq!(app.count("select count(*) from orders where analytics_applied_at is null").await, 1);
+    let jobs = app
+        .rows("select status, attempts, max_attempts from apalis.jobs")
+        .await;
+    assert_eq!(
+        jobs,
+        vec![json!({ "status": "Failed", "attempts": 3, "max_attempts": 3 })]
+    );
+    let error =
+        app.rows("select last_result from apalis.jobs").await[0]["last_result"]["Err"].clone();
+    assert!(
+        error.as_str().unwrap().contains("injected failure"),
+        "{error}"
+    );
+    assert_eq!(
+        figures(&app, &ids[0]).await,
+        json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 })
+    );
+    assert_eq!(
+        app.count("select count(*) from orders where analytics_applied_at is null")
+            .await,
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -264,8 +409,21 @@ async fn concurrent_orders_on_the_same_products_are_counted_exactly() {
     options.settings.batch_size = 20;
     let app = TestApp::spawn_with(options).await;
     let admin = app.admin_token().await;
-    let ids = products(&app, &admin, &[("A", "pizza", 900), ("B", "burgers", 1150), ("C", "beverages", 250)]).await;
-    let prices: HashMap<&str, i64> = ids.iter().map(String::as_str).zip([900, 1150, 250]).collect();
+    let ids = products(
+        &app,
+        &admin,
+        &[
+            ("A", "pizza", 900),
+            ("B", "burgers", 1150),
+            ("C", "beverages", 250),
+        ],
+    )
+    .await;
+    let prices: HashMap<&str, i64> = ids
+        .iter()
+        .map(String::as_str)
+        .zip([900, 1150, 250])
+        .collect();
     let mut customers = Vec::new();
     for n in 0..8 {
         customers.push(app.register_customer(&format!("Customer {n}")).await);
@@ -281,7 +439,13 @@ async fn concurrent_orders_on_the_same_products_are_counted_exactly() {
             let mut expected: BTreeMap<String, (i64, i64)> = BTreeMap::new();
             for n in 0..50usize {
                 let mut lines: Vec<(&str, Option<&str>, i32)> = (0..3)
-                    .map(|k| (ids[(n + c + k) % 3].as_str(), None, ((n * 7 + c * 3 + k) % 5 + 1) as i32))
+                    .map(|k| {
+                        (
+                            ids[(n + c + k) % 3].as_str(),
+                            None,
+                            ((n * 7 + c * 3 + k) % 5 + 1) as i32,
+                        )
+                    })
                     .collect();
                 if n % 2 == 1 {
                     lines.reverse();
@@ -318,8 +482,16 @@ async fn concurrent_orders_on_the_same_products_are_counted_exactly() {
         );
     }
     assert_eq!(app.count("select count(*) from orders").await, 400);
-    assert_eq!(app.count("select count(*) from orders where analytics_applied_at is null").await, 0);
-    assert_eq!(app.count("select count(*) from apalis.jobs where status <> 'Done'").await, 0);
+    assert_eq!(
+        app.count("select count(*) from orders where analytics_applied_at is null")
+            .await,
+        0
+    );
+    assert_eq!(
+        app.count("select count(*) from apalis.jobs where status <> 'Done'")
+            .await,
+        0
+    );
     // and the same from SQL: figures equal sums over the order lines
     assert_eq!(
         app.count(
@@ -350,14 +522,20 @@ async fn concurrent_orders_on_the_same_products_are_counted_exactly() {
 async fn statements_per_order_do_not_grow_with_its_lines() {
     let app = TestApp::spawn_without_workers().await;
     let admin = app.admin_token().await;
-    let specs: Vec<(String, &str, i64)> = (0..40).map(|n| (format!("Dish {n}"), "pizza", 500)).collect();
-    let specs: Vec<(&str, &str, i64)> = specs.iter().map(|(n, c, p)| (n.as_str(), *c, *p)).collect();
+    let specs: Vec<(String, &str, i64)> = (0..40)
+        .map(|n| (format!("Dish {n}"), "pizza", 500))
+        .collect();
+    let specs: Vec<(&str, &str, i64)> =
+        specs.iter().map(|(n, c, p)| (n.as_str(), *c, *p)).collect();
     let ids = products(&app, &admin, &specs).await;
     let (token, _) = app.register_customer("Ann").await;
 
     let mut counts = Vec::new();
     for lines in [1, 40] {
-        let items: Vec<(&str, Option<&str>, i32)> = ids[..lines].iter().map(|id| (id.as_str(), None, 2)).collect();
+        let items: Vec<(&str, Option<&str>, i32)> = ids[..lines]
+            .iter()
+            .map(|id| (id.as_str(), None, 2))
+            .collect();
         app.statements.take();
         let id = order_id(&app.place_order(&token, &items).await).await;
         let placement = app.statements.take();
@@ -365,9 +543,16 @@ async fn statements_per_order_do_not_grow_with_its_lines() {
             .await
             .unwrap();
         let job = app.statements.take();
-        assert!(matches!(&outcome, Outcome::Applied(a) if a.products_updated == lines), "{outcome:?}");
+        assert!(
+            matches!(&outcome, Outcome::Applied(a) if a.products_updated == lines),
+            "{outcome:?}"
+        );
         counts.push((lines, placement.len(), job.len()));
         println!("{lines} line(s): placeOrder ran {placement:#?}\njob ran {job:#?}");
     }
-    assert_eq!(counts, vec![(1, 2, 5), (40, 2, 5)], "(lines, placeOrder statements, job statements)");
+    assert_eq!(
+        counts,
+        vec![(1, 2, 5), (40, 2, 5)],
+        "(lines, placeOrder statements, job statements)"
+    );
 }

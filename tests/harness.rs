@@ -86,8 +86,16 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: Options) -> Self {
+        // server and worker logs go to the test's captured output
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .with_test_writer()
+            .try_init();
         sweep_abandoned_databases().await;
-        let epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let db_name = format!("{DB_PREFIX}{epoch}_{}", uuid::Uuid::new_v4().simple());
         let mut url = reqwest::Url::parse(&maintenance_url()).expect("TEST_DATABASE_URL");
         url.set_path(&db_name);
@@ -100,7 +108,9 @@ impl TestApp {
         config.workers = options.settings.clone();
 
         // creates the database, as `tally serve` would, and migrates it
-        let pool = db::connect_and_migrate(&config).await.expect("test database");
+        let pool = db::connect_and_migrate(&config)
+            .await
+            .expect("test database");
         let statements = StatementLog::default();
         let mut orm = db::orm(&pool);
         let log = statements.clone();
@@ -109,7 +119,9 @@ impl TestApp {
         });
 
         let state = AppState::new(orm, &config, Wakeup::default());
-        let listener = tokio::net::TcpListener::bind(config.bind_addr).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(config.bind_addr)
+            .await
+            .unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let router = http::router(state.clone(), config.body_limit_bytes);
@@ -269,7 +281,10 @@ impl TestApp {
             if busy == 0 {
                 return;
             }
-            assert!(Instant::now() < deadline, "{busy} jobs still busy after 60 s");
+            assert!(
+                Instant::now() < deadline,
+                "{busy} jobs still busy after 60 s"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -320,7 +335,9 @@ async fn drop_database(name: &str) {
     use sqlx::Connection;
     if let Ok(mut conn) = sqlx::PgConnection::connect(&maintenance_url()).await {
         let sql = format!("drop database if exists \"{name}\" with (force)");
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await;
+        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await;
         let _ = conn.close().await;
     }
 }
@@ -334,15 +351,23 @@ async fn sweep_abandoned_databases() {
             let Ok(mut conn) = sqlx::PgConnection::connect(&maintenance_url()).await else {
                 return;
             };
-            let names: Vec<String> =
-                sqlx::query_scalar("select datname from pg_database where datname like 'tally\\_test\\_%'")
-                    .fetch_all(&mut conn)
-                    .await
-                    .unwrap_or_default();
+            let names: Vec<String> = sqlx::query_scalar(
+                "select datname from pg_database where datname like 'tally\\_test\\_%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
             let _ = conn.close().await;
-            let hour_ago = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() - 3600;
+            let hour_ago = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                - 3600;
             for name in names {
-                let epoch = name[DB_PREFIX.len()..].split('_').next().and_then(|e| e.parse::<u64>().ok());
+                let epoch = name[DB_PREFIX.len()..]
+                    .split('_')
+                    .next()
+                    .and_then(|e| e.parse::<u64>().ok());
                 if epoch.is_some_and(|e| e < hour_ago) {
                     drop_database(&name).await;
                 }

@@ -22,9 +22,17 @@ struct Menu {
 
 async fn menu(app: &TestApp, admin: &str) -> Menu {
     let pizza = app
-        .create_product(admin, "Margherita", "pizza", "9.00", &[("Small", "9.00"), ("Large", "14.00")])
+        .create_product(
+            admin,
+            "Margherita",
+            "pizza",
+            "9.00",
+            &[("Small", "9.00"), ("Large", "14.00")],
+        )
         .await;
-    let cola = app.create_product(admin, "Cola", "beverages", "2.50", &[]).await;
+    let cola = app
+        .create_product(admin, "Cola", "beverages", "2.50", &[])
+        .await;
     Menu {
         pizza: pizza["id"].as_str().unwrap().to_owned(),
         small: pizza["variants"][0]["id"].as_str().unwrap().to_owned(),
@@ -60,7 +68,10 @@ async fn an_order_keeps_a_snapshot_of_prices_from_the_database() {
     )
     .await;
     let order = &data(&body)["placeOrder"];
-    assert!(order["orderNumber"].as_str().unwrap().starts_with("ORD-"), "{order}");
+    assert!(
+        order["orderNumber"].as_str().unwrap().starts_with("ORD-"),
+        "{order}"
+    );
     assert_eq!(order["status"], "PLACED");
     assert_eq!(order["total"], "62.50");
     assert_eq!(order["analyticsStatus"], "PENDING");
@@ -85,7 +96,11 @@ async fn an_order_keeps_a_snapshot_of_prices_from_the_database() {
     .await;
     let id = order["id"].as_str().unwrap();
     let body = app
-        .gql_as(&token, &format!("query($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}"), json!({ "id": id }))
+        .gql_as(
+            &token,
+            &format!("query($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}"),
+            json!({ "id": id }),
+        )
         .await;
     assert_eq!(data(&body)["order"]["lines"], order["lines"]);
 
@@ -111,7 +126,9 @@ async fn invalid_orders_are_rejected_and_nothing_is_written() {
     let app = TestApp::spawn_without_workers().await;
     let admin = app.admin_token().await;
     let m = menu(&app, &admin).await;
-    let closed = app.create_product(&admin, "Closed", "pizza", "5.00", &[]).await;
+    let closed = app
+        .create_product(&admin, "Closed", "pizza", "5.00", &[])
+        .await;
     let closed = closed["id"].as_str().unwrap();
     app.gql_as(
         &admin,
@@ -120,33 +137,63 @@ async fn invalid_orders_are_rejected_and_nothing_is_written() {
     )
     .await;
     let (token, _) = app.register_customer("Ann").await;
-    let too_many: Vec<Value> = (0..101).map(|_| json!({ "productId": m.cola, "quantity": 1 })).collect();
+    let too_many: Vec<Value> = (0..101)
+        .map(|_| json!({ "productId": m.cola, "quantity": 1 }))
+        .collect();
 
     let cases = [
         ("no lines", json!({ "items": [] }), "BAD_USER_INPUT"),
-        ("quantity 0", json!({ "items": [{ "productId": m.cola, "quantity": 0 }] }), "BAD_USER_INPUT"),
-        ("quantity 100", json!({ "items": [{ "productId": m.cola, "quantity": 100 }] }), "BAD_USER_INPUT"),
-        ("quantity -1", json!({ "items": [{ "productId": m.cola, "quantity": -1 }] }), "BAD_USER_INPUT"),
+        (
+            "quantity 0",
+            json!({ "items": [{ "productId": m.cola, "quantity": 0 }] }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "quantity 100",
+            json!({ "items": [{ "productId": m.cola, "quantity": 100 }] }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "quantity -1",
+            json!({ "items": [{ "productId": m.cola, "quantity": -1 }] }),
+            "BAD_USER_INPUT",
+        ),
         ("101 lines", json!({ "items": too_many }), "BAD_USER_INPUT"),
         (
             "a variant of another product",
             json!({ "items": [{ "productId": m.cola, "variantId": m.small, "quantity": 1 }] }),
             "BAD_USER_INPUT",
         ),
-        ("an unavailable product", json!({ "items": [{ "productId": closed, "quantity": 1 }] }), "BAD_USER_INPUT"),
+        (
+            "an unavailable product",
+            json!({ "items": [{ "productId": closed, "quantity": 1 }] }),
+            "BAD_USER_INPUT",
+        ),
         (
             "one good line and one unavailable",
             json!({ "items": [{ "productId": m.cola, "quantity": 1 }, { "productId": closed, "quantity": 1 }] }),
             "BAD_USER_INPUT",
         ),
-        ("an unknown product", json!({ "items": [{ "productId": "999999", "quantity": 1 }] }), "NOT_FOUND"),
+        (
+            "an unknown product",
+            json!({ "items": [{ "productId": "999999", "quantity": 1 }] }),
+            "NOT_FOUND",
+        ),
         (
             "an unknown variant",
             json!({ "items": [{ "productId": m.pizza, "variantId": "999999", "quantity": 1 }] }),
             "NOT_FOUND",
         ),
-        ("a malformed id", json!({ "items": [{ "productId": "pizza", "quantity": 1 }] }), "BAD_USER_INPUT"),
-        ("an empty idempotency key", json!({ "items": [{ "productId": m.cola, "quantity": 1 }], "idempotencyKey": "" }), "BAD_USER_INPUT"),
+        (
+            "a malformed id",
+            json!({ "items": [{ "productId": "pizza", "quantity": 1 }] }),
+            "BAD_USER_INPUT",
+        ),
+        (
+            "an empty idempotency key",
+            json!({ "items": [{ "productId": m.cola, "quantity": 1 }], "idempotencyKey": "" }),
+            "BAD_USER_INPUT",
+        ),
     ];
     for (case, input, code) in cases {
         let body = place(&app, &token, input).await;
@@ -180,7 +227,10 @@ async fn the_same_idempotency_key_returns_the_first_order() {
     assert_eq!(data(&again)["placeOrder"], data(&first)["placeOrder"]);
     // the key is the user's own: another customer's order is another order
     let bobs = place(&app, &bob, input).await;
-    assert_ne!(data(&bobs)["placeOrder"]["id"], data(&first)["placeOrder"]["id"]);
+    assert_ne!(
+        data(&bobs)["placeOrder"]["id"],
+        data(&first)["placeOrder"]["id"]
+    );
 
     assert_eq!(app.count("select count(*) from orders").await, 2);
     assert_eq!(app.count("select count(*) from apalis.jobs").await, 2);
@@ -194,9 +244,16 @@ async fn concurrent_requests_with_one_idempotency_key_create_one_order() {
     let (token, _) = app.register_customer("Ann").await;
     let input = json!({ "items": [{ "productId": m.pizza, "variantId": m.large, "quantity": 1 }], "idempotencyKey": "tap-tap-tap" });
 
-    let responses = futures::future::join_all((0..12).map(|_| place(&app, &token, input.clone()))).await;
-    let ids: Vec<&Value> = responses.iter().map(|r| &data(r)["placeOrder"]["id"]).collect();
-    assert!(ids.iter().all(|id| *id == ids[0]), "different orders: {ids:?}");
+    let responses =
+        futures::future::join_all((0..12).map(|_| place(&app, &token, input.clone()))).await;
+    let ids: Vec<&Value> = responses
+        .iter()
+        .map(|r| &data(r)["placeOrder"]["id"])
+        .collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "different orders: {ids:?}"
+    );
     assert_eq!(app.count("select count(*) from orders").await, 1);
     assert_eq!(app.count("select count(*) from order_lines").await, 1);
     assert_eq!(app.count("select count(*) from apalis.jobs").await, 1);
@@ -239,14 +296,20 @@ async fn placing_from_the_cart_empties_it_with_the_order() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|l| (l["productName"].clone(), l["variantName"].clone(), l["quantity"].clone()))
+            .map(|l| (
+                l["productName"].clone(),
+                l["variantName"].clone(),
+                l["quantity"].clone()
+            ))
             .collect::<Vec<_>>(),
         vec![
             (json!("Margherita"), json!("Large"), json!(2)),
             (json!("Cola"), Value::Null, json!(3)),
         ]
     );
-    let cart = app.gql_as(&token, "{ cart { lines { id } total } }", json!({})).await;
+    let cart = app
+        .gql_as(&token, "{ cart { lines { id } total } }", json!({}))
+        .await;
     assert_eq!(data(&cart)["cart"], json!({ "lines": [], "total": "0.00" }));
     assert_eq!(app.count("select count(*) from apalis.jobs").await, 1);
 
@@ -258,7 +321,11 @@ async fn placing_from_the_cart_empties_it_with_the_order() {
     )
     .await;
     let again = app
-        .gql_as(&token, "mutation { placeOrderFromCart(input: { idempotencyKey: \"cart-1\" }) { id } }", json!({}))
+        .gql_as(
+            &token,
+            "mutation { placeOrderFromCart(input: { idempotencyKey: \"cart-1\" }) { id } }",
+            json!({}),
+        )
         .await;
     assert_eq!(data(&again)["placeOrderFromCart"]["id"], order["id"]);
     assert_eq!(app.count("select count(*) from cart_lines").await, 1);
@@ -272,7 +339,12 @@ async fn customers_see_only_their_own_orders_and_admins_see_all() {
     let m = menu(&app, &admin).await;
     let (ann, _) = app.register_customer("Ann").await;
     let (bob, _) = app.register_customer("Bob").await;
-    let body = place(&app, &ann, json!({ "items": [{ "productId": m.cola, "quantity": 1 }] })).await;
+    let body = place(
+        &app,
+        &ann,
+        json!({ "items": [{ "productId": m.cola, "quantity": 1 }] }),
+    )
+    .await;
     let id = data(&body)["placeOrder"]["id"].clone();
 
     let query = "query($id: ID!) { order(id: $id) { id } }";
@@ -285,7 +357,9 @@ async fn customers_see_only_their_own_orders_and_admins_see_all() {
     let anonymous = app.gql(query, json!({ "id": id })).await;
     assert_eq!(error_code(&anonymous), "UNAUTHENTICATED");
 
-    let bobs_orders = app.gql_as(&bob, "{ myOrders { edges { node { id } } } }", json!({})).await;
+    let bobs_orders = app
+        .gql_as(&bob, "{ myOrders { edges { node { id } } } }", json!({}))
+        .await;
     assert_eq!(data(&bobs_orders)["myOrders"]["edges"], json!([]));
 }
 
@@ -297,7 +371,12 @@ async fn my_orders_pages_newest_first() {
     let (token, _) = app.register_customer("Ann").await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let body = place(&app, &token, json!({ "items": [{ "productId": m.cola, "quantity": 1 }] })).await;
+        let body = place(
+            &app,
+            &token,
+            json!({ "items": [{ "productId": m.cola, "quantity": 1 }] }),
+        )
+        .await;
         ids.push(data(&body)["placeOrder"]["id"].as_str().unwrap().to_owned());
     }
     ids.reverse();
@@ -338,7 +417,10 @@ async fn an_order_whose_transaction_rolls_back_leaves_no_job() {
     let admin = app.admin_token().await;
     let m = menu(&app, &admin).await;
     let (_, user_id) = app.register_customer("Ann").await;
-    let viewer = Viewer { user_id, role: Role::Customer };
+    let viewer = Viewer {
+        user_id,
+        role: Role::Customer,
+    };
     let items = vec![OrderItem {
         product_id: m.cola.parse().unwrap(),
         variant_id: None,
@@ -346,10 +428,16 @@ async fn an_order_whose_transaction_rolls_back_leaves_no_job() {
     }];
 
     let txn = app.db.begin().await.unwrap();
-    let placed = orders::place_order(&txn, viewer, items.clone(), None, JobOptions { max_attempts: 3 })
-        .await
-        .map_err(|e| e.message())
-        .unwrap();
+    let placed = orders::place_order(
+        &txn,
+        viewer,
+        items.clone(),
+        None,
+        JobOptions { max_attempts: 3 },
+    )
+    .await
+    .map_err(|e| e.message())
+    .unwrap();
     // inside the transaction, order and job exist together
     assert_eq!(placed.order.total_cents, 500);
     txn.rollback().await.unwrap();

@@ -15,7 +15,7 @@ locked as materialized (
     from products
     where id in (select product_id from sold)
     order by id
-    for update
+    for no key update
 )
 update products p
 set sales_count = p.sales_count + s.units,

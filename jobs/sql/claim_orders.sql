@@ -11,6 +11,6 @@ where id = any (array[$1::bigint] || array(
           and id <> $1
         order by id
         limit $2
-        for update skip locked
+        for no key update skip locked
     ))
 returning id, order_number, user_id

@@ -2,7 +2,8 @@
 -- rows another run needs. If a coalesced batch of another run holds this
 -- order, we wait for it: after its commit we see the order applied; after a
 -- rollback we apply it ourselves. Skipping it instead could lose it.
+-- "no key update" is the lock an UPDATE of non-key columns takes anyway.
 select analytics_applied_at is not null as applied
 from orders
 where id = $1
-for update
+for no key update

@@ -74,10 +74,7 @@ pub async fn login<C: ConnectionTrait>(
 async fn dummy_hash() -> ApiResult<String> {
     static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     HASH.get_or_try_init(|| async {
-        auth::hash_password(Password::parse(
-            &crate::config::Secret::random().expose().to_owned(),
-        )?)
-        .await
+        auth::hash_password(Password::parse(crate::config::Secret::random().expose())?).await
     })
     .await
     .cloned()
