@@ -163,6 +163,32 @@ impl TestApp {
         ));
     }
 
+    /// Serves the operators' board (basic auth `user`/`password`) on an
+    /// ephemeral port of its own; returns its base URL.
+    pub async fn spawn_board(&self, user: &str, password: &str) -> String {
+        let credentials = tally::config::BoardConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            username: user.to_owned(),
+            password: Secret::new(password),
+        };
+        let router = tally::board::router(
+            &self.pool,
+            self.state.db.clone(),
+            self.state.wakeup.clone(),
+            credentials,
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await
+                .unwrap();
+        });
+        format!("http://{addr}")
+    }
+
     /// The connection the server and workers use, whose statements are logged.
     pub fn counted_db(&self) -> &DatabaseConnection {
         &self.state.db
@@ -298,6 +324,15 @@ impl TestApp {
             .unwrap()
             .try_get_by_index::<i64>(0)
             .unwrap()
+    }
+
+    /// Runs a statement on the test's own connection; returns the rows it touched.
+    pub async fn execute(&self, sql: &str) -> u64 {
+        self.db
+            .execute_raw(Statement::from_string(DbBackend::Postgres, sql))
+            .await
+            .unwrap()
+            .rows_affected()
     }
 
     /// Rows of SQL as JSON objects, for exact comparisons.

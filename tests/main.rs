@@ -8,5 +8,6 @@ mod auth;
 mod cart;
 mod catalog;
 mod http;
+mod operations;
 mod orders;
 mod schema;

@@ -21,6 +21,17 @@ pub struct Config {
     pub workers: WorkerSettings,
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
+    /// The apalis board's own listener; `None` when no credentials are set.
+    pub board: Option<BoardConfig>,
+    /// How long finished jobs stay in the queue's history.
+    pub job_retention: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct BoardConfig {
+    pub addr: SocketAddr,
+    pub username: String,
+    pub password: Secret,
 }
 
 #[derive(Clone)]
@@ -138,6 +149,31 @@ impl Config {
             ..defaults
         };
 
+        let board_addr = parse("BOARD_ADDR", "127.0.0.1:8081")?
+            .parse()
+            .map_err(|_| invalid("BOARD_ADDR", "must be an address such as 127.0.0.1:8081"))?;
+        let board = match (get("BOARD_USERNAME"), get("BOARD_PASSWORD")) {
+            (Some(username), Some(password)) => Some(BoardConfig {
+                addr: board_addr,
+                username,
+                password: Secret(password),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid("BOARD_PASSWORD", "is required with BOARD_USERNAME"));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("BOARD_USERNAME", "is required with BOARD_PASSWORD"));
+            }
+        };
+        let job_retention =
+            humantime::parse_duration(&parse("JOB_RETENTION", "7days")?).map_err(|_| {
+                invalid(
+                    "JOB_RETENTION",
+                    "must be a duration such as 7days, 12h or 30m",
+                )
+            })?;
+
         Ok(Self {
             database_url,
             bind_addr,
@@ -154,6 +190,8 @@ impl Config {
             )?),
             workers,
             body_limit_bytes: 64 * 1024,
+            board,
+            job_retention,
         })
     }
 }
@@ -207,6 +245,30 @@ mod tests {
         assert_eq!(c.jwt_secret.expose().len(), 64);
         assert_eq!(c.workers.max_attempts, 5);
         assert!(c.admin.is_none());
+        assert!(c.board.is_none(), "the board is off without credentials");
+        assert_eq!(c.job_retention, Duration::from_secs(7 * 24 * 3600));
+    }
+
+    #[test]
+    fn the_board_needs_both_credentials() {
+        let c = config(&[("BOARD_USERNAME", "ops"), ("BOARD_PASSWORD", "pw")]).unwrap();
+        let board = c.board.unwrap();
+        assert_eq!(
+            (board.addr.to_string(), board.username),
+            ("127.0.0.1:8081".into(), "ops".into())
+        );
+        assert_eq!(
+            config(&[("BOARD_USERNAME", "ops")]).err().unwrap().var,
+            "BOARD_PASSWORD"
+        );
+        assert_eq!(
+            config(&[("JOB_RETENTION", "a while")]).err().unwrap().var,
+            "JOB_RETENTION"
+        );
+        assert_eq!(
+            config(&[("JOB_RETENTION", "12h")]).unwrap().job_retention,
+            Duration::from_secs(12 * 3600)
+        );
     }
 
     #[test]

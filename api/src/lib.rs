@@ -2,6 +2,7 @@
 //! this library is what it (and the tests) put together.
 
 pub mod auth;
+pub mod board;
 pub mod config;
 pub mod db;
 pub mod domain;

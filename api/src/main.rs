@@ -19,19 +19,49 @@ enum Command {
     /// Serve the GraphQL API and run post-order workers (the default).
     Serve,
     /// Run post-order workers only, beside a server.
-    Worker,
+    Worker {
+        /// Serve the apalis board from this process too (see BOARD_ADDR).
+        #[arg(long)]
+        board: bool,
+    },
     /// Create the database if needed and apply every migration.
     Migrate,
     /// Print the GraphQL schema (SDL), as checked in at schema.graphql.
     ExportSchema,
     /// Add a demo catalog and customer (safe to run again).
     SeedDemo,
+    /// List or retry post-order jobs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+    /// Recompute every figure from the order history (safe while serving).
+    RebuildAnalytics,
     /// Create an admin, or make an existing account admin with this password.
     CreateAdmin {
         #[arg(long)]
         email: String,
         #[arg(long)]
         password: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// The newest jobs, optionally of one status.
+    List {
+        /// pending, queued, running, done, failed or killed
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u64,
+    },
+    /// Put a failed job, or every failed job, back in the queue.
+    Retry {
+        #[arg(required_unless_present = "all_failed")]
+        id: Option<String>,
+        #[arg(long, conflicts_with = "id")]
+        all_failed: bool,
     },
 }
 
@@ -62,7 +92,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => server::serve(config).await,
-        Command::Worker => server::work(config).await,
+        Command::Worker { board } => server::work(config, board).await,
         Command::Migrate => {
             db::connect_and_migrate(&config).await?;
             println!("database is up to date");
@@ -85,12 +115,77 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Jobs { command } => {
+            let orm = db::orm(&db::connect_and_migrate(&config).await?);
+            jobs_command(&orm, command).await
+        }
+        Command::RebuildAnalytics => {
+            let orm = db::orm(&db::connect_and_migrate(&config).await?);
+            let report = jobs::rebuild::rebuild_analytics(&orm).await?;
+            println!(
+                "rebuilt: {} orders newly counted, {} products changed, {} customer product rows, {} customer category rows",
+                report.orders_marked,
+                report.products_updated,
+                report.customer_product_rows,
+                report.customer_category_rows
+            );
+            Ok(())
+        }
         Command::CreateAdmin { email, password } => {
             let orm = db::orm(&db::connect_and_migrate(&config).await?);
             let admin = users::ensure_admin(&orm, &email, &password)
                 .await
                 .map_err(ApiError::into_anyhow)?;
             println!("admin {} (id {}) is ready", admin.email, admin.id);
+            Ok(())
+        }
+    }
+}
+
+async fn jobs_command(
+    db: &sea_orm::DatabaseConnection,
+    command: JobsCommand,
+) -> anyhow::Result<()> {
+    match command {
+        JobsCommand::List { status, limit } => {
+            let status = match status.as_deref() {
+                None => None,
+                Some(raw) => Some(jobs::admin::status_name(raw).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "{raw:?} is not a job status: use one of {}",
+                        jobs::admin::STATUSES.join(", ")
+                    )
+                })?),
+            };
+            let found = jobs::admin::list_jobs(db, jobs::QUEUE, status, limit).await?;
+            println!(
+                "{:<26}  {:<8}  {:>8}  {:<14}  last error",
+                "id", "status", "attempts", "order"
+            );
+            for job in found {
+                println!(
+                    "{:<26}  {:<8}  {:>8}  {:<14}  {}",
+                    job.id,
+                    job.status,
+                    format!("{}/{}", job.attempts, job.max_attempts),
+                    job.order_number.unwrap_or_default(),
+                    job.last_error.unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        JobsCommand::Retry { id: Some(id), .. } => {
+            if !jobs::admin::retry_job(db, jobs::QUEUE, &id).await? {
+                anyhow::bail!("no failed job {id}");
+            }
+            tracing::info!(operator = "cli", job_id = %id, "retried a failed job");
+            println!("job {id} is pending again");
+            Ok(())
+        }
+        JobsCommand::Retry { id: None, .. } => {
+            let ids = jobs::admin::retry_failed_jobs(db, jobs::QUEUE).await?;
+            tracing::info!(operator = "cli", job_ids = ?ids, "retried every failed job");
+            println!("{} failed job(s) pending again", ids.len());
             Ok(())
         }
     }

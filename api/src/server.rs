@@ -2,15 +2,18 @@
 
 use jobs::Wakeup;
 use jobs::fail_points::FailPoints;
+use std::time::Duration;
+
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
-use crate::db;
 use crate::domain::users;
 use crate::http;
 use crate::state::AppState;
+use crate::{board, db};
 
 /// Serves the API and runs this process's post-order workers until SIGTERM
 /// or Ctrl-C; then stops taking requests and jobs, finishes running ones and returns.
@@ -24,6 +27,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let shutdown = shutdown_on_signal();
     let wakeup = Wakeup::default();
+    let board = start_board(&config, &pool, &orm, &wakeup, &shutdown).await?;
+    let retention = start_retention(&config, &orm, &shutdown);
     let workers = tokio::spawn(jobs::worker::run_workers(
         pool,
         orm.clone(),
@@ -42,25 +47,80 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await?;
     info!("HTTP server stopped; waiting for running jobs");
     workers.await??;
+    retention.await?;
+    if let Some(board) = board {
+        board.await??;
+    }
     Ok(())
 }
 
-/// Runs post-order workers only, for operators who add worker processes.
-pub async fn work(config: Config) -> anyhow::Result<()> {
+/// Runs post-order workers only, for operators who add worker processes;
+/// with `with_board`, the board's listener too.
+pub async fn work(config: Config, with_board: bool) -> anyhow::Result<()> {
     let pool = db::connect_and_migrate(&config).await?;
     let orm = db::orm(&pool);
     let shutdown = shutdown_on_signal();
+    // no order is placed in this process: its workers find jobs by polling
+    let wakeup = Wakeup::default();
+    let board = match with_board {
+        true => start_board(&config, &pool, &orm, &wakeup, &shutdown).await?,
+        false => None,
+    };
+    let retention = start_retention(&config, &orm, &shutdown);
     jobs::worker::run_workers(
         pool,
         orm,
         config.workers.clone(),
-        // no order is placed in this process: workers find jobs by polling
-        Wakeup::default(),
+        wakeup,
         FailPoints::default(),
-        shutdown.cancelled_owned(),
+        shutdown.clone().cancelled_owned(),
     )
     .await?;
+    retention.await?;
+    if let Some(board) = board {
+        board.await??;
+    }
     Ok(())
+}
+
+/// Serves the board on its own listener, when credentials are configured.
+async fn start_board(
+    config: &Config,
+    pool: &sqlx::PgPool,
+    db: &sea_orm::DatabaseConnection,
+    wakeup: &Wakeup,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Option<JoinHandle<std::io::Result<()>>>> {
+    let Some(credentials) = config.board.clone() else {
+        info!("the apalis board is off: set BOARD_USERNAME and BOARD_PASSWORD to serve it");
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(credentials.addr).await?;
+    info!(
+        "apalis board at http://{}/ (failed jobs and retries at /retry)",
+        listener.local_addr()?
+    );
+    let router = board::router(pool, db.clone(), wakeup.clone(), credentials);
+    let stop = shutdown.clone();
+    Ok(Some(tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+    })))
+}
+
+/// Deletes finished jobs past `JOB_RETENTION` every ten minutes.
+fn start_retention(
+    config: &Config,
+    db: &sea_orm::DatabaseConnection,
+    shutdown: &CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(jobs::retention::run_retention(
+        db.clone(),
+        config.job_retention,
+        Duration::from_secs(600),
+        shutdown.clone(),
+    ))
 }
 
 async fn bootstrap_admin(db: &sea_orm::DatabaseConnection, config: &Config) -> anyhow::Result<()> {

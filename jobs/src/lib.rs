@@ -2,10 +2,13 @@
 //! the bulk SQL that counts orders into the figures exactly once, and the
 //! workers that run it.
 
+pub mod admin;
 pub mod analytics;
 mod error;
 pub mod fail_points;
 pub mod post_order;
+pub mod rebuild;
+pub mod retention;
 pub mod worker;
 
 pub use error::JobError;

@@ -1,5 +1,6 @@
 mod cart;
 mod catalog;
+mod jobs;
 mod orders;
 mod users;
 
@@ -9,4 +10,5 @@ pub struct Mutation(
     catalog::CatalogMutation,
     cart::CartMutation,
     orders::OrderMutation,
+    jobs::JobMutation,
 );

@@ -1,11 +1,13 @@
 //! GraphQL output types: thin views over entity models and domain values.
 
 mod cart;
+mod job;
 mod order;
 mod product;
 mod user;
 
 pub use cart::{Cart, CartLine};
+pub use job::{Job, Rebuild};
 pub use order::{AnalyticsStatus, Order, OrderLine, OrderStatus};
 pub use product::{Product, ProductVariant};
 pub use user::{AuthPayload, Role, User};

@@ -1,0 +1,63 @@
+use async_graphql::{Context, ID, Object, Result};
+use tracing::info;
+
+use crate::error::ApiError;
+use crate::graphql::context::ContextExt;
+use crate::graphql::types::Rebuild;
+
+#[derive(Default)]
+pub struct JobMutation;
+
+#[Object]
+impl JobMutation {
+    /// Admins only: puts a failed job back in its queue with its attempts
+    /// reset. It counts its order at most once, whatever happened before.
+    async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let admin = ctx.admin()?;
+        let state = ctx.state();
+        let retried = jobs::admin::retry_job(&state.db, jobs::QUEUE, &id)
+            .await
+            .map_err(ApiError::internal)?;
+        if !retried {
+            return Err(ApiError::not_found(format!("no failed job {}", id.as_str())).into());
+        }
+        info!(admin_id = admin.user_id, job_id = %id.as_str(), "retried a failed job");
+        state.wakeup.notify();
+        Ok(true)
+    }
+
+    /// Admins only: retries every failed job of the queue; returns how many.
+    async fn retry_failed_jobs(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "jobs::QUEUE.to_owned()")] queue: String,
+    ) -> Result<i32> {
+        let admin = ctx.admin()?;
+        if queue != jobs::QUEUE {
+            return Err(ApiError::not_found(format!(
+                "no queue {queue:?}: Tally has {:?}",
+                jobs::QUEUE
+            ))
+            .into());
+        }
+        let state = ctx.state();
+        let ids = jobs::admin::retry_failed_jobs(&state.db, &queue)
+            .await
+            .map_err(ApiError::internal)?;
+        info!(admin_id = admin.user_id, job_ids = ?ids, "retried every failed job");
+        state.wakeup.notify();
+        Ok(ids.len() as i32)
+    }
+
+    /// Admins only: recomputes every product figure and customer preference
+    /// from the order history, counting each order once. Safe while orders
+    /// keep arriving.
+    async fn rebuild_analytics(&self, ctx: &Context<'_>) -> Result<Rebuild> {
+        let admin = ctx.admin()?;
+        info!(admin_id = admin.user_id, "analytics rebuild requested");
+        let report = jobs::rebuild::rebuild_analytics(&ctx.state().db)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(report.into())
+    }
+}

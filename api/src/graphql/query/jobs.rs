@@ -1,0 +1,40 @@
+use async_graphql::{Context, Object, Result};
+
+use crate::error::ApiError;
+use crate::graphql::context::ContextExt;
+use crate::graphql::types::Job;
+
+#[derive(Default)]
+pub struct JobQuery;
+
+#[Object]
+impl JobQuery {
+    /// Admins only: the newest post-order jobs, optionally of one status
+    /// (PENDING, QUEUED, RUNNING, DONE, FAILED, KILLED). `first` is at most 200.
+    async fn jobs(
+        &self,
+        ctx: &Context<'_>,
+        status: Option<String>,
+        #[graphql(default = 50)] first: i32,
+    ) -> Result<Vec<Job>> {
+        ctx.admin()?;
+        let status = status
+            .as_deref()
+            .map(|s| {
+                jobs::admin::status_name(s).ok_or_else(|| {
+                    ApiError::bad_input(format!(
+                        "{s:?} is not a job status: use one of {}",
+                        jobs::admin::STATUSES.join(", ")
+                    ))
+                })
+            })
+            .transpose()?;
+        if !(0..=200).contains(&first) {
+            return Err(ApiError::bad_input("first must be between 0 and 200").into());
+        }
+        let jobs = jobs::admin::list_jobs(&ctx.state().db, jobs::QUEUE, status, first as u64)
+            .await
+            .map_err(ApiError::internal)?;
+        Ok(jobs.into_iter().map(Job::from).collect())
+    }
+}

@@ -1,0 +1,58 @@
+use async_graphql::{ID, SimpleObject};
+use chrono::{DateTime, Utc};
+use jobs::admin::JobSummary;
+use jobs::rebuild::RebuildReport;
+
+/// A post-order job as apalis keeps it.
+#[derive(SimpleObject)]
+pub struct Job {
+    pub id: ID,
+    /// Pending, Queued, Running, Done, Failed or Killed.
+    pub status: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    /// The order this job counts.
+    pub order_number: Option<String>,
+    /// The error of the last attempt, for a failed job.
+    pub last_error: Option<String>,
+    pub run_at: DateTime<Utc>,
+    pub done_at: Option<DateTime<Utc>>,
+}
+
+impl From<JobSummary> for Job {
+    fn from(job: JobSummary) -> Self {
+        Self {
+            id: job.id.into(),
+            status: job.status,
+            attempts: job.attempts,
+            max_attempts: job.max_attempts,
+            order_number: job.order_number,
+            last_error: job.last_error,
+            run_at: job.run_at,
+            done_at: job.done_at,
+        }
+    }
+}
+
+/// What `rebuildAnalytics` did.
+#[derive(SimpleObject)]
+#[graphql(name = "RebuildReport")]
+pub struct Rebuild {
+    /// Orders no job had counted yet, counted by the rebuild.
+    pub orders_marked: u64,
+    /// Products whose figures changed.
+    pub products_updated: u64,
+    pub customer_product_rows: u64,
+    pub customer_category_rows: u64,
+}
+
+impl From<RebuildReport> for Rebuild {
+    fn from(r: RebuildReport) -> Self {
+        Self {
+            orders_marked: r.orders_marked,
+            products_updated: r.products_updated,
+            customer_product_rows: r.customer_product_rows,
+            customer_category_rows: r.customer_category_rows,
+        }
+    }
+}

@@ -1,0 +1,12 @@
+-- Step 7. Each customer's per-category totals over their counted orders.
+insert into customer_category_stats (user_id, category, quantity, last_ordered_at)
+select o.user_id,
+       l.category,
+       sum(l.quantity),
+       max(o.created_at)
+from orders o
+join users u on u.id = o.user_id
+join order_lines l on l.order_id = o.id
+where o.analytics_applied_at is not null
+  and u.role = 'customer'
+group by o.user_id, l.category

@@ -1,0 +1,16 @@
+-- Puts failed (or killed) jobs back to pending with their attempts reset:
+-- the job with id $2, or every one of the queue when $2 is null. Running,
+-- pending and finished jobs are left alone. The job stays idempotent, so a
+-- retry of an order that meanwhile got counted is a harmless no-op.
+update apalis.jobs
+set status = 'Pending',
+    attempts = 0,
+    run_at = now(),
+    lock_by = null,
+    lock_at = null,
+    done_at = null,
+    last_result = null
+where job_type = $1
+  and ($2::text is null or id = $2)
+  and status in ('Failed', 'Killed')
+returning id
