@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use jobs::fail_points::FailPoints;
-use jobs::{Wakeup, WorkerSettings};
+use jobs::{Wakeup, WorkerPool, WorkerSettings};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -153,14 +153,15 @@ impl TestApp {
 
     /// Starts one more pool of workers, as another `tally worker` process would.
     pub fn start_workers(&self) {
-        tokio::spawn(jobs::worker::run_workers(
-            self.pool.clone(),
-            self.state.db.clone(),
-            self.settings.clone(),
-            self.state.wakeup.clone(),
-            self.fail_points.clone(),
-            self.shutdown.clone().cancelled_owned(),
-        ));
+        let workers = WorkerPool {
+            pool: self.pool.clone(),
+            db: self.state.db.clone(),
+            settings: self.settings.clone(),
+            wakeup: self.state.wakeup.clone(),
+            fail_points: self.fail_points.clone(),
+            metrics: self.state.metrics.jobs.clone(),
+        };
+        tokio::spawn(workers.run(self.shutdown.clone().cancelled_owned()));
     }
 
     /// Serves the operators' board (basic auth `user`/`password`) on an

@@ -8,6 +8,7 @@ mod auth;
 mod cart;
 mod catalog;
 mod http;
+mod metrics;
 mod operations;
 mod orders;
 mod schema;

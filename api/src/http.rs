@@ -29,6 +29,7 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
         .route("/graphql", get(graphiql).post(graphql_request))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .layer(RequestBodyLimitLayer::new(body_limit_bytes))
         .layer(TraceLayer::new_for_http())
         // a bug must cost one request a 500, not the connection
@@ -104,6 +105,24 @@ async fn readyz(State(http): State<Http>) -> impl IntoResponse {
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+/// Prometheus's text format.
+async fn metrics(State(http): State<Http>) -> Response {
+    match http.state.metrics.render(&http.state.db).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "rendering metrics failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
     }
 }

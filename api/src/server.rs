@@ -1,7 +1,8 @@
 //! Long-running commands: `tally serve` (API and workers) and `tally worker`.
 
-use jobs::Wakeup;
 use jobs::fail_points::FailPoints;
+use jobs::metrics::JobMetrics;
+use jobs::{Wakeup, WorkerPool};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -29,16 +30,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let wakeup = Wakeup::default();
     let board = start_board(&config, &pool, &orm, &wakeup, &shutdown).await?;
     let retention = start_retention(&config, &orm, &shutdown);
-    let workers = tokio::spawn(jobs::worker::run_workers(
+    let state = AppState::new(orm.clone(), &config, wakeup.clone());
+    let workers = WorkerPool {
         pool,
-        orm.clone(),
-        config.workers.clone(),
-        wakeup.clone(),
-        FailPoints::default(),
-        shutdown.clone().cancelled_owned(),
-    ));
+        db: orm,
+        settings: config.workers.clone(),
+        wakeup,
+        fail_points: FailPoints::default(),
+        metrics: state.metrics.jobs.clone(),
+    };
+    let workers = tokio::spawn(workers.run(shutdown.clone().cancelled_owned()));
 
-    let state = AppState::new(orm, &config, wakeup);
     let listener = TcpListener::bind(config.bind_addr).await?;
     let addr = listener.local_addr()?;
     info!("Tally is listening: GraphiQL at http://{addr}/graphql");
@@ -67,15 +69,16 @@ pub async fn work(config: Config, with_board: bool) -> anyhow::Result<()> {
         false => None,
     };
     let retention = start_retention(&config, &orm, &shutdown);
-    jobs::worker::run_workers(
+    let workers = WorkerPool {
         pool,
-        orm,
-        config.workers.clone(),
+        db: orm,
+        settings: config.workers.clone(),
         wakeup,
-        FailPoints::default(),
-        shutdown.clone().cancelled_owned(),
-    )
-    .await?;
+        fail_points: FailPoints::default(),
+        // this process serves no /metrics
+        metrics: JobMetrics::default(),
+    };
+    workers.run(shutdown.clone().cancelled_owned()).await?;
     retention.await?;
     if let Some(board) = board {
         board.await??;

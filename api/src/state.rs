@@ -1,9 +1,12 @@
+use std::sync::Arc;
+
 use jobs::Wakeup;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::domain::orders::JobOptions;
+use crate::metrics::Metrics;
 
 /// What every request handler shares.
 #[derive(Clone)]
@@ -13,6 +16,7 @@ pub struct AppState {
     /// Wakes this process's workers after an order commits.
     pub wakeup: Wakeup,
     pub jobs: JobOptions,
+    pub metrics: Arc<Metrics>,
 }
 
 impl AppState {
@@ -24,6 +28,7 @@ impl AppState {
             jobs: JobOptions {
                 max_attempts: config.workers.max_attempts,
             },
+            metrics: Arc::default(),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod analytics;
 mod error;
 pub mod fail_points;
+pub mod metrics;
 pub mod post_order;
 pub mod rebuild;
 pub mod retention;
@@ -13,4 +14,4 @@ pub mod worker;
 
 pub use error::JobError;
 pub use post_order::{PostOrderJob, QUEUE};
-pub use worker::{Wakeup, WorkerSettings};
+pub use worker::{Wakeup, WorkerPool, WorkerSettings};

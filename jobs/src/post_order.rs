@@ -10,6 +10,7 @@ use tracing::{info, warn};
 use crate::JobError;
 use crate::analytics::{self, Outcome};
 use crate::fail_points::FailPoints;
+use crate::metrics::JobMetrics;
 
 /// The apalis queue (`apalis.jobs.job_type`) of post-order jobs.
 pub const QUEUE: &str = "order_analytics";
@@ -30,6 +31,7 @@ pub struct JobContext {
     /// Orders one run may count together (its own included).
     pub batch_size: u32,
     pub fail_points: FailPoints,
+    pub metrics: JobMetrics,
 }
 
 pub async fn run(
@@ -40,7 +42,16 @@ pub async fn run(
     let started = Instant::now();
     let outcome =
         analytics::apply_order(&ctx.db, job.order_id, ctx.batch_size, &ctx.fail_points).await;
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let seconds = started.elapsed().as_secs_f64();
+    let duration_ms = seconds * 1000.0;
+    ctx.metrics.record(
+        match &outcome {
+            Ok(Outcome::Applied(_)) => "applied",
+            Ok(Outcome::AlreadyApplied) => "already_applied",
+            Err(_) => "failed",
+        },
+        seconds,
+    );
     match outcome {
         Ok(Outcome::Applied(applied)) => info!(
             order_number = %job.order_number,

@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::JobError;
 use crate::fail_points::FailPoints;
+use crate::metrics::JobMetrics;
 use crate::post_order::{self, JobContext, PostOrderJob, QUEUE};
 
 #[derive(Debug, Clone)]
@@ -72,14 +73,36 @@ impl Wakeup {
     }
 }
 
-/// Runs post-order workers until `shutdown` resolves, then lets running jobs
-/// finish (up to the shutdown timeout) and returns.
-pub async fn run_workers(
-    pool: PgPool,
-    db: DatabaseConnection,
-    settings: WorkerSettings,
-    wakeup: Wakeup,
-    fail_points: FailPoints,
+/// A process's post-order workers and what they need.
+pub struct WorkerPool {
+    pub pool: PgPool,
+    pub db: DatabaseConnection,
+    pub settings: WorkerSettings,
+    pub wakeup: Wakeup,
+    pub fail_points: FailPoints,
+    pub metrics: JobMetrics,
+}
+
+impl WorkerPool {
+    /// Runs the workers until `shutdown` resolves, then lets running jobs
+    /// finish (up to the shutdown timeout) and returns.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), JobError> {
+        run_workers(self, shutdown).await
+    }
+}
+
+async fn run_workers(
+    WorkerPool {
+        pool,
+        db,
+        settings,
+        wakeup,
+        fail_points,
+        metrics,
+    }: WorkerPool,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), JobError> {
     let backoff = ExponentialBackoffMaker::new(
@@ -94,6 +117,7 @@ pub async fn run_workers(
         db,
         batch_size: settings.batch_size,
         fail_points,
+        metrics,
     };
     let config = Config::default()
         .queue(QUEUE)

@@ -4,6 +4,7 @@
 pub mod context;
 pub mod loaders;
 mod mutation;
+mod observe;
 mod pagination;
 mod query;
 pub mod types;
@@ -29,7 +30,10 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 }
 
 pub fn schema(state: AppState) -> TallySchema {
-    builder().data(state).finish()
+    builder()
+        .extension(observe::Observe(state.metrics.clone()))
+        .data(state)
+        .finish()
 }
 
 /// The SDL that `schema.graphql` must equal.

@@ -89,6 +89,7 @@ impl OrderMutation {
 fn committed(ctx: &Context<'_>, placed: PlacedOrder) -> Order {
     if !placed.replayed {
         ctx.state().wakeup.notify();
+        ctx.state().metrics.order_placed();
     }
     placed.into()
 }

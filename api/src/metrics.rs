@@ -1,0 +1,149 @@
+//! `/metrics`, in Prometheus's text format. Each app has its own registry
+//! (no global recorder), so what a process reports is its own.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+use jobs::metrics::JobMetrics;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+
+/// Operation names are chosen by clients: past this many distinct ones, the
+/// rest are reported as `other`, so no client can grow the label set unbounded.
+const MAX_OPERATION_NAMES: usize = 100;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    orders_placed: Counter,
+    requests: Family<OperationLabels, Histogram>,
+    operation_names: Mutex<HashSet<String>>,
+    /// Handed to this process's workers.
+    pub jobs: JobMetrics,
+    jobs_by_status: Family<StatusLabels, Gauge>,
+    analytics_lag: Gauge<f64, AtomicU64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::default();
+        let orders_placed = Counter::default();
+        registry.register(
+            "tally_orders_placed",
+            "Orders placed through this process",
+            orders_placed.clone(),
+        );
+        let requests = Family::<OperationLabels, Histogram>::new_with_constructor(|| {
+            // 1 ms to ~16 s
+            Histogram::new(exponential_buckets(0.001, 2.0, 15))
+        });
+        registry.register(
+            "tally_graphql_request_duration_seconds",
+            "GraphQL requests served by this process, by operation name \
+             (anonymous: unnamed; refused: rejected before execution)",
+            requests.clone(),
+        );
+        let jobs = JobMetrics::registered(&mut registry);
+        let jobs_by_status = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "tally_jobs",
+            "Post-order jobs in the queue, by status (all processes)",
+            jobs_by_status.clone(),
+        );
+        let analytics_lag = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "tally_analytics_lag_seconds",
+            "Age of the oldest order not yet counted into the figures (all processes)",
+            analytics_lag.clone(),
+        );
+        Self {
+            registry,
+            orders_placed,
+            requests,
+            operation_names: Mutex::default(),
+            jobs,
+            jobs_by_status,
+            analytics_lag,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn order_placed(&self) {
+        self.orders_placed.inc();
+    }
+
+    /// `operation` is None for a request refused before execution.
+    pub fn request_served(&self, operation: Option<&str>, seconds: f64) {
+        let name = match operation {
+            None => "refused".to_owned(),
+            Some(name) => {
+                let mut known = self
+                    .operation_names
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if known.contains(name) || known.len() < MAX_OPERATION_NAMES {
+                    known.insert(name.to_owned());
+                    name.to_owned()
+                } else {
+                    "other".to_owned()
+                }
+            }
+        };
+        self.requests
+            .get_or_create(&OperationLabels { operation: name })
+            .observe(seconds);
+    }
+
+    /// Reads the queue-wide gauges from the database, then renders everything.
+    pub async fn render<C: ConnectionTrait>(&self, db: &C) -> Result<String, DbErr> {
+        let rows = db
+            .query_all_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                include_str!("domain/sql/jobs_by_status.sql"),
+                [jobs::QUEUE.into()],
+            ))
+            .await?;
+        for status in jobs::admin::STATUSES {
+            let count = rows
+                .iter()
+                .find(|r| r.try_get::<String>("", "status").is_ok_and(|s| s == status))
+                .map(|r| r.try_get::<i64>("", "jobs"))
+                .transpose()?
+                .unwrap_or(0);
+            self.jobs_by_status
+                .get_or_create(&StatusLabels { status })
+                .set(count);
+        }
+        let lag = db
+            .query_one_raw(Statement::from_string(
+                DbBackend::Postgres,
+                include_str!("domain/sql/analytics_lag.sql"),
+            ))
+            .await?
+            .map(|r| r.try_get::<f64>("", "lag_seconds"))
+            .transpose()?
+            .unwrap_or(0.0);
+        self.analytics_lag.set(lag);
+
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .map_err(|e| DbErr::Custom(format!("encoding metrics: {e}")))?;
+        Ok(text)
+    }
+}
