@@ -76,6 +76,39 @@ async fn get_graphql_serves_graphiql() {
     let html = response.text().await.unwrap();
     assert!(html.to_lowercase().contains("graphiql"), "{html}");
     assert!(html.contains("Tally GraphiQL"), "{html}");
+    // everything it loads comes from this server, not a CDN
+    assert!(!html.contains("://"), "{html}");
+    for (asset, content_type, min_len) in [
+        (
+            "/graphiql/graphiql.min.js",
+            "application/javascript",
+            1_000_000,
+        ),
+        ("/graphiql/graphiql.min.css", "text/css", 100_000),
+        (
+            "/graphiql/react.production.min.js",
+            "application/javascript",
+            10_000,
+        ),
+        (
+            "/graphiql/react-dom.production.min.js",
+            "application/javascript",
+            100_000,
+        ),
+    ] {
+        assert!(html.contains(asset), "{asset} not referenced");
+        let response = app.http().get(app.url(asset)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{asset}");
+        assert_eq!(response.headers()["content-type"], content_type, "{asset}");
+        assert!(response.bytes().await.unwrap().len() > min_len, "{asset}");
+    }
+    let missing = app
+        .http()
+        .get(app.url("/graphiql/nothing.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@ mod harness;
 
 mod analytics;
 mod auth;
+mod browser;
 mod cart;
 mod catalog;
 mod http;

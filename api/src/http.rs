@@ -1,18 +1,18 @@
 //! The HTTP surface: GraphQL (POST) and GraphiQL (GET) on `/graphql`, and probes.
 
 use async_graphql::ServerError;
-use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
+use crate::graphiql;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::{self, TallySchema};
 use crate::state::AppState;
@@ -26,7 +26,8 @@ struct Http {
 pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
     let schema = graphql::schema(state.clone());
     Router::new()
-        .route("/graphql", get(graphiql).post(graphql_request))
+        .route("/graphql", get(graphiql::page).post(graphql_request))
+        .merge(graphiql::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -81,15 +82,6 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-async fn graphiql() -> Html<String> {
-    Html(
-        GraphiQLSource::build()
-            .endpoint("/graphql")
-            .title("Tally GraphiQL")
-            .finish(),
-    )
 }
 
 /// The process is up.
