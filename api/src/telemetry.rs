@@ -8,7 +8,10 @@ pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new("info,sqlx=warn,sea_orm=warn,apalis=warn,apalis_core=warn")
     });
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // logs go to stderr: stdout is for what commands print (the schema, job lists)
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     // a second init (tests start many apps in one process) keeps the first
     let _ = match format {
         LogFormat::Pretty => builder.try_init(),

@@ -72,45 +72,42 @@ impl Drop for Database {
     }
 }
 
-/// Waits for the log line that gives the address, and returns it.
-fn listening_address(child: &mut Child) -> String {
-    let stdout = child.stdout.take().unwrap();
+/// Reads the child's log (stderr) until each marker has shown up; returns, for each,
+/// what follows it up to the next space or slash (say, an address). The log
+/// keeps being drained so the child never blocks on it.
+fn logged_after(child: &mut Child, markers: &[&'static str]) -> Vec<String> {
+    let log = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
+    let markers = markers.to_vec();
+    let count = markers.len();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("GraphiQL at http://").nth(1) {
-                let _ = tx.send(rest.trim_end_matches("/graphql").to_owned());
+        for line in BufReader::new(log).lines().map_while(Result::ok) {
+            for (n, marker) in markers.iter().enumerate() {
+                if let Some(rest) = line.split(marker).nth(1) {
+                    let value: String = rest
+                        .chars()
+                        .take_while(|c| *c != ' ' && *c != '/')
+                        .collect();
+                    let _ = tx.send((n, value));
+                }
             }
         }
     });
-    rx.recv_timeout(Duration::from_secs(60))
-        .expect("the server logs its address")
+    let mut found = vec![String::new(); count];
+    for _ in 0..count {
+        let (n, value) = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the process logs what we wait for");
+        found[n] = value;
+    }
+    found
 }
 
-#[test]
-fn serve_creates_its_database_and_exits_zero_on_sigterm() {
-    let name = format!("tally_cli_{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = Database(name.clone());
-    let mut child = tally()
-        .arg("serve")
-        .env(
-            "DATABASE_URL",
-            format!("postgres://postgres@127.0.0.1:5432/{name}"),
-        )
-        .env("BIND_ADDR", "127.0.0.1:0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr = listening_address(&mut child);
+fn database_url(name: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}
 
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let ready = runtime.block_on(async {
-        let response = reqwest::get(format!("http://{addr}/readyz")).await.unwrap();
-        (response.status().as_u16(), response.text().await.unwrap())
-    });
-    assert_eq!(ready, (200, "ready".to_owned()));
-
+fn sigterm_and_wait(child: &mut Child) -> Option<i32> {
     let pid = child.id().to_string();
     assert!(
         Command::new("kill")
@@ -120,15 +117,163 @@ fn serve_creates_its_database_and_exits_zero_on_sigterm() {
             .success()
     );
     let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return status.code();
         }
         assert!(
             Instant::now() < deadline,
             "still running 30 s after SIGTERM"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn serve_creates_its_database_serves_the_board_and_exits_zero_on_sigterm() {
+    let name = format!("tally_cli_{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = Database(name.clone());
+    let mut child = tally()
+        .arg("serve")
+        .env("DATABASE_URL", database_url(&name))
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("BOARD_ADDR", "127.0.0.1:0")
+        .env("BOARD_USERNAME", "ops")
+        .env("BOARD_PASSWORD", "board-password")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addresses = logged_after(
+        &mut child,
+        &["GraphiQL at http://", "apalis board at http://"],
+    );
+    let (api, board) = (&addresses[0], &addresses[1]);
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (ready, board_anonymous, board_signed_in) = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let ready = http
+            .get(format!("http://{api}/readyz"))
+            .send()
+            .await
+            .unwrap();
+        let ready = (ready.status().as_u16(), ready.text().await.unwrap());
+        let anonymous = http
+            .get(format!("http://{board}/retry"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        let signed_in = http
+            .get(format!("http://{board}/retry"))
+            .basic_auth("ops", Some("board-password"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16();
+        (ready, anonymous, signed_in)
+    });
+    assert_eq!(ready, (200, "ready".to_owned()));
+    assert_eq!((board_anonymous, board_signed_in), (401, 200));
+
+    assert_eq!(sigterm_and_wait(&mut child), Some(0));
+}
+
+#[test]
+fn without_credentials_the_board_is_off_and_the_log_says_so() {
+    let name = format!("tally_cli_{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = Database(name.clone());
+    let mut child = tally()
+        .args(["worker", "--board"])
+        .env("DATABASE_URL", database_url(&name))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let said = logged_after(&mut child, &["the apalis board is off: "]);
+    assert_eq!(said, vec!["set".to_owned()]);
+    assert_eq!(sigterm_and_wait(&mut child), Some(0));
+}
+
+#[test]
+fn the_jobs_commands_list_and_retry_failed_jobs() {
+    let name = format!("tally_cli_{}", uuid::Uuid::new_v4().simple());
+    let _cleanup = Database(name.clone());
+    let url = database_url(&name);
+    let run = |args: &[&str]| {
+        let output = tally()
+            .args(args)
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
     };
-    assert_eq!(status.code(), Some(0));
+    assert_eq!(run(&["migrate"]), "database is up to date\n");
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+        sqlx::query(
+            r#"insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, last_result)
+               values ('01JFAILEDJOB0000000000000A', 'order_analytics',
+                       convert_to('{"order_id": 1, "order_number": "ORD-00000001"}', 'UTF8'),
+                       'Failed', 5, 5, '{"Err": "database error: boom"}')"#,
+        )
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    });
+
+    let listed = run(&["jobs", "list", "--status", "failed"]);
+    let rows: Vec<&str> = listed.lines().collect();
+    assert_eq!(rows.len(), 2, "{listed}");
+    for expected in [
+        "01JFAILEDJOB0000000000000A",
+        "Failed",
+        "5/5",
+        "ORD-00000001",
+        "database error: boom",
+    ] {
+        assert!(
+            rows[1].contains(expected),
+            "{expected:?} missing from {listed}"
+        );
+    }
+    assert_eq!(
+        run(&["jobs", "list", "--status", "done"]).lines().count(),
+        1
+    );
+
+    assert_eq!(
+        run(&["jobs", "retry", "--all-failed"]),
+        "1 failed job(s) pending again\n"
+    );
+    let pending = run(&["jobs", "list", "--status", "pending"]);
+    assert!(
+        pending.contains("01JFAILEDJOB0000000000000A") && pending.contains("0/5"),
+        "{pending}"
+    );
+
+    let missing = tally()
+        .args(["jobs", "retry", "01JFAILEDJOB0000000000000A"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    let stderr = String::from_utf8(missing.stderr).unwrap();
+    assert_eq!(
+        stderr.lines().last(),
+        Some("error: no failed job 01JFAILEDJOB0000000000000A"),
+        "{stderr}"
+    );
+    assert_eq!(
+        run(&["rebuild-analytics"]),
+        "rebuilt: 0 orders newly counted, 0 products changed, 0 customer product rows, 0 customer category rows\n"
+    );
 }
