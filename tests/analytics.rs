@@ -288,7 +288,6 @@ async fn a_job_run_twice_or_delivered_twice_counts_its_order_once() {
     let ids = products(&app, &admin, &[("Cola", "beverages", 250)]).await;
     let (token, user_id) = app.register_customer("Ann").await;
     let first = order_id(&app.place_order(&token, &[(&ids[0], None, 2)]).await).await;
-    let second = order_id(&app.place_order(&token, &[(&ids[0], None, 3)]).await).await;
 
     // the first order's job, run by hand twice
     let none = FailPoints::default();
@@ -305,6 +304,7 @@ async fn a_job_run_twice_or_delivered_twice_counts_its_order_once() {
             .unwrap(),
         Outcome::AlreadyApplied
     );
+    let second = order_id(&app.place_order(&token, &[(&ids[0], None, 3)]).await).await;
 
     // the second order's job delivered twice: a copy of its row under another key
     app.count(
@@ -552,7 +552,97 @@ async fn statements_per_order_do_not_grow_with_its_lines() {
     }
     assert_eq!(
         counts,
-        vec![(1, 2, 5), (40, 2, 5)],
+        vec![(1, 2, 6), (40, 2, 6)],
         "(lines, placeOrder statements, job statements)"
+    );
+}
+
+#[tokio::test]
+async fn one_run_counts_a_backlog_and_marks_the_jobs_of_its_orders_done() {
+    let app = TestApp::spawn_without_workers().await;
+    let admin = app.admin_token().await;
+    let ids = products(&app, &admin, &[("Cola", "beverages", 250)]).await;
+    let (token, _) = app.register_customer("Ann").await;
+    let mut orders = Vec::new();
+    for _ in 0..10 {
+        orders.push(order_id(&app.place_order(&token, &[(&ids[0], None, 1)]).await).await);
+    }
+
+    let outcome = analytics::apply_order(&app.db, orders[0], 100, &FailPoints::default())
+        .await
+        .unwrap();
+    let Outcome::Applied(applied) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!((applied.order_numbers.len(), applied.jobs_retired), (10, 9));
+    let first = applied.order_numbers[0].clone();
+    assert_eq!(
+        app.rows(
+            "select status, last_result, count(*) as jobs from apalis.jobs group by 1, 2 order by 1"
+        )
+        .await,
+        vec![
+            json!({ "status": "Done", "last_result": { "Ok": format!("counted with {first}") }, "jobs": 9 }),
+            json!({ "status": "Pending", "last_result": null, "jobs": 1 }),
+        ]
+    );
+    assert_eq!(
+        figures(&app, &ids[0]).await,
+        json!({ "salesCount": 10, "totalRevenue": "25.00", "rating": 4.2 })
+    );
+
+    // the first order's own job still runs, and finds nothing left to count
+    app.start_workers();
+    app.wait_for_jobs().await;
+    assert_eq!(
+        app.count("select count(*) from apalis.jobs where status = 'Done'")
+            .await,
+        10
+    );
+    assert_eq!(
+        figures(&app, &ids[0]).await,
+        json!({ "salesCount": 10, "totalRevenue": "25.00", "rating": 4.2 })
+    );
+}
+
+#[tokio::test]
+async fn a_run_whose_order_is_counted_still_counts_the_orders_waiting() {
+    let app = TestApp::spawn_without_workers().await;
+    let admin = app.admin_token().await;
+    let ids = products(&app, &admin, &[("Cola", "beverages", 250)]).await;
+    let (token, _) = app.register_customer("Ann").await;
+    let older = data(&app.place_order(&token, &[(&ids[0], None, 1)]).await)["placeOrder"].clone();
+    let newer = order_id(&app.place_order(&token, &[(&ids[0], None, 2)]).await).await;
+    let none = FailPoints::default();
+
+    // one order per run: the newer order's run counts only it
+    let Outcome::Applied(first) = analytics::apply_order(&app.db, newer, 1, &none)
+        .await
+        .unwrap()
+    else {
+        panic!("the newer order was not counted")
+    };
+    assert_eq!(first.order_numbers.len(), 1);
+    // run again, its own order counted: it sweeps up the older one
+    let Outcome::Applied(sweep) = analytics::apply_order(&app.db, newer, 10, &none)
+        .await
+        .unwrap()
+    else {
+        panic!("the waiting order was not counted")
+    };
+    assert_eq!(
+        sweep.order_numbers,
+        vec![older["orderNumber"].as_str().unwrap().to_owned()]
+    );
+    assert_eq!(sweep.jobs_retired, 1);
+    assert_eq!(
+        analytics::apply_order(&app.db, newer, 10, &none)
+            .await
+            .unwrap(),
+        Outcome::AlreadyApplied
+    );
+    assert_eq!(
+        figures(&app, &ids[0]).await,
+        json!({ "salesCount": 3, "totalRevenue": "7.50", "rating": 4.0 })
     );
 }

@@ -5,9 +5,11 @@ mod harness;
 
 mod analytics;
 mod auth;
+mod authorization;
 mod browser;
 mod cart;
 mod catalog;
+mod hostile;
 mod http;
 mod metrics;
 mod operations;

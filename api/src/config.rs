@@ -132,7 +132,8 @@ impl Config {
 
         let defaults = WorkerSettings::default();
         let workers = WorkerSettings {
-            concurrency: number(&get, "WORKER_CONCURRENCY", defaults.concurrency, 1..=256)?,
+            // 0: `tally serve` runs no workers (an API-only process)
+            concurrency: number(&get, "WORKER_CONCURRENCY", defaults.concurrency, 0..=256)?,
             max_attempts: number(&get, "JOB_MAX_ATTEMPTS", defaults.max_attempts, 1..=100)?,
             batch_size: number(
                 &get,
@@ -276,7 +277,12 @@ mod tests {
         let e = config(&[("WORKER_CONCURRENCY", "zero")]).err().unwrap();
         assert_eq!(
             e.to_string(),
-            "WORKER_CONCURRENCY: must be a number from 1 to 256"
+            "WORKER_CONCURRENCY: must be a number from 0 to 256"
+        );
+        let e = config(&[("WORKER_CONCURRENCY", "-1")]).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "WORKER_CONCURRENCY: must be a number from 0 to 256"
         );
         let e = config(&[("BIND_ADDR", "nowhere")]).err().unwrap();
         assert_eq!(e.var, "BIND_ADDR");

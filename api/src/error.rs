@@ -105,7 +105,8 @@ impl<T> OnConstraint<T> for Result<T, DbErr> {
     }
 }
 
-fn violated_constraint(err: &DbErr) -> Option<&str> {
+/// The name of the constraint a statement violated, if that is what failed.
+pub fn violated_constraint(err: &DbErr) -> Option<&str> {
     let (DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e))) = err
     else {
         return None;

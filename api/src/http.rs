@@ -1,6 +1,7 @@
 //! The HTTP surface: GraphQL (POST) and GraphiQL (GET) on `/graphql`, and probes.
 
 use async_graphql::ServerError;
+use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
 use axum::extract::State;
@@ -41,8 +42,12 @@ pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
 async fn graphql_request(
     State(http): State<Http>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    request: Result<GraphQLRequest, GraphQLRejection>,
 ) -> Response {
+    let request = match request {
+        Ok(request) => request,
+        Err(rejection) => return unreadable_request(rejection),
+    };
     let mut request = request.into_inner().data(Loaders::new(&http.state.db));
     match bearer_token(&headers) {
         None => {}
@@ -75,6 +80,18 @@ fn error_response(err: ApiError) -> async_graphql::Response {
     let mut server_error = ServerError::new(error.message, None);
     server_error.extensions = code;
     async_graphql::Response::from_errors(vec![server_error])
+}
+
+/// A body that is no GraphQL request (bad JSON, a batch, a wrong content
+/// type) gets its status, 400 or 413, with a GraphQL-shaped JSON error.
+fn unreadable_request(rejection: GraphQLRejection) -> Response {
+    let message = format!("the request is not a GraphQL request: {}", rejection.0);
+    let status = rejection.into_response().status();
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }],
+    });
+    (status, axum::Json(body)).into_response()
 }
 
 /// `Authorization: Bearer <token>`; any other scheme counts as no token.

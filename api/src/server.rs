@@ -39,7 +39,17 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         fail_points: FailPoints::default(),
         metrics: state.metrics.jobs.clone(),
     };
-    let workers = tokio::spawn(workers.run(shutdown.clone().cancelled_owned()));
+    let workers = match config.workers.concurrency {
+        0 => {
+            info!(
+                "WORKER_CONCURRENCY is 0: this process runs no post-order workers; run `tally worker`"
+            );
+            None
+        }
+        _ => Some(tokio::spawn(
+            workers.run(shutdown.clone().cancelled_owned()),
+        )),
+    };
 
     let listener = TcpListener::bind(config.bind_addr).await?;
     let addr = listener.local_addr()?;
@@ -48,7 +58,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     info!("HTTP server stopped; waiting for running jobs");
-    workers.await??;
+    if let Some(workers) = workers {
+        workers.await??;
+    }
     retention.await?;
     if let Some(board) = board {
         board.await??;
@@ -59,6 +71,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 /// Runs post-order workers only, for operators who add worker processes;
 /// with `with_board`, the board's listener too.
 pub async fn work(config: Config, with_board: bool) -> anyhow::Result<()> {
+    if config.workers.concurrency == 0 {
+        anyhow::bail!("WORKER_CONCURRENCY is 0: a worker process needs at least 1");
+    }
     let pool = db::connect_and_migrate(&config).await?;
     let orm = db::orm(&pool);
     let shutdown = shutdown_on_signal();

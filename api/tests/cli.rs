@@ -49,7 +49,7 @@ fn a_bad_setting_names_its_variable() {
     assert_eq!(output.status.code(), Some(2));
     assert_eq!(
         String::from_utf8(output.stderr).unwrap(),
-        "error: invalid configuration: WORKER_CONCURRENCY: must be a number from 1 to 256\n"
+        "error: invalid configuration: WORKER_CONCURRENCY: must be a number from 0 to 256\n"
     );
 }
 

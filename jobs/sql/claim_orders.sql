@@ -1,7 +1,9 @@
--- Marks this run's order and up to $2 other uncounted orders applied: the
--- exactly-once marker, committed with the figures it guards. The others are
--- taken with skip locked, so batches never wait for each other; their own
--- jobs later find them applied and finish as no-ops.
+-- Marks counted this run's order (unless counted already) and up to $2 other
+-- uncounted orders, oldest first: the exactly-once marker, committed with the
+-- figures it guards. A run whose own order another run counted still sweeps
+-- up what is waiting, so new orders never wait for their own job's turn in
+-- the queue. The others are taken with skip locked: batches never wait for
+-- each other.
 update orders
 set analytics_applied_at = now()
 where id = any (array[$1::bigint] || array(
@@ -13,4 +15,5 @@ where id = any (array[$1::bigint] || array(
         limit $2
         for no key update skip locked
     ))
+  and analytics_applied_at is null
 returning id, order_number, user_id

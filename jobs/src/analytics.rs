@@ -15,23 +15,28 @@ const CONFLICT_RETRIES: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// An earlier run (this job's own, or a batch of another) counted the order.
+    /// An earlier run (this job's own, or a batch of another) counted the
+    /// order, and no other order was waiting.
     AlreadyApplied,
     Applied(Applied),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Applied {
-    /// The order numbers this run counted: its own first, then the coalesced ones.
+    /// The order numbers this run counted: its own first (unless another run
+    /// counted it), then the coalesced ones.
     pub order_numbers: Vec<String>,
     pub products_updated: usize,
     /// Customers whose preference figures changed.
     pub preference_user_ids: Vec<i64>,
+    /// Jobs of the other counted orders, done by this run before any worker took them.
+    pub jobs_retired: u64,
 }
 
-/// Counts `order_id`, and up to `batch_size - 1` other uncounted orders with
-/// it, into product figures and customer preferences. Exactly once per order:
-/// the `analytics_applied_at` marker commits with the figures.
+/// Counts `order_id` unless it is counted already, and other uncounted orders
+/// with it (up to `batch_size` in all), into product figures and customer
+/// preferences. Exactly once per order: the `analytics_applied_at` marker
+/// commits with the figures.
 pub async fn apply_order(
     db: &DatabaseConnection,
     order_id: i64,
@@ -64,28 +69,28 @@ async fn apply_once(
             [order_id.into()],
         ))
         .await?;
-    let applied: bool = match lock {
-        Some(row) => row.try_get("", "applied")?,
-        None => {
-            warn!(
-                order_id,
-                "post-order job for an order that does not exist; nothing to do"
-            );
-            true
-        }
-    };
-    if applied {
+    let Some(lock) = lock else {
+        warn!(
+            order_id,
+            "post-order job for an order that does not exist; nothing to do"
+        );
         txn.commit().await?;
         return Ok(Outcome::AlreadyApplied);
-    }
+    };
+    let own_counted: bool = lock.try_get("", "applied")?;
+    let own_number: String = lock.try_get("", "order_number")?;
 
-    let others = i64::from(batch_size.saturating_sub(1));
+    let others = i64::from(batch_size) - i64::from(!own_counted);
     let claimed = txn
         .query_all_raw(statement(
             include_str!("../sql/claim_orders.sql"),
             [order_id.into(), others.into()],
         ))
         .await?;
+    if claimed.is_empty() {
+        txn.commit().await?;
+        return Ok(Outcome::AlreadyApplied);
+    }
     let mut order_ids = Vec::with_capacity(claimed.len());
     let mut order_numbers = Vec::with_capacity(claimed.len());
     for row in &claimed {
@@ -99,7 +104,7 @@ async fn apply_once(
         }
         order_ids.push(id);
     }
-    let ids = Value::from(order_ids);
+    let ids = Value::from(order_ids.clone());
 
     let products = txn
         .query_all_raw(statement(
@@ -119,11 +124,26 @@ async fn apply_once(
         }
     }
 
+    // this run's own job is running: apalis acknowledges it
+    let other_jobs: Vec<String> = order_ids
+        .iter()
+        .filter(|id| **id != order_id)
+        .map(|id| format!("order-{id}"))
+        .collect();
+    let jobs_retired = txn
+        .execute_raw(statement(
+            include_str!("../sql/retire_jobs.sql"),
+            [other_jobs.into(), crate::QUEUE.into(), own_number.into()],
+        ))
+        .await?
+        .rows_affected();
+
     txn.commit().await?;
     Ok(Outcome::Applied(Applied {
         order_numbers,
         products_updated: products.len(),
         preference_user_ids: preference_user_ids.into_iter().collect(),
+        jobs_retired,
     }))
 }
 

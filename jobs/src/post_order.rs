@@ -59,6 +59,7 @@ pub async fn run(
             order_numbers = ?applied.order_numbers,
             products_updated = applied.products_updated,
             preferences_user_ids = ?applied.preference_user_ids,
+            jobs_retired = applied.jobs_retired,
             attempt = attempt.current(),
             duration_ms,
             "post-order figures applied"

@@ -7,7 +7,7 @@ use sea_orm::{
 
 use super::Quantity;
 use super::pricing::price_items;
-use crate::error::{ApiError, ApiResult, OnConstraint};
+use crate::error::{ApiError, ApiResult, violated_constraint};
 use crate::money::Cents;
 
 #[derive(Debug, Clone, FromQueryResult)]
@@ -79,8 +79,13 @@ pub async fn add_to_cart<C: ConnectionTrait>(
         )
         .exec_without_returning(db)
         .await
-        .on_constraint("cart_lines_quantity_check", || {
-            ApiError::bad_input(format!("a cart line holds at most {} items", Quantity::MAX))
+        .map_err(|e| match violated_constraint(&e) {
+            Some("cart_lines_quantity_check") => {
+                ApiError::bad_input(format!("a cart line holds at most {} items", Quantity::MAX))
+            }
+            // the token outlived its account
+            Some("cart_lines_user_id_fkey") => ApiError::InvalidToken,
+            _ => e.into(),
         })?;
     Ok(())
 }

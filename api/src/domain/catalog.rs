@@ -74,6 +74,18 @@ impl VariantSpec {
     }
 }
 
+/// A product's variants are told apart by name.
+fn unique_names(variants: &[VariantSpec]) -> ApiResult<()> {
+    let mut names: Vec<&str> = variants.iter().map(|v| v.name.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|pair| pair[0] == pair[1]) {
+        return Err(ApiError::bad_input(
+            "variant names must be unique within a product",
+        ));
+    }
+    Ok(())
+}
+
 pub struct NewProduct {
     pub name: String,
     pub description: String,
@@ -92,6 +104,7 @@ impl NewProduct {
         available: bool,
         variants: Vec<VariantSpec>,
     ) -> ApiResult<Self> {
+        unique_names(&variants)?;
         Ok(Self {
             name: product_name(name)?,
             description: description(description_text)?,
@@ -125,6 +138,7 @@ impl ProductPatch {
         available: Option<bool>,
         variants: Vec<VariantSpec>,
     ) -> ApiResult<Self> {
+        unique_names(&variants)?;
         Ok(Self {
             name: name.map(product_name).transpose()?,
             description: description_text.map(description).transpose()?,

@@ -8,7 +8,7 @@ use super::Quantity;
 use super::cart;
 use super::pricing::{PricedItem, price_items};
 use crate::auth::Viewer;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, OnConstraint};
 use crate::money::Cents;
 
 /// Lines one order may have.
@@ -159,7 +159,9 @@ async fn insert_order<C: ConnectionTrait>(
         values,
     ))
     .one(db)
-    .await?;
+    .await
+    // the token outlived its account
+    .on_constraint("orders_user_id_fkey", || ApiError::InvalidToken)?;
 
     let Some(order) = inserted else {
         // a concurrent request with the same key won the insert

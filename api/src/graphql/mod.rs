@@ -2,6 +2,7 @@
 //! batched nested loads in `loaders`.
 
 pub mod context;
+mod limits;
 pub mod loaders;
 mod mutation;
 mod observe;
@@ -27,6 +28,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        .extension(limits::ExpansionLimit)
 }
 
 pub fn schema(state: AppState) -> TallySchema {

@@ -1,0 +1,197 @@
+//! Draining a backlog of uncounted orders: Tally's workers (coalescing, or
+//! one order per run) next to hand-written SQL doing the same work.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+
+use crate::load::place_raw;
+use crate::processes::Tally;
+use crate::setup::Bench;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Drain {
+    pub orders: i64,
+    /// Until every order was counted.
+    pub seconds: f64,
+    pub per_second: f64,
+    /// Until every job was done too (Tally's runs only).
+    pub jobs_seconds: Option<f64>,
+    pub exact: bool,
+}
+
+/// Tops the uncounted orders up to `n` (placed by straight SQL, with jobs).
+pub async fn fill_backlog(bench: &Arc<Bench>, n: i64) -> anyhow::Result<()> {
+    let missing = n - bench
+        .count("select count(*) from orders where analytics_applied_at is null")
+        .await?;
+    let clients = 8;
+    let results = join_all((0..clients).map(|client| {
+        let bench = bench.clone();
+        async move {
+            let mut conn = bench.pool.acquire().await?;
+            let mut k = client;
+            while (k as i64) < missing {
+                place_raw(&bench, &mut conn, k).await?;
+                k += clients;
+            }
+            anyhow::Ok(())
+        }
+    }))
+    .await;
+    results.into_iter().collect()
+}
+
+/// Every order uncounted again, every figure zero, every job pending: the
+/// same backlog for the next contender.
+pub async fn reset(bench: &Bench) -> anyhow::Result<()> {
+    sqlx::raw_sql(
+        "update orders set analytics_applied_at = null where analytics_applied_at is not null;
+         update products set sales_count = 0, total_revenue_cents = 0, rating = 4.0;
+         delete from customer_product_stats;
+         delete from customer_category_stats;
+         update apalis.jobs set status = 'Pending', attempts = 0, run_at = now() - interval '1 second',
+                lock_by = null, lock_at = null, done_at = null, last_result = null;
+         delete from apalis.workers;",
+    )
+    .execute(&bench.pool)
+    .await?;
+    sqlx::raw_sql("vacuum analyze orders, products, apalis.jobs")
+        .execute(&bench.pool)
+        .await?;
+    Ok(())
+}
+
+/// Starts `processes` × `tally worker` and times them until the backlog is counted.
+pub async fn with_tally(
+    bin: &PathBuf,
+    bench: &Bench,
+    processes: usize,
+    concurrency: usize,
+    batch: u32,
+) -> anyhow::Result<Drain> {
+    let orders = bench
+        .count("select count(*) from orders where analytics_applied_at is null")
+        .await?;
+    let started = Instant::now();
+    let workers = (0..processes)
+        .map(|_| Tally::worker(bin, bench, concurrency, batch))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // timed from the first run's start (orders.analytics_applied_at), not the
+    // processes' start-up, to the moment polling sees the last order counted
+    const SINCE_FIRST_RUN: &str =
+        "select extract(epoch from now() - min(analytics_applied_at))::float8 from orders";
+    let mut seconds = None;
+    let jobs_seconds = loop {
+        if seconds.is_none()
+            && bench
+                .count("select count(*) from orders where analytics_applied_at is null")
+                .await?
+                == 0
+        {
+            seconds = Some(
+                sqlx::query_scalar::<_, f64>(SINCE_FIRST_RUN)
+                    .fetch_one(&bench.pool)
+                    .await?,
+            );
+        }
+        if seconds.is_some()
+            && bench
+                .count("select count(*) from apalis.jobs where status <> 'Done'")
+                .await?
+                == 0
+        {
+            break sqlx::query_scalar::<_, f64>(SINCE_FIRST_RUN)
+                .fetch_one(&bench.pool)
+                .await?;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(1800),
+            "drain took over 30 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    for worker in workers {
+        worker.stop()?;
+    }
+    let seconds = seconds.expect("counted");
+    Ok(Drain {
+        orders,
+        seconds,
+        per_second: orders as f64 / seconds,
+        jobs_seconds: Some(jobs_seconds),
+        exact: exact(bench).await?,
+    })
+}
+
+/// The same work by hand over `clients` connections: per transaction, claim
+/// up to `batch` uncounted orders, then the same three bulk statements the
+/// job runs. No queue, no ORM.
+pub async fn by_hand(bench: &Arc<Bench>, clients: usize, batch: i64) -> anyhow::Result<Drain> {
+    let orders = bench
+        .count("select count(*) from orders where analytics_applied_at is null")
+        .await?;
+    let started = Instant::now();
+    let results = join_all((0..clients).map(|_| {
+        let bench = bench.clone();
+        async move {
+            loop {
+                let mut tx = bench.pool.begin().await?;
+                let ids: Vec<i64> = sqlx::query_scalar(
+                    "update orders set analytics_applied_at = now()
+                     where id = any (array(select id from orders where analytics_applied_at is null
+                                           order by id limit $1 for no key update skip locked))
+                     returning id",
+                )
+                .bind(batch)
+                .fetch_all(&mut *tx)
+                .await?;
+                if ids.is_empty() {
+                    return anyhow::Ok(());
+                }
+                for sql in [
+                    include_str!("../../jobs/sql/apply_product_figures.sql"),
+                    include_str!("../../jobs/sql/apply_customer_products.sql"),
+                    include_str!("../../jobs/sql/apply_customer_categories.sql"),
+                ] {
+                    sqlx::query(sql).bind(&ids).execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+            }
+        }
+    }))
+    .await;
+    results.into_iter().collect::<anyhow::Result<()>>()?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Drain {
+        orders,
+        seconds,
+        per_second: orders as f64 / seconds,
+        jobs_seconds: None,
+        exact: exact(bench).await?,
+    })
+}
+
+/// Figures equal sums over the order lines, and every order is counted.
+pub async fn exact(bench: &Bench) -> anyhow::Result<bool> {
+    let mismatches = bench
+        .count(
+            "select (select count(*) from orders where analytics_applied_at is null)
+                  + (select count(*) from products p
+                     left join (select product_id, sum(quantity) as units, sum(subtotal_cents) as revenue
+                                from order_lines group by product_id) s on s.product_id = p.id
+                     where p.sales_count <> coalesce(s.units, 0)
+                        or p.total_revenue_cents <> coalesce(s.revenue, 0)
+                        or p.rating <> product_rating(p.sales_count))
+                  + (select count(*) from customer_product_stats c
+                     full join (select o.user_id, l.product_id, sum(l.quantity) as quantity
+                                from orders o join order_lines l on l.order_id = o.id
+                                join users u on u.id = o.user_id and u.role = 'customer'
+                                group by 1, 2) s using (user_id, product_id)
+                     where c.quantity is distinct from s.quantity)",
+        )
+        .await?;
+    Ok(mismatches == 0)
+}

@@ -1,0 +1,248 @@
+//! Placing orders as fast as possible, or at a set rate: straight SQL, and
+//! `placeOrder` over HTTP.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use hdrhistogram::Histogram;
+use serde_json::{Value, json};
+use sqlx::types::Json;
+
+use crate::setup::Bench;
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Throughput {
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+}
+
+fn histogram() -> Histogram<u64> {
+    // microseconds, 1 µs to 60 s
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}
+
+fn summarise(histogram: &Histogram<u64>, errors: u64, elapsed: Duration) -> Throughput {
+    Throughput {
+        per_second: histogram.len() as f64 / elapsed.as_secs_f64(),
+        p50_ms: histogram.value_at_quantile(0.5) as f64 / 1000.0,
+        p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
+        errors,
+    }
+}
+
+/// The placement limit: Tally's own two statements (read prices, then one
+/// statement writing order, lines and job row) sent straight over `clients`
+/// connections, no HTTP, no GraphQL, no ORM.
+pub async fn raw_placement(
+    bench: &Arc<Bench>,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Throughput> {
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let results = join_all((0..clients).map(|client| {
+        let bench = bench.clone();
+        async move {
+            let mut latencies = histogram();
+            let mut errors = 0;
+            let mut conn = bench.pool.acquire().await?;
+            let mut n = client;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match place_raw(&bench, &mut conn, n).await {
+                    Ok(()) => latencies.record(t.elapsed().as_micros().max(1) as u64)?,
+                    Err(_) => errors += 1,
+                }
+                n += clients;
+            }
+            anyhow::Ok((latencies, errors))
+        }
+    }))
+    .await;
+    merge(results, started.elapsed())
+}
+
+/// One order by straight SQL, customer and lines picked by `n`.
+pub async fn place_raw(
+    bench: &Bench,
+    conn: &mut sqlx::PgConnection,
+    n: usize,
+) -> anyhow::Result<()> {
+    let lines = bench.random_lines();
+    let requested: Value = lines
+        .iter()
+        .map(|(id, _, _)| json!({ "product_id": id, "variant_id": null }))
+        .collect();
+    let priced: Vec<PriceRow> =
+        sqlx::query_as(include_str!("../../api/src/domain/sql/price_lines.sql"))
+            .bind(Json(&requested))
+            .fetch_all(&mut *conn)
+            .await?;
+    let rows: Value = priced
+        .iter()
+        .zip(&lines)
+        .map(|(p, (_, _, quantity))| {
+            json!({ "product_id": p.product_id, "variant_id": null, "product_name": p.product_name,
+                    "variant_name": null, "category": p.category,
+                    "unit_price_cents": p.product_price_cents, "quantity": quantity })
+        })
+        .collect();
+    let total: i64 = priced
+        .iter()
+        .zip(&lines)
+        .map(|(p, (_, _, q))| p.product_price_cents * i64::from(*q))
+        .sum();
+    let (customer, _) = &bench.customers[n % bench.customers.len()];
+    sqlx::query(include_str!("../../api/src/domain/sql/place_order.sql"))
+        .bind(customer)
+        .bind(total)
+        .bind(None::<String>)
+        .bind(Json(&rows))
+        .bind(ulid_like())
+        .bind(jobs::QUEUE)
+        .bind(5_i32)
+        .bind(Vec::<i64>::new())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct PriceRow {
+    product_id: i64,
+    product_name: String,
+    category: String,
+    product_price_cents: i64,
+}
+
+/// apalis reads job ids as ULIDs.
+fn ulid_like() -> String {
+    // 26 Crockford base32 characters from the clock and randomness, as a ULID
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis();
+    let value: u128 = (millis << 80) | (rand::random::<u128>() >> 48);
+    (0..26)
+        .rev()
+        .map(|i| ALPHABET[((value >> (i * 5)) & 31) as usize] as char)
+        .collect()
+}
+
+const PLACE_ORDER: &str = "mutation PlaceOrder($input: PlaceOrderInput!) { placeOrder(input: $input) { id orderNumber } }";
+
+/// `placeOrder` over HTTP from `clients` concurrent clients, each sending
+/// its next order when the last one answered.
+pub async fn graphql_placement(
+    bench: &Arc<Bench>,
+    addr: &str,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Throughput> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    let url = Arc::new(format!("http://{addr}/graphql"));
+    let deadline = Instant::now() + duration;
+    let started = Instant::now();
+    let results = join_all((0..clients).map(|client| {
+        let (bench, http, url) = (bench.clone(), http.clone(), url.clone());
+        async move {
+            let mut latencies = histogram();
+            let mut errors = 0;
+            let mut n = client;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match place_graphql(&bench, &http, &url, n).await {
+                    Ok(()) => latencies.record(t.elapsed().as_micros().max(1) as u64)?,
+                    Err(_) => errors += 1,
+                }
+                n += clients;
+            }
+            anyhow::Ok((latencies, errors))
+        }
+    }))
+    .await;
+    merge(results, started.elapsed())
+}
+
+async fn place_graphql(
+    bench: &Bench,
+    http: &reqwest::Client,
+    url: &str,
+    n: usize,
+) -> anyhow::Result<()> {
+    let items: Vec<Value> = bench
+        .random_lines()
+        .iter()
+        .map(|(id, _, q)| json!({ "productId": id.to_string(), "quantity": q }))
+        .collect();
+    let (_, token) = &bench.customers[n % bench.customers.len()];
+    let body: Value = http
+        .post(url)
+        .bearer_auth(token)
+        .json(&json!({ "query": PLACE_ORDER, "variables": { "input": { "items": items } } }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    if body.get("errors").is_some() {
+        anyhow::bail!("placeOrder failed: {body}");
+    }
+    Ok(())
+}
+
+/// `placeOrder` at a steady `rate` per second (open loop: a slow answer
+/// does not slow the next request), for `duration`.
+pub async fn graphql_at_rate(
+    bench: &Arc<Bench>,
+    addr: &str,
+    rate: f64,
+    duration: Duration,
+) -> anyhow::Result<Throughput> {
+    let http = reqwest::Client::new();
+    let url = Arc::new(format!("http://{addr}/graphql"));
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let mut n = 0;
+    while started.elapsed() < duration {
+        ticker.tick().await;
+        let (bench, http, url) = (bench.clone(), http.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            let t = Instant::now();
+            place_graphql(&bench, &http, &url, n)
+                .await
+                .map(|()| t.elapsed())
+        }));
+        n += 1;
+    }
+    let mut latencies = histogram();
+    let mut errors = 0;
+    for task in tasks {
+        match task.await? {
+            Ok(elapsed) => latencies.record(elapsed.as_micros().max(1) as u64)?,
+            Err(_) => errors += 1,
+        }
+    }
+    Ok(summarise(&latencies, errors, started.elapsed()))
+}
+
+fn merge(
+    results: Vec<anyhow::Result<(Histogram<u64>, u64)>>,
+    elapsed: Duration,
+) -> anyhow::Result<Throughput> {
+    let mut all = histogram();
+    let mut errors = 0;
+    for result in results {
+        let (h, e) = result?;
+        all.add(&h)?;
+        errors += e;
+    }
+    Ok(summarise(&all, errors, elapsed))
+}

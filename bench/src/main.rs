@@ -1,0 +1,148 @@
+//! `tally-bench`: measures Tally against the raw-SQL limits of the machine it
+//! runs on, side by side in one run, and prints one table (see BENCHMARKS.md).
+//!
+//! It creates its own database, spawns the real `tally` binary for the HTTP
+//! and worker measurements, and drops the database at the end.
+
+mod drain;
+mod fetch;
+mod lag;
+mod load;
+mod processes;
+mod report;
+mod setup;
+mod statements;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::processes::Tally;
+use crate::report::Report;
+use crate::setup::Bench;
+
+#[derive(Parser)]
+#[command(about = "Measure Tally against this machine's raw-SQL limits")]
+struct Args {
+    /// A few seconds in all, to prove the tool works (CI); numbers mean little.
+    #[arg(long)]
+    smoke: bool,
+    /// Seconds per throughput measurement.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Uncounted orders each drain starts from.
+    #[arg(long, default_value_t = 20_000)]
+    backlog: i64,
+    /// Finished jobs put in history for the fetch measurement.
+    #[arg(long, default_value_t = 200_000)]
+    history: i64,
+    /// The `tally` binary (default: beside this one).
+    #[arg(long)]
+    tally_bin: Option<PathBuf>,
+    /// Where the benchmark database is created.
+    #[arg(
+        long,
+        env = "BENCH_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
+    database_url: String,
+    /// Where plots go.
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = Args::parse();
+    if args.smoke {
+        args.duration = 1;
+        args.backlog = 300;
+        args.history = 2_000;
+    }
+    let bin = processes::binary(args.tally_bin.clone())?;
+    let bench = Arc::new(Bench::create(&args.database_url).await?);
+    let result = run(&args, &bin, &bench).await;
+    let bench = Arc::into_inner(bench).expect("no task holds the bench any more");
+    bench.drop_database().await?;
+    let report = result?;
+    report.print(&args);
+    report.plot(&args.out)?;
+    Ok(())
+}
+
+async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<Report> {
+    let duration = Duration::from_secs(args.duration);
+    let mut report = Report::default();
+
+    eprintln!("1/6 placement: straight SQL");
+    for clients in [16, 32] {
+        report.raw_placement.push((
+            clients,
+            load::raw_placement(bench, clients, duration).await?,
+        ));
+    }
+    eprintln!("1/6 placement: placeOrder over HTTP (tally serve without workers)");
+    let server = Tally::serve(bin, bench, 0, 100).await?;
+    for clients in [1, 8, 32] {
+        report.graphql_placement.push((
+            clients,
+            load::graphql_placement(bench, &server.addr, clients, duration).await?,
+        ));
+    }
+    report.peak_rss_mib = server.peak_rss_mib();
+    server.stop()?;
+
+    eprintln!("2/6 drain: a backlog of {} orders", args.backlog);
+    // the orders placed above are the start of the backlog
+    drain::reset(bench).await?;
+    drain::fill_backlog(bench, args.backlog).await?;
+    trim_backlog(bench, args.backlog).await?;
+    drain::reset(bench).await?;
+    report.drain_coalesced = drain::with_tally(bin, bench, 1, 2, 100).await?;
+    drain::reset(bench).await?;
+    report.drain_single = drain::with_tally(bin, bench, 1, 2, 1).await?;
+    drain::reset(bench).await?;
+    report.drain_by_hand_single = drain::by_hand(bench, 4, 1).await?;
+    drain::reset(bench).await?;
+    report.drain_by_hand_batched = drain::by_hand(bench, 2, 200).await?;
+
+    eprintln!("3/6 scaling: 2 and 4 worker processes");
+    for processes in [2, 4] {
+        drain::reset(bench).await?;
+        report.scaling.push((
+            processes,
+            drain::with_tally(bin, bench, processes, 1, 100).await?,
+        ));
+    }
+
+    eprintln!("4/6 lag at 50% and 90% of the best placeOrder rate");
+    let best = report.best_graphql_rate();
+    for share in [0.5, 0.9] {
+        report.lag.push((
+            share,
+            lag::measure(bin, bench, best * share, duration).await?,
+        ));
+    }
+
+    eprintln!("5/6 statements per order");
+    report.statements = statements::count(bench, &[1, 5, 20, 50]).await?;
+
+    eprintln!("6/6 job history: {} finished jobs", args.history);
+    report.history = fetch::measure(bench, args.history).await?;
+    Ok(report)
+}
+
+/// Leaves exactly `n` orders (and their lines and jobs), the oldest ones.
+async fn trim_backlog(bench: &Bench, n: i64) -> anyhow::Result<()> {
+    sqlx::query(
+        "with extra as (select id from orders order by id offset $1),
+              jobs as (delete from apalis.jobs where idempotency_key in (select 'order-' || id from extra))
+         delete from orders where id in (select id from extra)",
+    )
+    .bind(n)
+    .execute(&bench.pool)
+    .await?;
+    Ok(())
+}

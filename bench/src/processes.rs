@@ -1,0 +1,129 @@
+//! The real `tally` binary, run the way an operator runs it.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::setup::{Bench, JWT_SECRET};
+
+pub struct Tally {
+    child: Child,
+    pub addr: String,
+}
+
+pub fn binary(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let path = match explicit {
+        Some(path) => path,
+        // beside this binary: target/<profile>/tally
+        None => std::env::current_exe()?.with_file_name("tally"),
+    };
+    if !path.exists() {
+        bail!(
+            "no tally binary at {}: build it (cargo build --release -p tally) or pass --tally-bin",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+impl Tally {
+    /// `tally serve` on a free port; `workers` in-process workers (0: none).
+    pub async fn serve(
+        bin: &PathBuf,
+        bench: &Bench,
+        workers: usize,
+        batch: u32,
+    ) -> anyhow::Result<Self> {
+        let port = free_port()?;
+        let child = command(bin, bench, workers, batch)
+            .arg("serve")
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .spawn()
+            .context("starting tally serve")?;
+        let tally = Self {
+            child,
+            addr: format!("127.0.0.1:{port}"),
+        };
+        tally.wait_ready().await?;
+        Ok(tally)
+    }
+
+    /// `tally worker` with `concurrency` jobs at once and `batch` orders per run.
+    pub fn worker(
+        bin: &PathBuf,
+        bench: &Bench,
+        concurrency: usize,
+        batch: u32,
+    ) -> anyhow::Result<Self> {
+        let child = command(bin, bench, concurrency, batch)
+            .arg("worker")
+            .spawn()
+            .context("starting tally worker")?;
+        Ok(Self {
+            child,
+            addr: String::new(),
+        })
+    }
+
+    async fn wait_ready(&self) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = format!("http://{}/readyz", self.addr);
+        while Instant::now() < deadline {
+            if let Ok(response) = reqwest::get(&url).await
+                && response.status().is_success()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bail!("tally serve did not become ready at {url}")
+    }
+
+    /// The most memory the process has held (VmHWM), in MiB.
+    pub fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kib: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kib / 1024.0)
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("tally exited with {status}");
+        }
+        Ok(())
+    }
+}
+
+fn command(bin: &PathBuf, bench: &Bench, workers: usize, batch: u32) -> Command {
+    let mut command = Command::new(bin);
+    command
+        .env("DATABASE_URL", &bench.database_url)
+        .env("JWT_SECRET", JWT_SECRET)
+        .env("WORKER_CONCURRENCY", workers.to_string())
+        .env("ANALYTICS_BATCH_SIZE", batch.to_string())
+        .env("DATABASE_POOL_SIZE", "40")
+        .env("RUST_LOG", "warn")
+        .env_remove("BOARD_USERNAME")
+        .env_remove("BOARD_PASSWORD")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    command
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}

@@ -1,0 +1,306 @@
+//! The table, side by side, with the targets; and the plots.
+
+use std::path::Path;
+
+use plotters::prelude::*;
+
+use crate::Args;
+use crate::drain::Drain;
+use crate::fetch::History;
+use crate::lag::Lag;
+use crate::load::Throughput;
+use crate::statements::Statements;
+
+#[derive(Default)]
+pub struct Report {
+    pub raw_placement: Vec<(usize, Throughput)>,
+    pub graphql_placement: Vec<(usize, Throughput)>,
+    pub peak_rss_mib: Option<f64>,
+    pub drain_coalesced: Drain,
+    pub drain_single: Drain,
+    pub drain_by_hand_single: Drain,
+    pub drain_by_hand_batched: Drain,
+    /// (worker processes, drain); one process is `drain_coalesced`.
+    pub scaling: Vec<(usize, Drain)>,
+    /// (share of the best placeOrder rate, lag)
+    pub lag: Vec<(f64, Lag)>,
+    pub statements: Vec<Statements>,
+    pub history: History,
+}
+
+impl Report {
+    pub fn best_graphql_rate(&self) -> f64 {
+        self.graphql_placement
+            .iter()
+            .map(|(_, t)| t.per_second)
+            .fold(0.0, f64::max)
+    }
+
+    fn best_raw_rate(&self) -> f64 {
+        self.raw_placement
+            .iter()
+            .map(|(_, t)| t.per_second)
+            .fold(0.0, f64::max)
+    }
+
+    pub fn print(&self, args: &Args) {
+        let raw = self.best_raw_rate();
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        println!(
+            "\n## tally-bench: {cores} cores, {} s per measurement, backlog {}{}\n",
+            args.duration,
+            args.backlog,
+            if args.smoke {
+                " (smoke: numbers mean little)"
+            } else {
+                ""
+            }
+        );
+        println!("| measurement | orders/s | p50 ms | p99 ms | ratio | target |");
+        println!("|---|---:|---:|---:|---:|---|");
+        for (clients, t) in &self.raw_placement {
+            println!(
+                "| placement, straight SQL, {clients} connections | {:.0} | {:.2} | {:.2} | | |",
+                t.per_second, t.p50_ms, t.p99_ms
+            );
+        }
+        for (clients, t) in &self.graphql_placement {
+            let target = if *clients == 32 {
+                "≥ 0.50 of SQL, p99 ≤ 25 ms"
+            } else {
+                ""
+            };
+            println!(
+                "| placeOrder over HTTP, {clients} clients{} | {:.0} | {:.2} | {:.2} | {:.2} × SQL | {target} |",
+                if t.errors > 0 {
+                    format!(" ({} errors)", t.errors)
+                } else {
+                    String::new()
+                },
+                t.per_second,
+                t.p50_ms,
+                t.p99_ms,
+                t.per_second / raw
+            );
+        }
+        let best = self.best_graphql_rate();
+        let batched = self.drain_by_hand_batched.per_second;
+        let drains = [
+            (
+                "drain, Tally, coalescing (100/run), 1 process",
+                &self.drain_coalesced,
+                "≥ 3 × placement, ≥ 0.50 × SQL batched",
+            ),
+            (
+                "drain, Tally, one order per run, 1 process",
+                &self.drain_single,
+                "",
+            ),
+            (
+                "drain, straight SQL, one order per transaction, 4 connections",
+                &self.drain_by_hand_single,
+                "",
+            ),
+            (
+                "drain, straight SQL, 200 orders per transaction, 2 connections",
+                &self.drain_by_hand_batched,
+                "",
+            ),
+        ];
+        for (name, d, target) in drains {
+            println!(
+                "| {name}, {} orders{} | {:.0} | | | {:.2} × placement, {:.2} × SQL batched | {target} |",
+                d.orders,
+                if d.exact { "" } else { " **NOT EXACT**" },
+                d.per_second,
+                d.per_second / best,
+                d.per_second / batched
+            );
+        }
+        for (processes, d) in &self.scaling {
+            println!(
+                "| drain, Tally, coalescing, {processes} processes{} | {:.0} | | | {:.2} × 1 process | |",
+                if d.exact { "" } else { " **NOT EXACT**" },
+                d.per_second,
+                d.per_second / self.drain_coalesced.per_second
+            );
+        }
+        for (share, lag) in &self.lag {
+            let target = if *share == 0.5 { "p99 ≤ 100 ms" } else { "" };
+            println!(
+                "| lag commit → counted, at {:.0}% ({:.0} orders/s asked, {:.0} placed) | | {:.1} | {:.1} | max {:.1} ms | {target} |",
+                share * 100.0,
+                lag.rate,
+                lag.placed.per_second,
+                lag.p50_ms,
+                lag.p99_ms,
+                lag.max_ms
+            );
+        }
+        println!("\n| lines per order | statements per placeOrder | statements per job run |");
+        println!("|---:|---:|---:|");
+        for s in &self.statements {
+            println!("| {} | {} | {} |", s.lines, s.place_order, s.job);
+        }
+        let h = &self.history;
+        println!("\n| job history | apalis fetch (get_jobs) ms | count by status ms |");
+        println!("|---|---:|---:|");
+        for (name, f) in [
+            ("empty", &h.empty),
+            ("with history", &h.full),
+            ("after pruning", &h.pruned),
+        ] {
+            println!(
+                "| {name}: {} finished jobs | {:.2} | {:.2} |",
+                f.history, f.fetch_ms, f.count_by_status_ms
+            );
+        }
+        println!(
+            "\npruning {} finished jobs took {:.1} s",
+            h.full.history, h.prune_seconds
+        );
+        if let Some(rss) = self.peak_rss_mib {
+            println!("peak RSS of `tally serve` after the placement runs: {rss:.0} MiB");
+        }
+        let drain_jobs = self.drain_coalesced.jobs_seconds.unwrap_or_default();
+        println!(
+            "coalescing drain: every order counted after {:.1} s, every job done after {drain_jobs:.1} s",
+            self.drain_coalesced.seconds
+        );
+    }
+
+    /// `throughput.png` (orders/s by concurrency) and `lag.png` (lag over time).
+    pub fn plot(&self, out: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(out)?;
+        register_font()?;
+        self.plot_throughput(&out.join("throughput.png"))?;
+        self.plot_lag(&out.join("lag.png"))?;
+        eprintln!(
+            "plots: {}, {}",
+            out.join("throughput.png").display(),
+            out.join("lag.png").display()
+        );
+        Ok(())
+    }
+
+    fn plot_throughput(&self, path: &Path) -> anyhow::Result<()> {
+        let root = BitMapBackend::new(path, (900, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let top = self
+            .raw_placement
+            .iter()
+            .chain(&self.graphql_placement)
+            .map(|(_, t)| t.per_second)
+            .fold(1.0, f64::max)
+            * 1.15;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Order placement: orders/s by concurrency",
+                ("sans-serif", 22),
+            )
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0usize..34usize, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("concurrent clients / connections")
+            .y_desc("orders/s")
+            .draw()?;
+        let series = [
+            (
+                "placeOrder over HTTP (Tally)",
+                &self.graphql_placement,
+                BLUE,
+            ),
+            ("straight SQL (limit)", &self.raw_placement, RED),
+        ];
+        for (name, points, color) in series {
+            let points: Vec<(usize, f64)> =
+                points.iter().map(|(c, t)| (*c, t.per_second)).collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+            chart.draw_series(points.iter().map(|p| Circle::new(*p, 4, color.filled())))?;
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    }
+
+    fn plot_lag(&self, path: &Path) -> anyhow::Result<()> {
+        let root = BitMapBackend::new(path, (900, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let end = self
+            .lag
+            .iter()
+            .flat_map(|(_, l)| l.series.iter().map(|s| s.0))
+            .fold(1.0, f64::max)
+            + 1.0;
+        let top = self
+            .lag
+            .iter()
+            .flat_map(|(_, l)| l.series.iter().map(|s| s.2))
+            .fold(1.0, f64::max)
+            * 1.15;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "Lag from commit to counted, per second of steady load",
+                ("sans-serif", 22),
+            )
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..end, 0.0..top)?;
+        chart
+            .configure_mesh()
+            .x_desc("second of the run")
+            .y_desc("ms")
+            .draw()?;
+        let colors = [GREEN, MAGENTA];
+        for ((share, lag), color) in self.lag.iter().zip(colors) {
+            for (quantile, pick, width) in [("p50", 1usize, 1u32), ("p99", 2, 3)] {
+                let points: Vec<(f64, f64)> = lag
+                    .series
+                    .iter()
+                    .map(|s| (s.0, if pick == 1 { s.1 } else { s.2 }))
+                    .collect();
+                chart
+                    .draw_series(LineSeries::new(points, color.stroke_width(width)))?
+                    .label(format!("{quantile} at {:.0}% load", share * 100.0))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(width))
+                    });
+            }
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()?;
+        root.present()?;
+        Ok(())
+    }
+}
+
+/// plotters draws text with a font it is given: Debian's DejaVu Sans
+/// (fonts-dejavu-core, installed by scripts/install-browser-deps).
+fn register_font() -> anyhow::Result<()> {
+    const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+    let bytes = std::fs::read(FONT)
+        .map_err(|e| anyhow::anyhow!("{FONT}: {e} (apt-get install fonts-dejavu-core)"))?;
+    plotters::style::register_font(
+        "sans-serif",
+        FontStyle::Normal,
+        Box::leak(bytes.into_boxed_slice()),
+    )
+    .map_err(|_| anyhow::anyhow!("{FONT} is not a usable font"))?;
+    Ok(())
+}

@@ -1,0 +1,12 @@
+-- The other orders this run counted have jobs of their own. Those no worker
+-- has taken yet are done now, in the transaction that counted their orders:
+-- a backlog drains at many orders per run, instead of one apalis job (fetch,
+-- run, ack) per order. Jobs already taken (queued or running) are left to
+-- their worker, and find their order counted.
+update apalis.jobs
+set status = 'Done',
+    done_at = now(),
+    last_result = jsonb_build_object('Ok', 'counted with ' || $3::text)
+where job_type = $2
+  and idempotency_key = any ($1::text[])
+  and status = 'Pending'
