@@ -407,6 +407,8 @@ async fn concurrent_orders_on_the_same_products_are_counted_exactly() {
         ..Options::default()
     };
     options.settings.batch_size = 20;
+    // sweeps after placements race the jobs for the same orders
+    options.settings.sweep_on_wakeup = true;
     let app = TestApp::spawn_with(options).await;
     let admin = app.admin_token().await;
     let ids = products(
@@ -644,5 +646,41 @@ async fn a_run_whose_order_is_counted_still_counts_the_orders_waiting() {
     assert_eq!(
         figures(&app, &ids[0]).await,
         json!({ "salesCount": 3, "totalRevenue": "7.50", "rating": 4.0 })
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_counts_the_waiting_orders_and_marks_their_jobs_done() {
+    let app = TestApp::spawn_without_workers().await;
+    let admin = app.admin_token().await;
+    let ids = products(&app, &admin, &[("Cola", "beverages", 250)]).await;
+    let (token, _) = app.register_customer("Ann").await;
+    for quantity in [1, 2, 3] {
+        data(&app.place_order(&token, &[(&ids[0], None, quantity)]).await);
+    }
+
+    let Outcome::Applied(swept) = analytics::apply_waiting(&app.db, 100, &FailPoints::default())
+        .await
+        .unwrap()
+    else {
+        panic!("nothing was swept")
+    };
+    assert_eq!((swept.order_numbers.len(), swept.jobs_retired), (3, 3));
+    assert_eq!(
+        app.rows("select status, last_result, count(*) as jobs from apalis.jobs group by 1, 2")
+            .await,
+        vec![
+            json!({ "status": "Done", "last_result": { "Ok": "counted with the sweep after a placement" }, "jobs": 3 })
+        ]
+    );
+    assert_eq!(
+        analytics::apply_waiting(&app.db, 100, &FailPoints::default())
+            .await
+            .unwrap(),
+        Outcome::AlreadyApplied
+    );
+    assert_eq!(
+        figures(&app, &ids[0]).await,
+        json!({ "salesCount": 6, "totalRevenue": "15.00", "rating": 4.0 })
     );
 }

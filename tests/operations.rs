@@ -134,6 +134,11 @@ async fn retry_failed_jobs_puts_every_failed_job_back() {
 #[tokio::test]
 async fn the_board_refuses_missing_and_wrong_credentials() {
     let app = TestApp::spawn().await;
+    // the board lists the queues that have jobs
+    let admin = app.admin_token().await;
+    let product = app.create_product(&admin, "Tea", "drinks", "2.00", &[]).await;
+    data(&app.place_order(&admin, &[(product["id"].as_str().unwrap(), None, 1)]).await);
+    app.wait_for_jobs().await;
     let board = app.spawn_board("ops", "s3cret-board").await;
     let http = app.http();
 
@@ -433,6 +438,7 @@ async fn a_rebuild_while_orders_and_jobs_keep_running_leaves_exact_figures() {
         ..Default::default()
     };
     options.settings.batch_size = 10;
+    options.settings.sweep_on_wakeup = true;
     let app = TestApp::spawn_with(options).await;
     let admin = app.admin_token().await;
     let mut products = Vec::new();

@@ -43,42 +43,73 @@ pub async fn apply_order(
     batch_size: u32,
     fail_points: &FailPoints,
 ) -> Result<Outcome, JobError> {
+    with_conflict_retries(|| apply_once(db, Some(order_id), batch_size, fail_points)).await
+}
+
+/// Counts up to `batch_size` waiting orders, oldest first, for no job in
+/// particular: what a process does right after its own placements commit, so
+/// their figures do not wait for their jobs' turn in the queue. The jobs stay
+/// the guarantee: whatever this leaves or fails to count, they count.
+pub async fn apply_waiting(
+    db: &DatabaseConnection,
+    batch_size: u32,
+    fail_points: &FailPoints,
+) -> Result<Outcome, JobError> {
+    with_conflict_retries(|| apply_once(db, None, batch_size, fail_points)).await
+}
+
+async fn with_conflict_retries<F, Fut>(run: F) -> Result<Outcome, JobError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Outcome, JobError>>,
+{
     let mut conflicts = 0;
     loop {
-        match apply_once(db, order_id, batch_size, fail_points).await {
+        match run().await {
             Err(e) if e.is_transient_conflict() && conflicts < CONFLICT_RETRIES => {
                 conflicts += 1;
-                warn!(order_id, conflicts, error = %e, "post-order run lost a lock race; running it again");
+                warn!(conflicts, error = %e, "post-order run lost a lock race; running it again");
             }
             result => return result,
         }
     }
 }
 
+/// Order ids start at 1: this one matches no order.
+const NO_ORDER: i64 = 0;
+
 async fn apply_once(
     db: &DatabaseConnection,
-    order_id: i64,
+    own: Option<i64>,
     batch_size: u32,
     fail_points: &FailPoints,
 ) -> Result<Outcome, JobError> {
     let txn = db.begin().await?;
 
-    let lock = txn
-        .query_one_raw(statement(
-            include_str!("../sql/lock_order.sql"),
-            [order_id.into()],
-        ))
-        .await?;
-    let Some(lock) = lock else {
-        warn!(
-            order_id,
-            "post-order job for an order that does not exist; nothing to do"
-        );
-        txn.commit().await?;
-        return Ok(Outcome::AlreadyApplied);
+    let (order_id, own_counted, own_number) = match own {
+        None => (NO_ORDER, true, "the sweep after a placement".to_owned()),
+        Some(order_id) => {
+            let lock = txn
+                .query_one_raw(statement(
+                    include_str!("../sql/lock_order.sql"),
+                    [order_id.into()],
+                ))
+                .await?;
+            let Some(lock) = lock else {
+                warn!(
+                    order_id,
+                    "post-order job for an order that does not exist; nothing to do"
+                );
+                txn.commit().await?;
+                return Ok(Outcome::AlreadyApplied);
+            };
+            (
+                order_id,
+                lock.try_get::<bool>("", "applied")?,
+                lock.try_get::<String>("", "order_number")?,
+            )
+        }
     };
-    let own_counted: bool = lock.try_get("", "applied")?;
-    let own_number: String = lock.try_get("", "order_number")?;
 
     let others = i64::from(batch_size) - i64::from(!own_counted);
     let claimed = txn

@@ -13,7 +13,12 @@ use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tracing::{info, warn};
 
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+
 use crate::JobError;
+use crate::analytics::{self, Outcome};
 use crate::fail_points::FailPoints;
 use crate::metrics::JobMetrics;
 use crate::post_order::{self, JobContext, PostOrderJob, QUEUE};
@@ -35,6 +40,9 @@ pub struct WorkerSettings {
     pub missed_heartbeats: usize,
     /// How long a stopping worker may spend finishing its running jobs.
     pub shutdown_timeout: Duration,
+    /// Count waiting orders right after this process's placements commit,
+    /// without waiting for their jobs' turn (the jobs stay the guarantee).
+    pub sweep_on_wakeup: bool,
 }
 
 impl Default for WorkerSettings {
@@ -47,6 +55,7 @@ impl Default for WorkerSettings {
             heartbeat_interval: Duration::from_secs(3),
             missed_heartbeats: 5,
             shutdown_timeout: Duration::from_secs(10),
+            sweep_on_wakeup: true,
         }
     }
 }
@@ -70,6 +79,10 @@ impl Wakeup {
 
     fn stream(&self) -> BroadcastStream<()> {
         BroadcastStream::new(self.0.subscribe())
+    }
+
+    fn receiver(&self) -> broadcast::Receiver<()> {
+        self.0.subscribe()
     }
 }
 
@@ -139,6 +152,15 @@ async fn run_workers(
         "starting post-order workers"
     );
 
+    let stop = CancellationToken::new();
+    let sweeper = settings.sweep_on_wakeup.then(|| {
+        tokio::spawn(sweep_after_placements(
+            context.clone(),
+            wakeup.receiver(),
+            stop.clone(),
+        ))
+    });
+
     let monitor = Monitor::new()
         .register(move |restarts| {
             let storage = PostgresStorage::<PostOrderJob>::new(&pool)
@@ -176,12 +198,60 @@ async fn run_workers(
     monitor
         .run_with_signal(async move {
             shutdown.await;
+            stop.cancel();
             Ok(())
         })
         .await
         .map_err(|e| JobError::Setup(e.to_string()))?;
+    if let Some(sweeper) = sweeper {
+        let _ = sweeper.await;
+    }
     info!("post-order workers stopped");
     Ok(())
+}
+
+/// After each wake-up (an order committed in this process), counts what is
+/// waiting, up to a batch. One sweep answers all the placements that
+/// committed while the previous one ran. A failed sweep only costs time: the
+/// orders' own jobs count them.
+async fn sweep_after_placements(
+    context: JobContext,
+    mut wakeups: broadcast::Receiver<()>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            received = wakeups.recv() => {
+                if let Err(broadcast::error::RecvError::Closed) = received {
+                    return;
+                }
+            }
+        }
+        while wakeups.try_recv().is_ok() {}
+        let started = Instant::now();
+        let outcome =
+            analytics::apply_waiting(&context.db, context.batch_size, &context.fail_points).await;
+        let seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(Outcome::Applied(applied)) => {
+                context.metrics.record("swept", seconds);
+                info!(
+                    orders_counted = applied.order_numbers.len(),
+                    order_numbers = ?applied.order_numbers,
+                    products_updated = applied.products_updated,
+                    preferences_user_ids = ?applied.preference_user_ids,
+                    jobs_retired = applied.jobs_retired,
+                    duration_ms = seconds * 1000.0,
+                    "post-order figures applied by the sweep after a placement"
+                );
+            }
+            Ok(Outcome::AlreadyApplied) => {}
+            Err(e) => {
+                warn!(error = %e, "sweep after a placement failed; the orders' jobs will count them")
+            }
+        }
+    }
 }
 
 /// 0.5 s after the first failure, growing to at most 5 s.
