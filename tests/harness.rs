@@ -108,6 +108,9 @@ impl TestApp {
         config.bind_addr = "127.0.0.1:0".parse().unwrap();
         config.jwt_secret = Secret::new("test-secret-test-secret-test-secret!");
         config.db_pool_size = 20;
+        // tests share two cores: a request may wait a while for a connection
+        // without that being what the test is about
+        config.db_acquire_timeout = Duration::from_secs(30);
         config.workers = options.settings.clone();
 
         // creates the database, as `tally serve` would, and migrates it
@@ -328,6 +331,44 @@ impl TestApp {
             .unwrap()
             .try_get_by_index::<i64>(0)
             .unwrap()
+    }
+
+    /// What differs from a recount over the order lines: orders not counted
+    /// yet, products whose figures are off, and customers' product and
+    /// category totals that are off (customers only). 0 when all is exact.
+    pub async fn figure_mismatches(&self) -> i64 {
+        self.count(
+            "with lines as (
+                 select o.user_id, u.role, o.created_at, l.product_id, l.category, l.quantity, l.subtotal_cents
+                 from orders o
+                 join order_lines l on l.order_id = o.id
+                 join users u on u.id = o.user_id
+             ),
+             by_product as (
+                 select product_id, sum(quantity) as units, sum(subtotal_cents) as revenue
+                 from lines group by product_id
+             ),
+             by_customer_product as (
+                 select user_id, product_id, sum(quantity) as quantity, max(created_at) as last
+                 from lines where role = 'customer' group by 1, 2
+             ),
+             by_customer_category as (
+                 select user_id, category, sum(quantity) as quantity, max(created_at) as last
+                 from lines where role = 'customer' group by 1, 2
+             )
+             select (select count(*) from orders where analytics_applied_at is null)
+                  + (select count(*) from products p left join by_product s on s.product_id = p.id
+                     where p.sales_count <> coalesce(s.units, 0)
+                        or p.total_revenue_cents <> coalesce(s.revenue, 0)
+                        or p.rating <> product_rating(coalesce(s.units, 0)))
+                  + (select count(*) from customer_product_stats c
+                     full join by_customer_product s using (user_id, product_id)
+                     where c.quantity is distinct from s.quantity or c.last_ordered_at is distinct from s.last)
+                  + (select count(*) from customer_category_stats c
+                     full join by_customer_category s using (user_id, category)
+                     where c.quantity is distinct from s.quantity or c.last_ordered_at is distinct from s.last)",
+        )
+        .await
     }
 
     /// Runs a statement on the test's own connection; returns the rows it touched.

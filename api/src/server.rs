@@ -31,14 +31,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let board = start_board(&config, &pool, &orm, &wakeup, &shutdown).await?;
     let retention = start_retention(&config, &orm, &shutdown);
     let state = AppState::new(orm.clone(), &config, wakeup.clone());
-    let workers = WorkerPool {
-        pool,
-        db: orm,
-        settings: config.workers.clone(),
-        wakeup,
-        fail_points: FailPoints::default(),
-        metrics: state.metrics.jobs.clone(),
-    };
+    let workers = worker_pool(&config, pool, orm, wakeup, state.metrics.jobs.clone());
     let workers = match config.workers.concurrency {
         0 => {
             info!(
@@ -84,21 +77,31 @@ pub async fn work(config: Config, with_board: bool) -> anyhow::Result<()> {
         false => None,
     };
     let retention = start_retention(&config, &orm, &shutdown);
-    let workers = WorkerPool {
-        pool,
-        db: orm,
-        settings: config.workers.clone(),
-        wakeup,
-        fail_points: FailPoints::default(),
-        // this process serves no /metrics
-        metrics: JobMetrics::default(),
-    };
+    // this process serves no /metrics
+    let workers = worker_pool(&config, pool, orm, wakeup, JobMetrics::default());
     workers.run(shutdown.clone().cancelled_owned()).await?;
     retention.await?;
     if let Some(board) = board {
         board.await??;
     }
     Ok(())
+}
+
+fn worker_pool(
+    config: &Config,
+    pool: sqlx::PgPool,
+    db: sea_orm::DatabaseConnection,
+    wakeup: Wakeup,
+    metrics: JobMetrics,
+) -> WorkerPool {
+    WorkerPool {
+        pool,
+        db,
+        settings: config.workers.clone(),
+        wakeup,
+        fail_points: FailPoints::default(),
+        metrics,
+    }
 }
 
 /// Serves the board on its own listener, when credentials are configured.

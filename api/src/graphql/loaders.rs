@@ -7,6 +7,8 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{order_lines, product_variants, products};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
+use crate::error::{ApiError, ApiResult};
+
 /// The loaders of one request; built per request so nothing is cached across users.
 pub struct Loaders {
     pub products: DataLoader<ProductLoader>,
@@ -23,6 +25,16 @@ impl Loaders {
             variants_by_product: DataLoader::new(VariantsByProductLoader(db.clone()), tokio::spawn),
             order_lines: DataLoader::new(OrderLinesLoader(db.clone()), tokio::spawn),
         }
+    }
+}
+
+impl Loaders {
+    /// A product that must exist: an order or cart line points at it.
+    pub async fn existing_product(&self, id: i64) -> ApiResult<products::Model> {
+        self.products
+            .load_one(id)
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("product {id} of a line is missing")))
     }
 }
 

@@ -29,14 +29,9 @@ impl CartLine {
     }
 
     async fn product(&self, ctx: &Context<'_>) -> Result<Product> {
-        let product = ctx
-            .loaders()
-            .products
-            .load_one(self.0.product_id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("cart line without its product")))?;
-        Ok(Product(product))
+        Ok(Product(
+            ctx.loaders().existing_product(self.0.product_id).await?,
+        ))
     }
 
     async fn variant(&self, ctx: &Context<'_>) -> Result<Option<ProductVariant>> {

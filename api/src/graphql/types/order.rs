@@ -95,14 +95,9 @@ pub struct OrderLine(pub order_lines::Model);
 impl OrderLine {
     /// The product as it is now.
     async fn product(&self, ctx: &Context<'_>) -> Result<Product> {
-        let product = ctx
-            .loaders()
-            .products
-            .load_one(self.0.product_id)
-            .await
-            .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("order line without its product")))?;
-        Ok(Product(product))
+        Ok(Product(
+            ctx.loaders().existing_product(self.0.product_id).await?,
+        ))
     }
 
     async fn product_name(&self) -> &str {
