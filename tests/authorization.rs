@@ -561,3 +561,31 @@ async fn an_anonymous_caller_must_sign_in_for_carts_orders_and_admin_operations(
         ] } } })
     );
 }
+
+#[tokio::test]
+async fn an_admin_demoted_or_deleted_loses_admin_powers_at_once_whatever_the_token_says() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let create = "mutation($input: CreateProductInput!) { createProduct(input: $input) { id } }";
+    let input =
+        |name: &str| json!({ "input": { "name": name, "category": "pizza", "price": "5.00" } });
+    data(&app.gql_as(&admin, create, input("Before")).await);
+
+    app.execute("update users set role = 'customer' where email = 'admin@example.com'")
+        .await;
+    let demoted = app.gql_as(&admin, create, input("Demoted")).await;
+    assert_eq!(error_code(&demoted), "FORBIDDEN");
+    let jobs = app.gql_as(&admin, "{ jobs { id } }", json!({})).await;
+    assert_eq!(error_code(&jobs), "FORBIDDEN");
+
+    app.execute("delete from users where email = 'admin@example.com'")
+        .await;
+    let deleted = app.gql_as(&admin, create, input("Deleted")).await;
+    assert_eq!(error_code(&deleted), "UNAUTHENTICATED");
+    assert_eq!(error_message(&deleted), "invalid or expired token");
+
+    assert_eq!(
+        app.rows("select name from products order by id").await,
+        vec![json!({ "name": "Before" })]
+    );
+}

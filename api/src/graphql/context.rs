@@ -1,18 +1,21 @@
 use async_graphql::{Context, ID};
 
 use super::loaders::Loaders;
+use entity::users::Role;
+
 use crate::auth::Viewer;
+use crate::domain::users;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
 /// What resolvers take from the request context.
-pub trait ContextExt {
+pub(crate) trait ContextExt {
     fn state(&self) -> &AppState;
     fn loaders(&self) -> &Loaders;
     /// The caller, or `UNAUTHENTICATED`.
     fn viewer(&self) -> ApiResult<Viewer>;
-    /// The caller if an admin: `UNAUTHENTICATED` or `FORBIDDEN` otherwise.
-    fn admin(&self) -> ApiResult<Viewer>;
+    /// The caller if an admin now: `UNAUTHENTICATED` or `FORBIDDEN` otherwise.
+    async fn admin(&self) -> ApiResult<Viewer>;
 }
 
 impl ContextExt for Context<'_> {
@@ -30,12 +33,18 @@ impl ContextExt for Context<'_> {
             .ok_or(ApiError::Unauthenticated)
     }
 
-    fn admin(&self) -> ApiResult<Viewer> {
+    /// A token carries the role it was issued with, for days: admin powers
+    /// are checked against the account as it is now (one query, on admin
+    /// operations only), so a demoted or deleted admin loses them at once.
+    async fn admin(&self) -> ApiResult<Viewer> {
         let viewer = self.viewer()?;
-        if viewer.is_admin() {
-            Ok(viewer)
-        } else {
-            Err(ApiError::Forbidden)
+        if !viewer.is_admin() {
+            return Err(ApiError::Forbidden);
+        }
+        match users::find(&self.state().db, viewer.user_id).await? {
+            None => Err(ApiError::InvalidToken),
+            Some(user) if user.role == Role::Admin => Ok(viewer),
+            Some(_) => Err(ApiError::Forbidden),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The GraphQL schema: thin resolvers over `domain`, types in `types/`,
 //! batched nested loads in `loaders`.
 
-pub mod context;
+pub(crate) mod context;
 mod limits;
 pub mod loaders;
 mod mutation;

@@ -59,7 +59,7 @@ impl CatalogMutation {
         ctx: &Context<'_>,
         input: CreateProductInput,
     ) -> Result<Product> {
-        ctx.admin()?;
+        ctx.admin().await?;
         let new = NewProduct::parse(
             &input.name,
             &input.description,
@@ -81,7 +81,7 @@ impl CatalogMutation {
         id: ID,
         input: UpdateProductInput,
     ) -> Result<Product> {
-        ctx.admin()?;
+        ctx.admin().await?;
         let id = parse_id(&id, "product")?;
         let patch = ProductPatch::parse(
             input.name.as_deref(),

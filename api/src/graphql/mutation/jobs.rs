@@ -13,7 +13,7 @@ impl JobMutation {
     /// Admins only: puts a failed job back in its queue with its attempts
     /// reset. It counts its order at most once, whatever happened before.
     async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        let admin = ctx.admin()?;
+        let admin = ctx.admin().await?;
         let state = ctx.state();
         let retried = jobs::admin::retry_job(&state.db, jobs::QUEUE, &id)
             .await
@@ -32,7 +32,7 @@ impl JobMutation {
         ctx: &Context<'_>,
         #[graphql(default_with = "jobs::QUEUE.to_owned()")] queue: String,
     ) -> Result<i32> {
-        let admin = ctx.admin()?;
+        let admin = ctx.admin().await?;
         if queue != jobs::QUEUE {
             return Err(ApiError::not_found(format!(
                 "no queue {queue:?}: Tally has {:?}",
@@ -53,7 +53,7 @@ impl JobMutation {
     /// from the order history, counting each order once. Safe while orders
     /// keep arriving.
     async fn rebuild_analytics(&self, ctx: &Context<'_>) -> Result<Rebuild> {
-        let admin = ctx.admin()?;
+        let admin = ctx.admin().await?;
         info!(admin_id = admin.user_id, "analytics rebuild requested");
         let report = jobs::rebuild::rebuild_analytics(&ctx.state().db)
             .await

@@ -17,7 +17,7 @@ impl JobQuery {
         status: Option<String>,
         #[graphql(default = 50)] first: i32,
     ) -> Result<Vec<Job>> {
-        ctx.admin()?;
+        ctx.admin().await?;
         let status = status
             .as_deref()
             .map(|s| {
