@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
-const MAINTENANCE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+use crate::common::Database;
 
+mod common;
+
+/// Logs at info: some tests wait for a log line.
 fn tally() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tally"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "info");
+    let mut command = common::tally();
+    command.env("RUST_LOG", "info");
     command
 }
 
@@ -53,25 +53,6 @@ fn a_bad_setting_names_its_variable() {
     );
 }
 
-/// Drops the database when the test ends, however it ends.
-struct Database(String);
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        tokio::runtime::Runtime::new()
-            .unwrap()
-            .block_on(async move {
-                let mut conn = sqlx::PgConnection::connect(MAINTENANCE_URL).await.unwrap();
-                let sql = format!("drop database if exists \"{name}\" with (force)");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-            });
-    }
-}
-
 /// Reads the child's log (stderr) until each marker has shown up; returns, for each,
 /// what follows it up to the next space or slash (say, an address). The log
 /// keeps being drained so the child never blocks on it.
@@ -103,10 +84,6 @@ fn logged_after(child: &mut Child, markers: &[&'static str]) -> Vec<String> {
     found
 }
 
-fn database_url(name: &str) -> String {
-    format!("postgres://postgres@127.0.0.1:5432/{name}")
-}
-
 fn sigterm_and_wait(child: &mut Child) -> Option<i32> {
     let pid = child.id().to_string();
     assert!(
@@ -131,11 +108,10 @@ fn sigterm_and_wait(child: &mut Child) -> Option<i32> {
 
 #[test]
 fn serve_creates_its_database_serves_the_board_and_exits_zero_on_sigterm() {
-    let name = format!("tally_cli_{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = Database(name.clone());
+    let database = Database::new("tally_cli");
     let mut child = tally()
         .arg("serve")
-        .env("DATABASE_URL", database_url(&name))
+        .env("DATABASE_URL", database.url())
         .env("BIND_ADDR", "127.0.0.1:0")
         .env("BOARD_ADDR", "127.0.0.1:0")
         .env("BOARD_USERNAME", "ops")
@@ -184,11 +160,10 @@ fn serve_creates_its_database_serves_the_board_and_exits_zero_on_sigterm() {
 
 #[test]
 fn without_credentials_the_board_is_off_and_the_log_says_so() {
-    let name = format!("tally_cli_{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = Database(name.clone());
+    let database = Database::new("tally_cli");
     let mut child = tally()
         .args(["worker", "--board"])
-        .env("DATABASE_URL", database_url(&name))
+        .env("DATABASE_URL", database.url())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -200,9 +175,8 @@ fn without_credentials_the_board_is_off_and_the_log_says_so() {
 
 #[test]
 fn the_jobs_commands_list_and_retry_failed_jobs() {
-    let name = format!("tally_cli_{}", uuid::Uuid::new_v4().simple());
-    let _cleanup = Database(name.clone());
-    let url = database_url(&name);
+    let database = Database::new("tally_cli");
+    let url = database.url();
     let run = |args: &[&str]| {
         let output = tally()
             .args(args)

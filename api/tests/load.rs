@@ -12,9 +12,13 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use serde_json::{Value, json};
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use tally::auth::{Tokens, Viewer};
 use tally::config::Secret;
+
+use crate::common::Database;
+
+mod common;
 
 const SECRET: &str = "load-test-secret-load-test-secret!!";
 const CLIENTS: usize = 32;
@@ -31,10 +35,8 @@ impl Drop for Processes {
 }
 
 fn tally(url: &str, args: &[&str], envs: &[(&str, &str)]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_tally"))
+    common::tally()
         .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", url)
         .env("JWT_SECRET", SECRET)
         .env("RUST_LOG", "warn")
@@ -59,9 +61,8 @@ async fn figures_stay_exact_under_concurrent_load_across_processes() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(5_000);
-    let name = format!("tally_load_{}", uuid::Uuid::new_v4().simple());
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-    let _cleanup = Database(name);
+    let database = Database::new("tally_load");
+    let url = database.url();
     assert!(tally(&url, &["migrate"], &[]).wait().unwrap().success());
     let pool = PgPool::connect(&url).await.unwrap();
     sqlx::raw_sql(
@@ -202,55 +203,11 @@ async fn figures_stay_exact_under_concurrent_load_across_processes() {
         .await
         .unwrap();
     assert_eq!(placed, orders as i64);
-    let mismatches: i64 = sqlx::query_scalar(
-        "with lines as (
-             select o.user_id, u.role, o.created_at, l.product_id, l.category, l.quantity, l.subtotal_cents
-             from orders o join order_lines l on l.order_id = o.id join users u on u.id = o.user_id
-         )
-         select (select count(*) from products p
-                 left join (select product_id, sum(quantity) as units, sum(subtotal_cents) as revenue
-                            from lines group by product_id) s on s.product_id = p.id
-                 where p.sales_count <> coalesce(s.units, 0)
-                    or p.total_revenue_cents <> coalesce(s.revenue, 0)
-                    or p.rating <> product_rating(coalesce(s.units, 0)))
-              + (select count(*) from customer_product_stats c
-                 full join (select user_id, product_id, sum(quantity) as quantity, max(created_at) as last
-                            from lines where role = 'customer' group by 1, 2) s using (user_id, product_id)
-                 where c.quantity is distinct from s.quantity or c.last_ordered_at is distinct from s.last)
-              + (select count(*) from customer_category_stats c
-                 full join (select user_id, category, sum(quantity) as quantity, max(created_at) as last
-                            from lines where role = 'customer' group by 1, 2) s using (user_id, category)
-                 where c.quantity is distinct from s.quantity or c.last_ordered_at is distinct from s.last)",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let mismatches: i64 =
+        sqlx::query_scalar(sqlx::AssertSqlSafe(jobs::rebuild::FIGURE_MISMATCHES_SQL))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert_eq!(mismatches, 0);
     pool.close().await;
-}
-
-/// Drops the database when the test ends, however it ends.
-struct Database(String);
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        std::thread::spawn(move || {
-            tokio::runtime::Runtime::new()
-                .unwrap()
-                .block_on(async move {
-                    let mut conn =
-                        sqlx::PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
-                            .await
-                            .unwrap();
-                    let sql = format!("drop database if exists \"{name}\" with (force)");
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await
-                        .unwrap();
-                });
-        })
-        .join()
-        .unwrap();
-    }
 }

@@ -15,6 +15,11 @@ use tracing::info;
 
 use crate::JobError;
 
+/// One bigint: how many figures differ from a recount over the order lines
+/// (0 when exact). What the rebuild must leave, and what every test and the
+/// benchmark check after load.
+pub const FIGURE_MISMATCHES_SQL: &str = include_str!("../sql/figure_mismatches.sql");
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RebuildReport {
     /// Orders that no job had counted yet, now counted by the rebuild.
