@@ -400,6 +400,49 @@ async fn a_job_failing_on_every_attempt_stays_failed_and_its_order_pending() {
     );
 }
 
+#[tokio::test]
+async fn a_failed_job_is_done_once_a_later_run_counts_its_order() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let ids = products(&app, &admin, &[("Burger", "burgers", 1000)]).await;
+    let (token, _) = app.register_customer("Ann").await;
+    // all three attempts of the first order's job fail (a database outage
+    // longer than its retries, say)
+    app.fail_points.fail_after_product_update(3);
+    let first = app.place_order(&token, &[(&ids[0], None, 1)]).await;
+    assert_eq!(data(&first)["placeOrder"]["orderNumber"], "ORD-00000001");
+    app.wait_for_jobs().await;
+    assert_eq!(
+        app.rows("select status from apalis.jobs").await,
+        vec![json!({ "status": "Failed" })]
+    );
+
+    let second = app.place_order(&token, &[(&ids[0], None, 2)]).await;
+    let second_number = data(&second)["placeOrder"]["orderNumber"].clone();
+    app.wait_for_jobs().await;
+
+    // the second order's run counted both, and the failed job has nothing
+    // left to retry
+    assert_eq!(
+        figures(&app, &ids[0]).await,
+        json!({ "salesCount": 3, "totalRevenue": "30.00", "rating": 4.0 })
+    );
+    let jobs = app
+        .rows("select status, last_result from apalis.jobs order by id")
+        .await;
+    assert_eq!(jobs.len(), 2);
+    assert_eq!(
+        jobs[0],
+        json!({ "status": "Done", "last_result": { "Ok": format!("counted with {}", second_number.as_str().unwrap()) } })
+    );
+    assert_eq!(jobs[1]["status"], "Done");
+    assert_eq!(
+        app.count("select count(*) from orders where analytics_applied_at is null")
+            .await,
+        0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_orders_on_the_same_products_are_counted_exactly() {
     let mut options = Options {
@@ -532,7 +575,7 @@ async fn statements_per_order_do_not_grow_with_its_lines() {
     }
     assert_eq!(
         counts,
-        vec![(1, 2, 6), (40, 2, 6)],
+        vec![(1, 2, 7), (40, 2, 7)],
         "(lines, placeOrder statements, job statements)"
     );
 }

@@ -12,6 +12,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tally::config::{Config, Secret};
+use tally::db::PoolKind;
 use tally::{AppState, db, http};
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +33,8 @@ pub struct TestApp {
     pub statements: StatementLog,
     pub fail_points: FailPoints,
     state: AppState,
+    /// The workers' connection (no statement timeout), logged like the requests'.
+    workers_db: DatabaseConnection,
     settings: WorkerSettings,
     db_name: String,
     http: reqwest::Client,
@@ -52,6 +55,8 @@ pub struct Options {
     /// Worker pools started with the app (each like a separate `tally worker`).
     pub worker_pools: usize,
     pub settings: WorkerSettings,
+    /// Adjusts the server's settings before it starts.
+    pub configure: fn(&mut Config),
 }
 
 impl Default for Options {
@@ -70,6 +75,7 @@ impl Default for Options {
                 // sweep counts an order is a race, and tests assert exact runs
                 sweep_on_wakeup: false,
             },
+            configure: |_| {},
         }
     }
 }
@@ -112,25 +118,34 @@ impl TestApp {
         // without that being what the test is about
         config.db_acquire_timeout = Duration::from_secs(30);
         config.workers = options.settings.clone();
+        (options.configure)(&mut config);
 
-        // creates the database, as `tally serve` would, and migrates it
-        let pool = db::connect_and_migrate(&config)
+        // creates the database, as `tally serve` would, and migrates it; the
+        // workers' pool is sized for several worker pools at once
+        let pool = db::connect_and_migrate(&config, PoolKind::Commands)
             .await
             .expect("test database");
+        let requests = db::connect(&config, PoolKind::Requests)
+            .await
+            .expect("requests' pool");
         let statements = StatementLog::default();
-        let mut orm = db::orm(&pool);
-        let log = statements.clone();
-        orm.set_metric_callback(move |info| {
-            log.0.lock().unwrap().push(info.statement.sql.clone());
-        });
+        let logged = |pool: &PgPool| {
+            let mut orm = db::orm(pool);
+            let log = statements.clone();
+            orm.set_metric_callback(move |info| {
+                log.0.lock().unwrap().push(info.statement.sql.clone());
+            });
+            orm
+        };
+        let workers_db = logged(&pool);
 
-        let state = AppState::new(orm, &config, Wakeup::default());
+        let state = AppState::new(logged(&requests), &config, Wakeup::default());
         let listener = tokio::net::TcpListener::bind(config.bind_addr)
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let router = http::router(state.clone(), config.body_limit_bytes);
+        let router = http::router(state.clone(), config.http);
         let stop = shutdown.clone();
         tokio::spawn(async move {
             axum::serve(listener, router)
@@ -146,6 +161,7 @@ impl TestApp {
             statements,
             fail_points: FailPoints::default(),
             state,
+            workers_db,
             settings: options.settings,
             db_name,
             http: reqwest::Client::new(),
@@ -161,7 +177,7 @@ impl TestApp {
     pub fn start_workers(&self) {
         let workers = WorkerPool {
             pool: self.pool.clone(),
-            db: self.state.db.clone(),
+            db: self.workers_db.clone(),
             settings: self.settings.clone(),
             wakeup: self.state.wakeup.clone(),
             fail_points: self.fail_points.clone(),
@@ -180,7 +196,7 @@ impl TestApp {
         };
         let router = tally::board::router(
             &self.pool,
-            self.state.db.clone(),
+            self.workers_db.clone(),
             self.state.wakeup.clone(),
             credentials,
         );
@@ -196,9 +212,9 @@ impl TestApp {
         format!("http://{addr}")
     }
 
-    /// The connection the server and workers use, whose statements are logged.
+    /// The workers' connection, whose statements are logged.
     pub fn counted_db(&self) -> &DatabaseConnection {
-        &self.state.db
+        &self.workers_db
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -14,4 +14,5 @@ mod http;
 mod metrics;
 mod operations;
 mod orders;
+mod overload;
 mod schema;

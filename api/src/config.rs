@@ -18,13 +18,22 @@ pub struct Config {
     pub db_pool_size: u32,
     /// How long a request waits for a database connection before it fails.
     pub db_acquire_timeout: Duration,
+    /// The longest a statement of a GraphQL request may run.
+    pub db_statement_timeout: Duration,
     pub workers: WorkerSettings,
-    /// Largest accepted request body.
-    pub body_limit_bytes: usize,
+    pub http: HttpLimits,
     /// The apalis board's own listener; `None` when no credentials are set.
     pub board: Option<BoardConfig>,
     /// How long finished jobs stay in the queue's history.
     pub job_retention: Duration,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// Largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// GraphQL requests handled at once; more are refused at once with 503.
+    pub max_in_flight: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -186,11 +195,20 @@ impl Config {
             db_acquire_timeout: Duration::from_millis(number(
                 &get,
                 "DATABASE_ACQUIRE_TIMEOUT_MS",
-                5_000,
+                2_000,
                 1..=600_000,
             )?),
+            db_statement_timeout: Duration::from_millis(number(
+                &get,
+                "DATABASE_STATEMENT_TIMEOUT_MS",
+                5_000,
+                1..=3_600_000,
+            )?),
             workers,
-            body_limit_bytes: 64 * 1024,
+            http: HttpLimits {
+                body_limit_bytes: 64 * 1024,
+                max_in_flight: number(&get, "MAX_REQUESTS_IN_FLIGHT", 256, 1..=100_000)?,
+            },
             board,
             job_retention,
         })

@@ -24,16 +24,45 @@ pub enum StartupError {
     Migrate(String),
 }
 
+/// What a pool's connections are for, which decides its size and limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    /// One-off commands (`migrate`, `rebuild-analytics`, …): no time limit.
+    Commands,
+    /// GraphQL requests: `DATABASE_POOL_SIZE` connections whose statements
+    /// stop at `DATABASE_STATEMENT_TIMEOUT_MS`, so a slow or blocked
+    /// statement costs a client an error, not an unbounded wait.
+    Requests,
+    /// Post-order workers, the board and retention: a pool of their own, so a
+    /// flood of requests never takes the connections that keep figures up to
+    /// date; no time limit, as a big batch may legitimately take a while.
+    Workers,
+}
+
 /// Connects to the configured database, creating it first when it does not
-/// exist, and returns the one pool that SeaORM and apalis share.
-pub async fn connect(config: &Config) -> Result<PgPool, StartupError> {
-    let options = PgConnectOptions::from_str(&config.database_url)
+/// exist. SeaORM and apalis share a pool.
+pub async fn connect(config: &Config, kind: PoolKind) -> Result<PgPool, StartupError> {
+    let mut options = PgConnectOptions::from_str(&config.database_url)
         .map_err(|e| StartupError::BadUrl(e.to_string()))?
-        .application_name("tally")
+        .application_name(match kind {
+            PoolKind::Commands => "tally",
+            PoolKind::Requests => "tally-requests",
+            PoolKind::Workers => "tally-workers",
+        })
         .log_statements(tracing::log::LevelFilter::Trace);
+    let max_connections = match kind {
+        PoolKind::Commands | PoolKind::Requests => config.db_pool_size,
+        // one per running job, and the fetch, heartbeat, sweep, board and
+        // retention beside them
+        PoolKind::Workers => config.workers.concurrency as u32 + 4,
+    };
+    if kind == PoolKind::Requests {
+        let timeout = config.db_statement_timeout.as_millis().to_string();
+        options = options.options([("statement_timeout", timeout.as_str())]);
+    }
     create_database_if_missing(&options).await?;
     PgPoolOptions::new()
-        .max_connections(config.db_pool_size)
+        .max_connections(max_connections)
         .acquire_timeout(config.db_acquire_timeout)
         .connect_with(options.clone())
         .await
@@ -46,8 +75,8 @@ pub fn orm(pool: &PgPool) -> DatabaseConnection {
 
 /// Connects and brings the schema up to date: what `tally migrate` does, and
 /// what every other command does before it starts.
-pub async fn connect_and_migrate(config: &Config) -> Result<PgPool, StartupError> {
-    let pool = connect(config).await?;
+pub async fn connect_and_migrate(config: &Config, kind: PoolKind) -> Result<PgPool, StartupError> {
+    let pool = connect(config, kind).await?;
     migration::prepare(&pool).await.map_err(|e| {
         StartupError::Migrate(format!(
             "{e}: {}",

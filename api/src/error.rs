@@ -18,6 +18,10 @@ pub enum ApiError {
     BadUserInput(String),
     NotFound(String),
     Conflict(String),
+    /// The database is unreachable, saturated or too slow to answer, or this
+    /// process is at its limit of requests in flight: nothing was done, and
+    /// the same request may succeed shortly.
+    Unavailable(&'static str),
     /// Anything unexpected: logged in full, shown to clients as a fixed message.
     Internal(anyhow::Error),
 }
@@ -32,6 +36,7 @@ impl ApiError {
             Self::BadUserInput(_) => "BAD_USER_INPUT",
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
+            Self::Unavailable(_) => Self::UNAVAILABLE_CODE,
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -44,6 +49,7 @@ impl ApiError {
             Self::InvalidToken => "invalid or expired token".into(),
             Self::Forbidden => "you are not allowed to do this".into(),
             Self::BadUserInput(m) | Self::NotFound(m) | Self::Conflict(m) => m.clone(),
+            Self::Unavailable(m) => (*m).into(),
             Self::Internal(_) => "internal server error".into(),
         }
     }
@@ -64,21 +70,67 @@ impl ApiError {
         Self::NotFound(message.into())
     }
 
+    /// An unexpected failure, unless it is the database being unavailable,
+    /// which clients may retry.
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
-        Self::Internal(err.into())
+        let err = err.into();
+        match err.chain().find_map(unavailability) {
+            Some(reason) => Self::Unavailable(reason),
+            None => Self::Internal(err),
+        }
     }
+
+    pub const UNAVAILABLE_CODE: &'static str = "SERVICE_UNAVAILABLE";
+
+    pub const OVERLOADED: Self =
+        Self::Unavailable("the server is at its limit of requests in flight; try again shortly");
 }
 
 impl From<DbErr> for ApiError {
     fn from(err: DbErr) -> Self {
-        Self::Internal(err.into())
+        Self::internal(err)
+    }
+}
+
+/// Why a failed database call is worth retrying later, if it is: no
+/// connection free or reachable in time, a connection lost, the server
+/// shutting down or starting up, or a statement past `statement_timeout`.
+fn unavailability(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
+    const UNREACHABLE: &str = "the database is unavailable or saturated; try again shortly";
+    const TOO_SLOW: &str = "the database took too long to answer; try again shortly";
+    if let Some(DbErr::ConnectionAcquire(_)) = err.downcast_ref::<DbErr>() {
+        return Some(UNREACHABLE);
+    }
+    // SeaORM's RuntimeErr holds the sqlx error without naming it its source
+    let sqlx_error = match err.downcast_ref::<RuntimeErr>() {
+        Some(RuntimeErr::SqlxError(e)) => e.as_ref(),
+        _ => err.downcast_ref::<sqlx::Error>()?,
+    };
+    match sqlx_error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            Some(UNREACHABLE)
+        }
+        sqlx::Error::Database(db) => match db.code()?.as_ref() {
+            // query_canceled: statement_timeout, or a cancel request
+            "57014" => Some(TOO_SLOW),
+            // admin_shutdown, crash_shutdown, cannot_connect_now,
+            // too_many_connections, and the connection_exception class
+            "57P01" | "57P02" | "57P03" | "53300" => Some(UNREACHABLE),
+            code if code.starts_with("08") => Some(UNREACHABLE),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
 impl From<ApiError> for async_graphql::Error {
     fn from(err: ApiError) -> Self {
-        if let ApiError::Internal(cause) = &err {
-            tracing::error!(error = format!("{cause:#}"), "internal error");
+        match &err {
+            ApiError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error")
+            }
+            ApiError::Unavailable(reason) => tracing::warn!(reason, "request refused: unavailable"),
+            _ => {}
         }
         let code = err.code();
         async_graphql::Error::new(err.message()).extend_with(|_, e| e.set("code", code))
@@ -114,5 +166,56 @@ pub fn violated_constraint(err: &DbErr) -> Option<&str> {
     match e.as_ref() {
         sqlx::Error::Database(db) => db.constraint(),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sea_orm::ConnAcquireErr;
+
+    use super::*;
+
+    fn sqlx_exec(err: sqlx::Error) -> DbErr {
+        DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)))
+    }
+
+    #[test]
+    fn an_unreachable_or_saturated_database_is_worth_a_retry() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        for err in [
+            DbErr::ConnectionAcquire(ConnAcquireErr::Timeout),
+            sqlx_exec(sqlx::Error::PoolTimedOut),
+            sqlx_exec(sqlx::Error::Io(refused)),
+            DbErr::Conn(RuntimeErr::SqlxError(Arc::new(sqlx::Error::PoolClosed))),
+        ] {
+            let api = ApiError::from(err);
+            assert_eq!(api.code(), "SERVICE_UNAVAILABLE");
+            assert_eq!(
+                api.message(),
+                "the database is unavailable or saturated; try again shortly"
+            );
+        }
+    }
+
+    #[test]
+    fn other_database_failures_stay_internal() {
+        for err in [
+            sqlx_exec(sqlx::Error::RowNotFound),
+            DbErr::Custom("a bug".into()),
+            DbErr::RecordNotFound("order 7".into()),
+        ] {
+            let api = ApiError::from(err);
+            assert_eq!(api.code(), "INTERNAL_SERVER_ERROR");
+            assert_eq!(api.message(), "internal server error");
+        }
+    }
+
+    #[test]
+    fn a_wrapped_cause_is_found_down_the_chain() {
+        let err = anyhow::Error::new(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))
+            .context("listing jobs");
+        assert_eq!(ApiError::internal(err).code(), "SERVICE_UNAVAILABLE");
     }
 }

@@ -1,17 +1,27 @@
 //! The HTTP surface: GraphQL (POST) and GraphiQL (GET) on `/graphql`, and probes.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use async_graphql::ServerError;
 use async_graphql_axum::rejection::GraphQLRejection;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::State;
+use axum::handler::Handler;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
+use tracing::Level;
 
+use crate::config::HttpLimits;
 use crate::error::ApiError;
 use crate::graphiql;
 use crate::graphql::loaders::Loaders;
@@ -24,16 +34,36 @@ struct Http {
     schema: TallySchema,
 }
 
-pub fn router(state: AppState, body_limit_bytes: usize) -> Router {
+pub fn router(state: AppState, limits: HttpLimits) -> Router {
     let schema = graphql::schema(state.clone());
+    // Past `max_in_flight` requests, more are refused at once rather than
+    // queued: waiting ones would only pile up behind the database pool
+    // (memory and latency without bound) and time out anyway.
+    let shed = Arc::new(ShedLog::default());
+    let counted = state.metrics.clone();
+    let shed_load = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(move |_: tower::BoxError| {
+            counted.request_shed();
+            shed.refused();
+            async { overloaded() }
+        }))
+        .load_shed()
+        // global: axum layers a handler anew for every request, and a plain
+        // concurrency limit would then get a fresh semaphore each time
+        .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight));
     Router::new()
-        .route("/graphql", get(graphiql::page).post(graphql_request))
+        .route(
+            "/graphql",
+            get(graphiql::page).post(graphql_request.layer(shed_load)),
+        )
         .merge(graphiql::routes())
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(RequestBodyLimitLayer::new(body_limit_bytes))
-        .layer(TraceLayer::new_for_http())
+        .layer(RequestBodyLimitLayer::new(limits.body_limit_bytes))
+        // 5xx answers are logged where they arise, with their cause (and
+        // shedding at most once a second), not again for each response here
+        .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         // a bug must cost one request a 500, not the connection
         .layer(CatchPanicLayer::new())
         .with_state(Http { state, schema })
@@ -80,6 +110,44 @@ fn error_response(err: ApiError) -> async_graphql::Response {
     let mut server_error = ServerError::new(error.message, None);
     server_error.extensions = code;
     async_graphql::Response::from_errors(vec![server_error])
+}
+
+/// While requests are being refused, one warning a second with their number,
+/// rather than a line per request when the server can least afford it.
+#[derive(Default)]
+struct ShedLog {
+    refused: AtomicU64,
+    last_warning: Mutex<Option<Instant>>,
+}
+
+impl ShedLog {
+    fn refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+        let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
+            *last = Some(Instant::now());
+            let refused = self.refused.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                refused,
+                "refusing requests: MAX_REQUESTS_IN_FLIGHT are in flight"
+            );
+        }
+    }
+}
+
+/// 503 with a GraphQL-shaped body, so clients read it like any other error.
+fn overloaded() -> Response {
+    let error = ApiError::OVERLOADED;
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{ "message": error.message(), "extensions": { "code": error.code() } }],
+    });
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(header::RETRY_AFTER, "1")],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 /// A body that is no GraphQL request (bad JSON, a batch, a wrong content

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tally::config::Config;
+use tally::db::PoolKind;
 use tally::domain::{demo, users};
 use tally::error::ApiError;
 use tally::{db, graphql, server, telemetry};
@@ -94,13 +95,13 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Serve => server::serve(config).await,
         Command::Worker { board } => server::work(config, board).await,
         Command::Migrate => {
-            db::connect_and_migrate(&config).await?;
+            db::connect_and_migrate(&config, PoolKind::Commands).await?;
             println!("database is up to date");
             Ok(())
         }
         Command::ExportSchema => unreachable!("handled before start-up"),
         Command::SeedDemo => {
-            let orm = db::orm(&db::connect_and_migrate(&config).await?);
+            let orm = db::orm(&db::connect_and_migrate(&config, PoolKind::Commands).await?);
             let seeded = demo::seed(&orm).await.map_err(ApiError::into_anyhow)?;
             println!(
                 "demo catalog: {} products added; demo customer {} ({}), password {:?}",
@@ -116,11 +117,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Jobs { command } => {
-            let orm = db::orm(&db::connect_and_migrate(&config).await?);
+            let orm = db::orm(&db::connect_and_migrate(&config, PoolKind::Commands).await?);
             jobs_command(&orm, command).await
         }
         Command::RebuildAnalytics => {
-            let orm = db::orm(&db::connect_and_migrate(&config).await?);
+            let orm = db::orm(&db::connect_and_migrate(&config, PoolKind::Commands).await?);
             let report = jobs::rebuild::rebuild_analytics(&orm).await?;
             println!(
                 "rebuilt: {} orders newly counted, {} products changed, {} customer product rows, {} customer category rows",
@@ -132,7 +133,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::CreateAdmin { email, password } => {
-            let orm = db::orm(&db::connect_and_migrate(&config).await?);
+            let orm = db::orm(&db::connect_and_migrate(&config, PoolKind::Commands).await?);
             let admin = users::ensure_admin(&orm, &email, &password)
                 .await
                 .map_err(ApiError::into_anyhow)?;

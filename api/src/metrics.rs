@@ -24,6 +24,11 @@ struct OperationLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: &'static str,
 }
@@ -32,6 +37,7 @@ pub struct Metrics {
     registry: Registry,
     orders_placed: Counter,
     requests: Family<OperationLabels, Histogram>,
+    unavailable: Family<ReasonLabels, Counter>,
     operation_names: Mutex<HashSet<String>>,
     /// Handed to this process's workers.
     pub jobs: JobMetrics,
@@ -58,6 +64,13 @@ impl Default for Metrics {
              (anonymous: unnamed; refused: rejected before execution)",
             requests.clone(),
         );
+        let unavailable = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "tally_requests_unavailable",
+            "GraphQL requests answered SERVICE_UNAVAILABLE, by reason (in_flight_limit: \
+             refused at MAX_REQUESTS_IN_FLIGHT; database: unreachable, saturated or too slow)",
+            unavailable.clone(),
+        );
         let jobs = JobMetrics::registered(&mut registry);
         let jobs_by_status = Family::<StatusLabels, Gauge>::default();
         registry.register(
@@ -75,6 +88,7 @@ impl Default for Metrics {
             registry,
             orders_placed,
             requests,
+            unavailable,
             operation_names: Mutex::default(),
             jobs,
             jobs_by_status,
@@ -86,6 +100,22 @@ impl Default for Metrics {
 impl Metrics {
     pub fn order_placed(&self) {
         self.orders_placed.inc();
+    }
+
+    /// A request refused at the limit of requests in flight.
+    pub fn request_shed(&self) {
+        self.unavailable
+            .get_or_create(&ReasonLabels {
+                reason: "in_flight_limit",
+            })
+            .inc();
+    }
+
+    /// A request that failed because the database was unavailable.
+    pub fn database_unavailable(&self) {
+        self.unavailable
+            .get_or_create(&ReasonLabels { reason: "database" })
+            .inc();
     }
 
     /// `operation` is None for a request refused before execution.

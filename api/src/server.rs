@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::db::PoolKind;
 use crate::domain::users;
 use crate::http;
 use crate::state::AppState;
@@ -19,8 +20,9 @@ use crate::{board, db};
 /// Serves the API and runs this process's post-order workers until SIGTERM
 /// or Ctrl-C; then stops taking requests and jobs, finishes running ones and returns.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let pool = db::connect_and_migrate(&config).await?;
+    let pool = db::connect_and_migrate(&config, PoolKind::Workers).await?;
     let orm = db::orm(&pool);
+    let requests = db::orm(&db::connect(&config, PoolKind::Requests).await?);
     bootstrap_admin(&orm, &config).await?;
     if !config.jwt_secret_configured {
         warn!("JWT_SECRET is not set: using a random secret, so tokens will not survive a restart");
@@ -30,7 +32,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let wakeup = Wakeup::default();
     let board = start_board(&config, &pool, &orm, &wakeup, &shutdown).await?;
     let retention = start_retention(&config, &orm, &shutdown);
-    let state = AppState::new(orm.clone(), &config, wakeup.clone());
+    let state = AppState::new(requests, &config, wakeup.clone());
     let workers = worker_pool(&config, pool, orm, wakeup, state.metrics.jobs.clone());
     let workers = match config.workers.concurrency {
         0 => {
@@ -47,7 +49,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.bind_addr).await?;
     let addr = listener.local_addr()?;
     info!("Tally is listening: GraphiQL at http://{addr}/graphql");
-    axum::serve(listener, http::router(state, config.body_limit_bytes))
+    axum::serve(listener, http::router(state, config.http))
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     info!("HTTP server stopped; waiting for running jobs");
@@ -67,7 +69,7 @@ pub async fn work(config: Config, with_board: bool) -> anyhow::Result<()> {
     if config.workers.concurrency == 0 {
         anyhow::bail!("WORKER_CONCURRENCY is 0: a worker process needs at least 1");
     }
-    let pool = db::connect_and_migrate(&config).await?;
+    let pool = db::connect_and_migrate(&config, PoolKind::Workers).await?;
     let orm = db::orm(&pool);
     let shutdown = shutdown_on_signal();
     // no order is placed in this process: its workers find jobs by polling

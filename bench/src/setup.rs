@@ -35,7 +35,7 @@ impl Bench {
         let mut config = Config::from_lookup(|_| None).expect("defaults");
         config.database_url = database_url.clone();
         config.db_pool_size = 40;
-        let pool = tally::db::connect_and_migrate(&config)
+        let pool = tally::db::connect_and_migrate(&config, tally::db::PoolKind::Commands)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
 

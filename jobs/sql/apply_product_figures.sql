@@ -1,4 +1,5 @@
--- One statement for every product of the batch, whatever the number of lines.
+-- One statement for every product of the batch, whatever the number of lines
+-- (locked by lock_products.sql).
 with sold as (
     -- lines of the same product (say two sizes) count together
     select product_id,
@@ -7,15 +8,6 @@ with sold as (
     from order_lines
     where order_id = any ($1::bigint[])
     group by product_id
-),
-locked as materialized (
-    -- Concurrent batches lock the products they share in the same (id) order,
-    -- so they queue behind each other instead of deadlocking.
-    select id
-    from products
-    where id in (select product_id from sold)
-    order by id
-    for no key update
 )
 update products p
 set sales_count = p.sales_count + s.units,
@@ -23,6 +15,5 @@ set sales_count = p.sales_count + s.units,
     rating = product_rating(p.sales_count + s.units),
     updated_at = now()
 from sold s
-join locked l on l.id = s.product_id
 where p.id = s.product_id
 returning p.id

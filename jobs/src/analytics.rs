@@ -137,6 +137,11 @@ async fn apply_once(
     }
     let ids = Value::from(order_ids.clone());
 
+    txn.query_all_raw(statement(
+        include_str!("../sql/lock_products.sql"),
+        [ids.clone()],
+    ))
+    .await?;
     let products = txn
         .query_all_raw(statement(
             include_str!("../sql/apply_product_figures.sql"),

@@ -178,6 +178,14 @@ async fn run_workers(
                     }
                     Ok(())
                 });
+            // A restarted worker registers under a new name: its old name may
+            // still hold its registration lock on a pooled connection, and the
+            // jobs it held (lost with its database) come back to the queue
+            // like those of a dead worker.
+            let name = match restarts {
+                0 => name.clone(),
+                n => format!("{name}-r{n}"),
+            };
             WorkerBuilder::new(name.as_str())
                 .backend(storage)
                 .data(context.clone())

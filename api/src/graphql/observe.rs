@@ -9,6 +9,7 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextRequest,
 };
 
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 pub struct Observe(pub Arc<Metrics>);
@@ -48,6 +49,15 @@ impl Extension for ObserveRequest {
             "graphql request"
         );
         self.metrics.request_served(operation.as_deref(), seconds);
+        let unavailable = response.errors.iter().any(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .is_some_and(|code| *code == ApiError::UNAVAILABLE_CODE.into())
+        });
+        if unavailable {
+            self.metrics.database_unavailable();
+        }
         response
     }
 

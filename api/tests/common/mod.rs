@@ -1,10 +1,20 @@
-//! What the tests of the `tally` binary share.
+//! What the tests of the `tally` binary share: the binary itself, databases
+//! and PostgreSQL clusters of a test's own, and the processes and clients of
+//! the tests that run Tally as an operator would.
 
-use std::process::Command;
+#![allow(dead_code)] // each test binary uses its own part of this
 
-use sqlx::Connection;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use sqlx::{Connection, PgPool};
+use tally::auth::{Tokens, Viewer};
+use tally::config::Secret;
 
 pub const MAINTENANCE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+pub const SECRET: &str = "process-test-secret-process-test!!";
 
 /// The binary with a clean environment: only PATH, so no setting of the
 /// machine's leaks into a test.
@@ -49,4 +59,366 @@ impl Drop for Database {
         .join()
         .unwrap();
     }
+}
+
+/// A PostgreSQL server of a test's own, on a port of its own, for tests that
+/// stop and start it: the machine's shared server must keep serving the
+/// other tests. Made with the installed PostgreSQL's `initdb`; removed, data
+/// and all, when dropped.
+pub struct Cluster {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl Cluster {
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's programs under /usr/lib/postgresql")
+            .filter_map(|entry| Some(entry.ok()?.path().join("bin")))
+            .filter(|bin| bin.join("initdb").exists())
+            .max()
+            .expect("initdb under /usr/lib/postgresql/<version>/bin");
+        let dir = std::env::temp_dir().join(format!("tally-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&dir).unwrap();
+        let cluster = Self {
+            port: free_port(),
+            dir,
+            bin,
+        };
+        if as_root() {
+            // PostgreSQL refuses to run as root; its own account runs it
+            assert!(
+                Command::new("chown")
+                    .args(["postgres:postgres", &cluster.dir.to_string_lossy()])
+                    .status()
+                    .unwrap()
+                    .success()
+            );
+        }
+        let data = cluster.dir.join("data");
+        let status = cluster
+            .pg("initdb")
+            .args(["-D", &data.to_string_lossy()])
+            .args(["-U", "postgres", "-A", "trust", "--no-sync"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "initdb failed");
+        cluster.start_server();
+        cluster
+    }
+
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// Starts the server and waits until it accepts connections.
+    pub fn start_server(&self) {
+        let options = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c max_connections=200",
+            self.port,
+            self.dir.to_string_lossy()
+        );
+        let status = self
+            .pg("pg_ctl")
+            .args(["-D", &self.dir.join("data").to_string_lossy()])
+            .args(["-l", &self.dir.join("log").to_string_lossy()])
+            .args(["-o", &options, "-w", "start"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl start failed");
+    }
+
+    /// Stops the server the way a crash would (`-m immediate`: no checkpoint,
+    /// clients cut off); committed work survives through the WAL.
+    pub fn stop_server(&self) {
+        let status = self
+            .pg("pg_ctl")
+            .args(["-D", &self.dir.join("data").to_string_lossy()])
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl stop failed");
+    }
+
+    fn pg(&self, program: &str) -> Command {
+        let program = self.bin.join(program);
+        if as_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            Command::new(program)
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self
+            .pg("pg_ctl")
+            .args(["-D", &self.dir.join("data").to_string_lossy()])
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Child processes killed when the test ends, however it ends.
+#[derive(Default)]
+pub struct Processes(pub Vec<Child>);
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// `tally <args>` on `url`, logging warnings and errors to the test's stderr.
+pub fn spawn(url: &str, args: &[&str], envs: &[(&str, &str)]) -> Child {
+    tally()
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("JWT_SECRET", SECRET)
+        .env("RUST_LOG", "warn")
+        .envs(envs.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("tally")
+}
+
+/// Asks the process to stop as an operator would; returns its exit code.
+pub fn sigterm(child: &mut Child) -> Option<i32> {
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap().code()
+}
+
+/// Waits until `addr` answers `/readyz` with 200.
+pub async fn wait_until_ready(addr: &str) {
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let status = http
+            .get(format!("http://{addr}/readyz"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16());
+        if status.ok() == Some(200) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{addr} did not get ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// What the client tests order from: products, customers, an admin, and a
+/// token for each account.
+pub struct Shop {
+    pub products: Vec<i64>,
+    pub tokens: Vec<String>,
+}
+
+/// Runs `tally migrate` on `url`, then adds 12 products in 4 categories,
+/// 10 customers and an admin.
+pub async fn open_shop(url: &str) -> (PgPool, Shop) {
+    assert!(spawn(url, &["migrate"], &[]).wait().unwrap().success());
+    let pool = PgPool::connect(url).await.unwrap();
+    sqlx::raw_sql(
+        "insert into products (name, category, price_cents)
+         select 'Dish ' || n, (array['pizza', 'burgers', 'salads', 'drinks'])[1 + n % 4], 150 + n * 25
+         from generate_series(1, 12) n;
+         insert into users (name, email, password_hash, role)
+         select 'Customer ' || n, 'c' || n || '@shop.test', 'x', 'customer' from generate_series(1, 10) n;
+         insert into users (name, email, password_hash, role) values ('Admin', 'admin@shop.test', 'x', 'admin');",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let products: Vec<i64> = sqlx::query_scalar("select id from products order by id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let users: Vec<(i64, String)> = sqlx::query_as("select id, role from users order by id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let issuer = Tokens::new(&Secret::new(SECRET));
+    let tokens = users
+        .iter()
+        .map(|(id, role)| {
+            let role = match role.as_str() {
+                "admin" => entity::users::Role::Admin,
+                _ => entity::users::Role::Customer,
+            };
+            issuer
+                .issue(Viewer { user_id: *id, role })
+                .map_err(|e| e.message())
+                .unwrap()
+        })
+        .collect();
+    (pool, Shop { products, tokens })
+}
+
+impl Shop {
+    /// A random order: 1–4 lines of random products (repeats allowed),
+    /// quantities 1–5, by a random account.
+    pub fn random_order(&self) -> (String, Vec<Value>) {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        let items = (0..rng.random_range(1..=4))
+            .map(|_| {
+                json!({
+                    "productId": self.products[rng.random_range(0..self.products.len())].to_string(),
+                    "quantity": rng.random_range(1..=5),
+                })
+            })
+            .collect();
+        (
+            self.tokens[rng.random_range(0..self.tokens.len())].clone(),
+            items,
+        )
+    }
+}
+
+pub const PLACE_ORDER: &str =
+    "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }";
+
+/// How the attempts of one order went, as a client that retries with the
+/// same idempotency key until it gets an answer would see them.
+#[derive(Debug, Default)]
+pub struct Attempts {
+    /// Orders placed (one per call that returns).
+    pub placed: usize,
+    /// Answers with code SERVICE_UNAVAILABLE, and the slowest of them.
+    pub unavailable: usize,
+    pub slowest_unavailable: Duration,
+    /// No HTTP answer: the server was down or died mid-request.
+    pub unanswered: usize,
+    /// Any other error: none is expected.
+    pub unexpected: Vec<String>,
+}
+
+impl Attempts {
+    pub fn add(&mut self, other: Attempts) {
+        self.placed += other.placed;
+        self.unavailable += other.unavailable;
+        self.slowest_unavailable = self.slowest_unavailable.max(other.slowest_unavailable);
+        self.unanswered += other.unanswered;
+        self.unexpected.extend(other.unexpected);
+    }
+}
+
+/// Places one order through `addr`, retrying with the same idempotency key
+/// after an unavailable answer or none at all, for up to a minute.
+pub async fn place_until_answered(
+    http: &reqwest::Client,
+    addr: &str,
+    (token, items): (String, Vec<Value>),
+) -> Attempts {
+    let mut attempts = Attempts::default();
+    let body = json!({
+        "query": PLACE_ORDER,
+        "variables": { "input": { "items": items, "idempotencyKey": uuid::Uuid::new_v4().to_string() } },
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let started = Instant::now();
+        let answer = async {
+            http.post(format!("http://{addr}/graphql"))
+                .bearer_auth(&token)
+                .json(&body)
+                .send()
+                .await?
+                .json::<Value>()
+                .await
+        }
+        .await;
+        match answer {
+            Ok(answer) if answer.get("errors").is_none() => {
+                attempts.placed += 1;
+                return attempts;
+            }
+            Ok(answer) if answer["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE" => {
+                attempts.unavailable += 1;
+                attempts.slowest_unavailable = attempts.slowest_unavailable.max(started.elapsed());
+            }
+            Ok(answer) => {
+                attempts.unexpected.push(answer["errors"].to_string());
+                return attempts;
+            }
+            Err(_) => attempts.unanswered += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    attempts
+        .unexpected
+        .push("no answer within a minute".to_owned());
+    attempts
+}
+
+/// Orders not yet counted plus jobs not yet done.
+pub async fn pending(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "select (select count(*) from orders where analytics_applied_at is null)
+              + (select count(*) from apalis.jobs where status <> 'Done')",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Waits until nothing is pending; returns how long that took.
+pub async fn wait_until_idle(pool: &PgPool, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let busy = pending(pool).await;
+        if busy == 0 {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{busy} orders or jobs still pending after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Product figures and customer stats that differ from a recount over the
+/// order lines.
+pub async fn figure_mismatches(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(jobs::rebuild::FIGURE_MISMATCHES_SQL))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }

@@ -1,0 +1,115 @@
+//! PostgreSQL restarts under load. On a server of the test's own (the
+//! machine's is shared with other tests), `tally serve` and a `tally worker`
+//! take orders from 8 clients; PostgreSQL is stopped the way a crash stops it,
+//! kept down for 3 s, and started again. While it is down every request gets
+//! a SERVICE_UNAVAILABLE answer within the acquire timeout (none hangs, no
+//! connection is dropped); afterwards both processes carry on by themselves
+//! and every figure is exact.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crate::common::{Attempts, Cluster, Processes, count, figure_mismatches, sigterm, spawn};
+
+mod common;
+
+const CLIENTS: usize = 8;
+const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(1_000);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_database_restart_costs_clients_retries_and_figures_nothing() {
+    let cluster = Cluster::start();
+    let url = cluster.url("tally_restart");
+    let (pool, shop) = common::open_shop(&url).await;
+    let shop = Arc::new(shop);
+
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let acquire_ms = ACQUIRE_TIMEOUT.as_millis().to_string();
+    let mut processes = Processes(vec![
+        spawn(
+            &url,
+            &["serve"],
+            &[
+                ("BIND_ADDR", &addr),
+                ("WORKER_CONCURRENCY", "1"),
+                ("DATABASE_ACQUIRE_TIMEOUT_MS", &acquire_ms),
+            ],
+        ),
+        spawn(
+            &url,
+            &["worker"],
+            &[
+                ("WORKER_CONCURRENCY", "1"),
+                ("WORKER_POLL_INTERVAL_MS", "50"),
+            ],
+        ),
+    ]);
+    common::wait_until_ready(&addr).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let intents = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (shop, stop, intents, addr) =
+                (shop.clone(), stop.clone(), intents.clone(), addr.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut attempts = Attempts::default();
+                while !stop.load(Ordering::SeqCst) {
+                    intents.fetch_add(1, Ordering::SeqCst);
+                    let order = shop.random_order();
+                    attempts.add(common::place_until_answered(&http, &addr, order).await);
+                }
+                attempts
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let before_outage = count(&pool, "select count(*) from orders").await;
+    cluster.stop_server();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.start_server();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::SeqCst);
+    let mut attempts = Attempts::default();
+    for client in clients {
+        attempts.add(client.await.unwrap());
+    }
+
+    assert_eq!(attempts.unexpected, Vec::<String>::new());
+    assert!(attempts.unavailable > 0, "the outage went unnoticed");
+    // every request got an answer, and fast: the acquire timeout and a margin
+    // for a loaded machine, not the 3 s outage or longer
+    assert_eq!(attempts.unanswered, 0);
+    assert!(
+        attempts.slowest_unavailable < ACQUIRE_TIMEOUT + Duration::from_millis(1_500),
+        "an unavailable answer took {:?}",
+        attempts.slowest_unavailable
+    );
+
+    let drained = common::wait_until_idle(&pool, Duration::from_secs(90)).await;
+    let placed = intents.load(Ordering::SeqCst);
+    assert_eq!(attempts.placed, placed);
+    let after_outage = count(&pool, "select count(*) from orders").await - before_outage;
+    assert!(after_outage > 0, "no order was placed after the restart");
+    for child in &mut processes.0 {
+        assert_eq!(child.try_wait().unwrap(), None, "a process died");
+        assert_eq!(sigterm(child), Some(0));
+    }
+    assert_eq!(
+        count(&pool, "select count(*) from orders").await,
+        placed as i64
+    );
+    assert_eq!(figure_mismatches(&pool).await, 0);
+    eprintln!(
+        "restart: {placed} orders ({after_outage} placed or completed after the outage began); \
+         {} SERVICE_UNAVAILABLE answers during the 3 s outage, the slowest in {} ms; \
+         idle {:.1} s after the clients stopped; 0 mismatches",
+        attempts.unavailable,
+        attempts.slowest_unavailable.as_millis(),
+        drained.as_secs_f64(),
+    );
+    pool.close().await;
+}
