@@ -160,7 +160,7 @@ async fn retry(
     };
     match retried {
         Ok(n) => {
-            board.wakeup.notify();
+            board.wakeup.jobs_retried();
             Redirect::to(&format!("/retry?retried={n}")).into_response()
         }
         Err(e) => {

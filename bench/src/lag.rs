@@ -25,6 +25,28 @@ pub struct Lag {
     pub series: Vec<(f64, f64, f64)>,
 }
 
+/// Counts what earlier parts left uncounted (with `--only lag`, the orders
+/// of the placement part: no worker ran there), so each lag run starts from
+/// no backlog: `tally rebuild-analytics`, then their jobs marked done.
+pub async fn start_clean(bin: &PathBuf, bench: &Bench) -> anyhow::Result<()> {
+    let waiting = bench
+        .count("select count(*) from orders where analytics_applied_at is null")
+        .await?;
+    if waiting == 0 {
+        return Ok(());
+    }
+    let status = std::process::Command::new(bin)
+        .arg("rebuild-analytics")
+        .env("DATABASE_URL", &bench.database_url)
+        .env("RUST_LOG", "warn")
+        .status()?;
+    anyhow::ensure!(status.success(), "tally rebuild-analytics failed: {status}");
+    sqlx::query("update apalis.jobs set status = 'Done', done_at = now() where status <> 'Done'")
+        .execute(&bench.pool)
+        .await?;
+    Ok(())
+}
+
 pub async fn measure(
     bin: &PathBuf,
     bench: &Arc<Bench>,

@@ -41,16 +41,37 @@ struct Args {
     /// The `tally` binary (default: beside this one).
     #[arg(long)]
     tally_bin: Option<PathBuf>,
-    /// Where the benchmark database is created.
+    /// Where the benchmark database is created. Both contenders use it as it
+    /// is: on one machine TLS is only a cost, hence `sslmode=disable`.
     #[arg(
         long,
         env = "BENCH_DATABASE_URL",
-        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
     )]
     database_url: String,
+    /// Only these parts (lag also measures placement, for its rates); all when unset.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Part>,
     /// Where plots go.
     #[arg(long, default_value = "target/bench")]
     out: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    Placement,
+    Drain,
+    Lag,
+    Statements,
+    History,
+}
+
+impl Args {
+    fn runs(&self, part: Part) -> bool {
+        self.only.is_empty()
+            || self.only.contains(&part)
+            || (part == Part::Placement && self.only.contains(&Part::Lag))
+    }
 }
 
 #[tokio::main]
@@ -76,62 +97,73 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
     let duration = Duration::from_secs(args.duration);
     let mut report = Report::default();
 
-    eprintln!("1/6 placement: straight SQL");
-    for clients in [16, 32] {
-        report.raw_placement.push((
-            clients,
-            load::raw_placement(bench, clients, duration).await?,
-        ));
+    if args.runs(Part::Placement) {
+        eprintln!("1/6 placement: straight SQL");
+        for clients in [16, 32] {
+            report.raw_placement.push((
+                clients,
+                load::raw_placement(bench, clients, duration).await?,
+            ));
+        }
+        eprintln!("1/6 placement: placeOrder over HTTP (tally serve without workers)");
+        let server = Tally::serve(bin, bench, 0, 100).await?;
+        for clients in [1, 8, 32] {
+            report.graphql_placement.push((
+                clients,
+                load::graphql_placement(bench, &server.addr, clients, duration).await?,
+            ));
+        }
+        report.peak_rss_mib = server.peak_rss_mib();
+        server.stop()?;
     }
-    eprintln!("1/6 placement: placeOrder over HTTP (tally serve without workers)");
-    let server = Tally::serve(bin, bench, 0, 100).await?;
-    for clients in [1, 8, 32] {
-        report.graphql_placement.push((
-            clients,
-            load::graphql_placement(bench, &server.addr, clients, duration).await?,
-        ));
-    }
-    report.peak_rss_mib = server.peak_rss_mib();
-    server.stop()?;
 
-    eprintln!("2/6 drain: a backlog of {} orders", args.backlog);
-    // the orders placed above are the start of the backlog
-    drain::reset(bench).await?;
-    drain::fill_backlog(bench, args.backlog).await?;
-    trim_backlog(bench, args.backlog).await?;
-    drain::reset(bench).await?;
-    report.drain_coalesced = drain::with_tally(bin, bench, 1, 2, 100).await?;
-    drain::reset(bench).await?;
-    report.drain_single = drain::with_tally(bin, bench, 1, 2, 1).await?;
-    drain::reset(bench).await?;
-    report.drain_by_hand_single = drain::by_hand(bench, 4, 1).await?;
-    drain::reset(bench).await?;
-    report.drain_by_hand_batched = drain::by_hand(bench, 2, 200).await?;
-
-    eprintln!("3/6 scaling: 2 and 4 worker processes");
-    for processes in [2, 4] {
+    if args.runs(Part::Drain) {
+        eprintln!("2/6 drain: a backlog of {} orders", args.backlog);
+        // the orders placed above are the start of the backlog
         drain::reset(bench).await?;
-        report.scaling.push((
-            processes,
-            drain::with_tally(bin, bench, processes, 1, 100).await?,
-        ));
+        drain::fill_backlog(bench, args.backlog).await?;
+        trim_backlog(bench, args.backlog).await?;
+        drain::reset(bench).await?;
+        report.drain_coalesced = drain::with_tally(bin, bench, 1, 2, 100).await?;
+        drain::reset(bench).await?;
+        report.drain_single = drain::with_tally(bin, bench, 1, 2, 1).await?;
+        drain::reset(bench).await?;
+        report.drain_by_hand_single = drain::by_hand(bench, 4, 1).await?;
+        drain::reset(bench).await?;
+        report.drain_by_hand_batched = drain::by_hand(bench, 2, 200).await?;
+
+        eprintln!("3/6 scaling: 2 and 4 worker processes");
+        for processes in [2, 4] {
+            drain::reset(bench).await?;
+            report.scaling.push((
+                processes,
+                drain::with_tally(bin, bench, processes, 1, 100).await?,
+            ));
+        }
     }
 
-    eprintln!("4/6 lag at 50% and 90% of the best placeOrder rate");
-    let best = report.best_graphql_rate();
-    for share in [0.5, 0.9] {
-        settle(bench).await?;
-        report.lag.push((
-            share,
-            lag::measure(bin, bench, best * share, duration).await?,
-        ));
+    if args.runs(Part::Lag) {
+        eprintln!("4/6 lag at 50% and 90% of the best placeOrder rate");
+        let best = report.best_graphql_rate();
+        for share in [0.5, 0.9] {
+            lag::start_clean(bin, bench).await?;
+            settle(bench).await?;
+            report.lag.push((
+                share,
+                lag::measure(bin, bench, best * share, duration).await?,
+            ));
+        }
     }
 
-    eprintln!("5/6 statements per order");
-    report.statements = statements::count(bench, &[1, 5, 20, 50]).await?;
+    if args.runs(Part::Statements) {
+        eprintln!("5/6 statements per order");
+        report.statements = statements::count(bench, &[1, 5, 20, 50]).await?;
+    }
 
-    eprintln!("6/6 job history: {} finished jobs", args.history);
-    report.history = fetch::measure(bench, args.history).await?;
+    if args.runs(Part::History) {
+        eprintln!("6/6 job history: {} finished jobs", args.history);
+        report.history = Some(fetch::measure(bench, args.history).await?);
+    }
     Ok(report)
 }
 

@@ -106,6 +106,8 @@ impl Tally {
     }
 }
 
+/// Tally's own defaults for everything else (its pool size, say), unless the
+/// bench's environment sets them: `DATABASE_POOL_SIZE=8 tally-bench` tries one.
 fn command(bin: &PathBuf, bench: &Bench, workers: usize, batch: u32) -> Command {
     let mut command = Command::new(bin);
     command
@@ -113,7 +115,6 @@ fn command(bin: &PathBuf, bench: &Bench, workers: usize, batch: u32) -> Command 
         .env("JWT_SECRET", JWT_SECRET)
         .env("WORKER_CONCURRENCY", workers.to_string())
         .env("ANALYTICS_BATCH_SIZE", batch.to_string())
-        .env("DATABASE_POOL_SIZE", "40")
         .env("RUST_LOG", "warn")
         .env_remove("BOARD_USERNAME")
         .env_remove("BOARD_PASSWORD")

@@ -25,7 +25,7 @@ pub struct Report {
     /// (share of the best placeOrder rate, lag)
     pub lag: Vec<(f64, Lag)>,
     pub statements: Vec<Statements>,
-    pub history: History,
+    pub history: Option<History>,
 }
 
 impl Report {
@@ -107,7 +107,8 @@ impl Report {
                 "",
             ),
         ];
-        for (name, d, target) in drains {
+        // a part not run (--only) has no orders
+        for (name, d, target) in drains.into_iter().filter(|(_, d, _)| d.orders > 0) {
             println!(
                 "| {name}, {} orders{} | {:.0} | | | {:.2} × placement, {:.2} × SQL batched | {target} |",
                 d.orders,
@@ -137,36 +138,26 @@ impl Report {
                 lag.max_ms
             );
         }
-        println!("\n| lines per order | statements per placeOrder | statements per job run |");
-        println!("|---:|---:|---:|");
+        if !self.statements.is_empty() {
+            println!("\n| lines per order | statements per placeOrder | statements per job run |");
+            println!("|---:|---:|---:|");
+        }
         for s in &self.statements {
             println!("| {} | {} | {} |", s.lines, s.place_order, s.job);
         }
-        let h = &self.history;
-        println!("\n| job history | apalis fetch (get_jobs) ms | count by status ms |");
-        println!("|---|---:|---:|");
-        for (name, f) in [
-            ("empty", &h.empty),
-            ("with history", &h.full),
-            ("after pruning", &h.pruned),
-        ] {
-            println!(
-                "| {name}: {} finished jobs | {:.2} | {:.2} |",
-                f.history, f.fetch_ms, f.count_by_status_ms
-            );
+        if let Some(h) = &self.history {
+            h.print();
         }
-        println!(
-            "\npruning {} finished jobs took {:.1} s",
-            h.full.history, h.prune_seconds
-        );
         if let Some(rss) = self.peak_rss_mib {
             println!("peak RSS of `tally serve` after the placement runs: {rss:.0} MiB");
         }
-        let drain_jobs = self.drain_coalesced.jobs_seconds.unwrap_or_default();
-        println!(
-            "coalescing drain: every order counted after {:.1} s, every job done after {drain_jobs:.1} s",
-            self.drain_coalesced.seconds
-        );
+        if self.drain_coalesced.orders > 0 {
+            let drain_jobs = self.drain_coalesced.jobs_seconds.unwrap_or_default();
+            println!(
+                "coalescing drain: every order counted after {:.1} s, every job done after {drain_jobs:.1} s",
+                self.drain_coalesced.seconds
+            );
+        }
     }
 
     /// `throughput.png` (orders/s by concurrency) and `lag.png` (lag over time).
@@ -303,4 +294,26 @@ fn register_font() -> anyhow::Result<()> {
     )
     .map_err(|_| anyhow::anyhow!("{FONT} is not a usable font"))?;
     Ok(())
+}
+
+impl History {
+    fn print(&self) {
+        let h = self;
+        println!("\n| job history | apalis fetch (get_jobs) ms | count by status ms |");
+        println!("|---|---:|---:|");
+        for (name, f) in [
+            ("empty", &h.empty),
+            ("with history", &h.full),
+            ("after pruning", &h.pruned),
+        ] {
+            println!(
+                "| {name}: {} finished jobs | {:.2} | {:.2} |",
+                f.history, f.fetch_ms, f.count_by_status_ms
+            );
+        }
+        println!(
+            "\npruning {} finished jobs took {:.1} s",
+            h.full.history, h.prune_seconds
+        );
+    }
 }

@@ -11,6 +11,7 @@ use sea_orm::DatabaseConnection;
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
 use tracing::{info, warn};
 
 use std::time::Instant;
@@ -60,29 +61,50 @@ impl Default for WorkerSettings {
     }
 }
 
-/// Wakes this process's workers when an order commits, through memory: no
-/// per-row NOTIFY, whose server-wide lock would serialise every placement.
+/// Wakes this process's post-order work through memory: no per-row NOTIFY,
+/// whose server-wide lock would serialise every placement.
 #[derive(Clone, Debug)]
-pub struct Wakeup(broadcast::Sender<()>);
+pub struct Wakeup {
+    placed: broadcast::Sender<()>,
+    retried: broadcast::Sender<()>,
+}
 
 impl Default for Wakeup {
     fn default() -> Self {
-        Self(broadcast::channel(16).0)
+        Self {
+            placed: broadcast::channel(16).0,
+            retried: broadcast::channel(16).0,
+        }
     }
 }
 
 impl Wakeup {
-    pub fn notify(&self) {
+    /// An order committed in this process.
+    pub fn order_placed(&self) {
         // No receiver only means no worker runs in this process.
-        let _ = self.0.send(());
+        let _ = self.placed.send(());
     }
 
-    fn stream(&self) -> BroadcastStream<()> {
-        BroadcastStream::new(self.0.subscribe())
+    /// Failed jobs were put back to pending.
+    pub fn jobs_retried(&self) {
+        let _ = self.retried.send(());
     }
 
-    fn receiver(&self) -> broadcast::Receiver<()> {
-        self.0.subscribe()
+    /// What wakes apalis's workers. With the sweep on, placements wake only
+    /// the sweep: it counts the new orders and marks their jobs done before
+    /// any worker fetches them, where a woken worker would fetch, run and
+    /// acknowledge every order's job (three transactions each) in a race with
+    /// it. Workers then find the jobs the sweep missed by polling.
+    fn worker_stream(&self, sweep_on_wakeup: bool) -> impl Stream<Item = ()> + Send + 'static {
+        let retried = BroadcastStream::new(self.retried.subscribe());
+        let placed =
+            BroadcastStream::new(self.placed.subscribe()).filter(move |_| !sweep_on_wakeup);
+        // a lagged receiver only means several wake-ups in one
+        retried.merge(placed).map(|_| ())
+    }
+
+    fn placed_receiver(&self) -> broadcast::Receiver<()> {
+        self.placed.subscribe()
     }
 }
 
@@ -156,7 +178,7 @@ async fn run_workers(
     let sweeper = settings.sweep_on_wakeup.then(|| {
         tokio::spawn(sweep_after_placements(
             context.clone(),
-            wakeup.receiver(),
+            wakeup.placed_receiver(),
             stop.clone(),
         ))
     });
@@ -168,7 +190,9 @@ async fn run_workers(
                 .poll_with_strategy(
                     Strategy::new()
                         .apply(IntervalStrategy::new(settings.poll_interval))
-                        .apply(StreamStrategy::new(wakeup.stream())),
+                        .apply(StreamStrategy::new(
+                            wakeup.worker_stream(settings.sweep_on_wakeup),
+                        )),
                 )
                 .before_start(move |_| async move {
                     // a worker restarted after losing its database waits a

@@ -88,7 +88,7 @@ impl OrderMutation {
 /// The order is committed: wake this process's workers for its job.
 fn committed(ctx: &Context<'_>, placed: PlacedOrder) -> Order {
     if !placed.replayed {
-        ctx.state().wakeup.notify();
+        ctx.state().wakeup.order_placed();
         ctx.state().metrics.order_placed();
     }
     placed.into()
