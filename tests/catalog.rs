@@ -433,3 +433,135 @@ async fn an_unknown_product_is_null_and_a_malformed_id_is_bad_input() {
         assert_eq!(body["data"]["product"], Value::Null);
     }
 }
+
+/// The names of a products page in `orderBy`, and its end cursor.
+async fn ranked_page(
+    app: &TestApp,
+    order: &str,
+    first: i32,
+    after: Option<&str>,
+    category: Option<&str>,
+) -> (Vec<String>, bool, Value) {
+    let body = app
+        .gql(
+            "query($order: ProductOrderBy, $first: Int, $after: String, $category: String) {
+                products(orderBy: $order, first: $first, after: $after, category: $category) {
+                    edges { node { name } }
+                    pageInfo { hasNextPage endCursor }
+                }
+            }",
+            json!({ "order": order, "first": first, "after": after, "category": category }),
+        )
+        .await;
+    let products = &data(&body)["products"];
+    let names = products["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["node"]["name"].as_str().unwrap().to_owned())
+        .collect();
+    (
+        names,
+        products["pageInfo"]["hasNextPage"].as_bool().unwrap(),
+        products["pageInfo"]["endCursor"].clone(),
+    )
+}
+
+/// Five products A–E, in that id order, with figures counted from real
+/// orders: units A 12, B 5, C 12, D 0, E 5; prices A 1.00, B 2.00, C 3.00,
+/// D 4.00, E 1.00; so revenue A 12, B 10, C 36, D 0, E 5 and rating 4.2 for
+/// A and C (10 units or more), 4.0 for the rest.
+async fn ranked_catalog() -> TestApp {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let mut ids = Vec::new();
+    for (name, category, price) in [
+        ("A", "pizza", "1.00"),
+        ("B", "drinks", "2.00"),
+        ("C", "pizza", "3.00"),
+        ("D", "drinks", "4.00"),
+        ("E", "pizza", "1.00"),
+    ] {
+        let product = app.create_product(&admin, name, category, price, &[]).await;
+        ids.push(product["id"].as_str().unwrap().to_owned());
+    }
+    let (token, _) = app.register_customer("Ann").await;
+    for (id, units) in [(&ids[0], 12), (&ids[1], 5), (&ids[2], 12), (&ids[4], 5)] {
+        data(&app.place_order(&token, &[(id, None, units)]).await);
+    }
+    app.wait_for_jobs().await;
+    app
+}
+
+#[tokio::test]
+async fn products_rank_by_sales_revenue_rating_and_age_with_ties_to_the_newer() {
+    let app = ranked_catalog().await;
+    for (order, expected) in [
+        ("SALES_COUNT_DESC", ["C", "A", "E", "B", "D"]),
+        ("REVENUE_DESC", ["C", "A", "B", "E", "D"]),
+        ("RATING_DESC", ["C", "A", "E", "D", "B"]),
+        ("NEWEST", ["E", "D", "C", "B", "A"]),
+    ] {
+        let (names, has_next, _) = ranked_page(&app, order, 10, None, None).await;
+        assert_eq!(names, expected, "{order}");
+        assert!(!has_next);
+    }
+    // one category, ranked
+    let (names, _, _) = ranked_page(&app, "SALES_COUNT_DESC", 10, None, Some("drinks")).await;
+    assert_eq!(names, ["B", "D"]);
+}
+
+#[tokio::test]
+async fn ranked_pages_of_one_cross_every_tie_without_a_skip_or_a_repeat() {
+    let app = ranked_catalog().await;
+    // NEWEST ties too: of products created at the same instant, the higher id first
+    app.execute(
+        "update products set created_at = (select created_at from products where name = 'C')
+         where name in ('B', 'D')",
+    )
+    .await;
+    for (order, expected) in [
+        ("SALES_COUNT_DESC", vec!["C", "A", "E", "B", "D"]),
+        ("REVENUE_DESC", vec!["C", "A", "B", "E", "D"]),
+        ("RATING_DESC", vec!["C", "A", "E", "D", "B"]),
+        ("NEWEST", vec!["E", "D", "C", "B", "A"]),
+    ] {
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let (names, has_next, end) = ranked_page(&app, order, 1, after.as_deref(), None).await;
+            seen.extend(names);
+            if !has_next {
+                break;
+            }
+            after = Some(end.as_str().unwrap().to_owned());
+            assert!(seen.len() <= 5, "{order}: {seen:?}");
+        }
+        assert_eq!(seen, expected, "{order}");
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_only_pages_the_order_it_came_from() {
+    let app = ranked_catalog().await;
+    let (_, _, end) = ranked_page(&app, "SALES_COUNT_DESC", 2, None, None).await;
+    let body = app
+        .gql(
+            "query($after: String) { products(orderBy: REVENUE_DESC, after: $after) { edges { node { name } } } }",
+            json!({ "after": end }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+    assert_eq!(
+        error_message(&body),
+        "after is a cursor of another order: page with the orderBy it came from"
+    );
+    // the id order is an order of its own too
+    let body = app
+        .gql(
+            "query($after: String) { products(after: $after) { edges { node { name } } } }",
+            json!({ "after": end }),
+        )
+        .await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT");
+}

@@ -145,7 +145,7 @@ impl TestApp {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let router = http::router(state.clone(), config.http);
+        let router = http::router(state.clone(), config.http.clone());
         let stop = shutdown.clone();
         tokio::spawn(async move {
             axum::serve(listener, router)

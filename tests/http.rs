@@ -4,7 +4,9 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, error_code, error_message};
+use tally::config::AllowedOrigins;
+
+use crate::harness::{Options, TestApp, error_code, error_message};
 
 /// Posts a raw body to `/graphql` as JSON; returns the status and the body text.
 async fn post_raw(app: &TestApp, body: impl Into<String>) -> (StatusCode, String) {
@@ -205,4 +207,85 @@ async fn a_query_nested_deeper_than_the_limit_is_refused_before_it_runs() {
         assert_eq!(body["data"], Value::Null, "{body}");
         assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
     }
+}
+
+async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
+    app.http()
+        .request(reqwest::Method::OPTIONS, app.url("/graphql"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type",
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    response.headers().get(name).map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn pages_of_the_allowed_origins_may_call_the_api_from_a_browser() {
+    let app = TestApp::spawn_with(Options {
+        configure: |c| {
+            c.http.allowed_origins = AllowedOrigins::List(vec!["https://app.example.com".into()]);
+        },
+        ..Options::default()
+    })
+    .await;
+
+    let allowed = preflight(&app, "https://app.example.com").await;
+    assert_eq!(allowed.status(), 200);
+    assert_eq!(
+        header(&allowed, "access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        header(&allowed, "access-control-allow-methods"),
+        Some("GET,POST")
+    );
+    assert_eq!(
+        header(&allowed, "access-control-allow-headers"),
+        Some("content-type,authorization")
+    );
+    assert_eq!(header(&allowed, "access-control-max-age"), Some("600"));
+
+    let other = preflight(&app, "https://evil.example.com").await;
+    assert_eq!(header(&other, "access-control-allow-origin"), None);
+
+    let query = app
+        .http()
+        .post(app.url("/graphql"))
+        .header("origin", "https://app.example.com")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&query, "access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    assert_eq!(
+        query.json::<Value>().await.unwrap(),
+        json!({ "data": { "__typename": "Query" } })
+    );
+}
+
+#[tokio::test]
+async fn without_allowed_origins_no_page_of_another_site_may_call_the_api() {
+    let app = TestApp::spawn().await;
+    let answer = preflight(&app, "https://app.example.com").await;
+    assert_eq!(header(&answer, "access-control-allow-origin"), None);
+    let query = app
+        .http()
+        .post(app.url("/graphql"))
+        .header("origin", "https://app.example.com")
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&query, "access-control-allow-origin"), None);
 }

@@ -21,19 +21,68 @@ pub struct Config {
     /// The longest a statement of a GraphQL request may run.
     pub db_statement_timeout: Duration,
     pub workers: WorkerSettings,
-    pub http: HttpLimits,
+    pub http: HttpSettings,
     /// The apalis board's own listener; `None` when no credentials are set.
     pub board: Option<BoardConfig>,
     /// How long finished jobs stay in the queue's history.
     pub job_retention: Duration,
 }
 
-#[derive(Clone, Copy, Debug)]
-pub struct HttpLimits {
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
     /// Largest accepted request body.
     pub body_limit_bytes: usize,
     /// GraphQL requests handled at once; more are refused at once with 503.
     pub max_in_flight: usize,
+    /// Web origins whose pages may call the API from a browser (CORS).
+    pub allowed_origins: AllowedOrigins,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum AllowedOrigins {
+    /// No CORS headers: browsers allow only pages served by Tally itself.
+    #[default]
+    SameOrigin,
+    /// `*`: any page (bearer tokens, not cookies, authenticate, so no
+    /// credentials mode is needed).
+    Any,
+    /// Exactly these origins, such as `https://app.example.com`.
+    List(Vec<String>),
+}
+
+impl AllowedOrigins {
+    fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let raw = raw.trim();
+        if raw == "*" {
+            return Ok(Self::Any);
+        }
+        let origins: Vec<String> = raw
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect();
+        for origin in &origins {
+            // an origin is scheme://host[:port]: no path, not even a slash
+            let well_formed = origin.parse::<axum::http::Uri>().is_ok_and(|uri| {
+                matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.authority().is_some_and(|a| !a.as_str().contains('@'))
+                    // http's Uri gives a bare origin the path "/"
+                    && uri.path_and_query().is_none_or(|p| p.as_str() == "/")
+                    && !origin.ends_with('/')
+            });
+            if !well_formed {
+                return Err(invalid(
+                    "ALLOWED_ORIGINS",
+                    &format!(
+                        "{origin:?} is not an origin such as https://app.example.com \
+                         (comma-separated, or * for any)"
+                    ),
+                ));
+            }
+        }
+        Ok(Self::List(origins))
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -205,9 +254,13 @@ impl Config {
                 1..=3_600_000,
             )?),
             workers,
-            http: HttpLimits {
+            http: HttpSettings {
                 body_limit_bytes: 64 * 1024,
                 max_in_flight: number(&get, "MAX_REQUESTS_IN_FLIGHT", 256, 1..=100_000)?,
+                allowed_origins: match get("ALLOWED_ORIGINS") {
+                    Some(raw) => AllowedOrigins::parse(&raw)?,
+                    None => AllowedOrigins::SameOrigin,
+                },
             },
             board,
             job_retention,
@@ -308,6 +361,45 @@ mod tests {
         assert_eq!(e.var, "JWT_SECRET");
         let e = config(&[("ADMIN_EMAIL", "a@b.c")]).err().unwrap();
         assert_eq!(e.var, "ADMIN_PASSWORD");
+    }
+
+    #[test]
+    fn allowed_origins_are_exact_origins_or_any() {
+        assert_eq!(
+            config(&[]).unwrap().http.allowed_origins,
+            AllowedOrigins::SameOrigin
+        );
+        assert_eq!(
+            config(&[("ALLOWED_ORIGINS", "*")])
+                .unwrap()
+                .http
+                .allowed_origins,
+            AllowedOrigins::Any
+        );
+        assert_eq!(
+            config(&[(
+                "ALLOWED_ORIGINS",
+                "https://app.example.com, http://localhost:5173"
+            )])
+            .unwrap()
+            .http
+            .allowed_origins,
+            AllowedOrigins::List(vec![
+                "https://app.example.com".into(),
+                "http://localhost:5173".into()
+            ])
+        );
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://app.example.com/app",
+            "https://app.example.com?x=1",
+            "ftp://files.example.com",
+            "https://a.example.com,*",
+        ] {
+            let e = config(&[("ALLOWED_ORIGINS", bad)]).err().unwrap();
+            assert_eq!(e.var, "ALLOWED_ORIGINS", "{bad}");
+        }
     }
 
     #[test]

@@ -11,17 +11,18 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::State;
 use axum::handler::Handler;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
-use crate::config::HttpLimits;
+use crate::config::{AllowedOrigins, HttpSettings};
 use crate::error::ApiError;
 use crate::graphiql;
 use crate::graphql::loaders::Loaders;
@@ -34,7 +35,7 @@ struct Http {
     schema: TallySchema,
 }
 
-pub fn router(state: AppState, limits: HttpLimits) -> Router {
+pub fn router(state: AppState, settings: HttpSettings) -> Router {
     let schema = graphql::schema(state.clone());
     // Past `max_in_flight` requests, more are refused at once rather than
     // queued: waiting ones would only pile up behind the database pool
@@ -50,8 +51,8 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .load_shed()
         // global: axum layers a handler anew for every request, and a plain
         // concurrency limit would then get a fresh semaphore each time
-        .layer(GlobalConcurrencyLimitLayer::new(limits.max_in_flight));
-    Router::new()
+        .layer(GlobalConcurrencyLimitLayer::new(settings.max_in_flight));
+    let mut router = Router::new()
         .route(
             "/graphql",
             get(graphiql::page).post(graphql_request.layer(shed_load)),
@@ -60,7 +61,11 @@ pub fn router(state: AppState, limits: HttpLimits) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .layer(RequestBodyLimitLayer::new(limits.body_limit_bytes))
+        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes));
+    if let Some(cors) = cors(&settings.allowed_origins) {
+        router = router.layer(cors);
+    }
+    router
         // 5xx answers are logged where they arise, with their cause (and
         // shedding at most once a second), not again for each response here
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
@@ -110,6 +115,28 @@ fn error_response(err: ApiError) -> async_graphql::Response {
     let mut server_error = ServerError::new(error.message, None);
     server_error.extensions = code;
     async_graphql::Response::from_errors(vec![server_error])
+}
+
+/// Lets the pages of `ALLOWED_ORIGINS` call the API from a browser: GET and
+/// POST with a JSON body and a bearer token. Without origins, no CORS header
+/// at all, so browsers keep other sites' pages out.
+fn cors(origins: &AllowedOrigins) -> Option<CorsLayer> {
+    let allow_origin = match origins {
+        AllowedOrigins::SameOrigin => return None,
+        AllowedOrigins::Any => AllowOrigin::any(),
+        AllowedOrigins::List(origins) => AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok()),
+        ),
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 /// While requests are being refused, one warning a second with their number,

@@ -251,3 +251,73 @@ fn the_jobs_commands_list_and_retry_failed_jobs() {
         "rebuilt: 0 orders newly counted, 0 products changed, 0 customer product rows, 0 customer category rows\n"
     );
 }
+
+#[test]
+fn every_graphql_operation_is_logged_with_its_name_and_duration() {
+    let database = Database::new("tally_cli");
+    let mut child = tally()
+        .arg("serve")
+        .env("DATABASE_URL", database.url())
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<serde_json::Value>();
+    let log = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(log).lines().map_while(Result::ok) {
+            if let Ok(event) = serde_json::from_str(&line) {
+                let _ = tx.send(event);
+            }
+        }
+    });
+    let next_matching = |wanted: &dyn Fn(&serde_json::Value) -> bool| loop {
+        let event = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the log line we wait for");
+        if wanted(&event) {
+            return event;
+        }
+    };
+    let listening = next_matching(&|e| {
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Tally is listening"))
+    });
+    let api = listening["message"].as_str().unwrap()
+        ["Tally is listening: GraphiQL at http://".len()..]
+        .trim_end_matches("/graphql")
+        .to_owned();
+
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        reqwest::Client::new()
+            .post(format!("http://{api}/graphql"))
+            .json(&serde_json::json!({
+                "query": "mutation SignUp($input: RegisterInput!) { register(input: $input) { token } }",
+                "variables": { "input": { "name": "Ann", "email": "ann@log.test", "password": "password-1" } },
+            }))
+            .send()
+            .await
+            .unwrap();
+    });
+
+    // what the resolver logs carries the operation
+    let registered = next_matching(&|e| e["message"] == "registered a customer");
+    let spans = registered["spans"].as_array().unwrap();
+    assert_eq!(
+        spans[0],
+        serde_json::json!({ "name": "graphql", "operation": "SignUp" }),
+        "{registered}"
+    );
+    // and the operation itself is logged once done, with its duration
+    let done = next_matching(&|e| e["message"] == "graphql operation");
+    assert_eq!(done["operation"], "SignUp");
+    assert_eq!(done["errors"], 0);
+    assert!(
+        done["duration_ms"].as_f64().is_some_and(|ms| ms > 0.0),
+        "{done}"
+    );
+    assert_eq!(sigterm_and_wait(&mut child), Some(0));
+}

@@ -34,6 +34,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("m20251125_000003_create_cart"),
             sql_migration!("m20251125_000004_create_orders"),
             sql_migration!("m20251125_000005_create_customer_stats"),
+            sql_migration!("m20251125_000006_product_rankings"),
         ]
     }
 }

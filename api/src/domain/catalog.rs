@@ -242,20 +242,110 @@ pub async fn find_product<C: ConnectionTrait>(
 }
 
 /// A page of products in id order, optionally of one category.
+/// The orders a product list comes in. Rankings break ties by id, newer
+/// (higher) first, so a page boundary among equal figures is exact and pages
+/// never overlap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ProductOrder {
+    /// Oldest first (ids grow with time).
+    #[default]
+    Id,
+    /// Best sellers by units first.
+    SalesCount,
+    /// Highest revenue first.
+    Revenue,
+    /// Highest rating first.
+    Rating,
+    /// Latest first, by creation time.
+    Newest,
+}
+
+/// Where a product stands in a list: the key its order sorts by, and its id.
+/// What a cursor carries, so the next page starts right after it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub enum ProductPosition {
+    Id(i64),
+    SalesCount(i64, i64),
+    Revenue(i64, i64),
+    Rating(f64, i64),
+    /// Microseconds since the epoch: PostgreSQL's own precision.
+    Newest(i64, i64),
+}
+
+impl ProductOrder {
+    pub fn position(self, product: &products::Model) -> ProductPosition {
+        let id = product.id;
+        match self {
+            Self::Id => ProductPosition::Id(id),
+            Self::SalesCount => ProductPosition::SalesCount(product.sales_count, id),
+            Self::Revenue => ProductPosition::Revenue(product.total_revenue_cents, id),
+            Self::Rating => ProductPosition::Rating(product.rating, id),
+            Self::Newest => ProductPosition::Newest(product.created_at.timestamp_micros(), id),
+        }
+    }
+}
+
+/// A page of products in `order`, optionally of one category, starting after
+/// `after` (a position in the same order). A ranking sorts by its key and the
+/// id, both descending, so "after" is one row comparison that its index
+/// (`migration/sql/m20251125_000006_product_rankings.up.sql`) answers
+/// directly, however deep the page.
 pub async fn list_products<C: ConnectionTrait>(
     db: &C,
     category: Option<&Category>,
-    after_id: Option<i64>,
+    order: ProductOrder,
+    after: Option<ProductPosition>,
     limit: u64,
 ) -> ApiResult<Vec<products::Model>> {
-    let mut query = products::Entity::find()
-        .order_by_asc(products::Column::Id)
-        .limit(limit);
+    use products::Column;
+    use sea_orm::ExprTrait;
+    use sea_orm::sea_query::{Expr, IntoCondition, SimpleExpr};
+
+    let key = match order {
+        ProductOrder::Id => None,
+        ProductOrder::SalesCount => Some(Column::SalesCount),
+        ProductOrder::Revenue => Some(Column::TotalRevenueCents),
+        ProductOrder::Rating => Some(Column::Rating),
+        ProductOrder::Newest => Some(Column::CreatedAt),
+    };
+    let mut query = products::Entity::find().limit(limit);
+    query = match key {
+        None => query.order_by_asc(Column::Id),
+        Some(key) => query.order_by_desc(key).order_by_desc(Column::Id),
+    };
     if let Some(category) = category {
-        query = query.filter(products::Column::Category.eq(category.as_str()));
+        query = query.filter(Column::Category.eq(category.as_str()));
     }
-    if let Some(after) = after_id {
-        query = query.filter(products::Column::Id.gt(after));
+    if let Some(after) = after {
+        let ranked_after = |key: Column, value: SimpleExpr, id: i64| {
+            Expr::tuple([Expr::col(key), Expr::col(Column::Id)])
+                .lt(Expr::tuple([value, Expr::val(id)]))
+                .into_condition()
+        };
+        let condition = match (order, after) {
+            (ProductOrder::Id, ProductPosition::Id(id)) => Column::Id.gt(id).into_condition(),
+            (ProductOrder::SalesCount, ProductPosition::SalesCount(units, id)) => {
+                ranked_after(Column::SalesCount, Expr::val(units), id)
+            }
+            (ProductOrder::Revenue, ProductPosition::Revenue(cents, id)) => {
+                ranked_after(Column::TotalRevenueCents, Expr::val(cents), id)
+            }
+            (ProductOrder::Rating, ProductPosition::Rating(rating, id)) => {
+                ranked_after(Column::Rating, Expr::val(rating), id)
+            }
+            (ProductOrder::Newest, ProductPosition::Newest(micros, id)) => {
+                let created = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(|| {
+                    ApiError::bad_input("after is not a cursor this API gave out")
+                })?;
+                ranked_after(Column::CreatedAt, Expr::val(created), id)
+            }
+            _ => {
+                return Err(ApiError::bad_input(
+                    "after is a cursor of another order: page with the orderBy it came from",
+                ));
+            }
+        };
+        query = query.filter(condition);
     }
     Ok(query.all(db).await?)
 }

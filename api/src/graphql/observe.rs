@@ -1,5 +1,7 @@
-//! Times every GraphQL request and files it under its operation name, which
-//! async-graphql only knows once it has picked the operation to execute.
+//! Times every GraphQL request, logs it with its operation name, and files
+//! it under that name in the metrics. async-graphql only knows the name once
+//! it has picked the operation to execute; a span carries it from there to
+//! everything the resolvers log.
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -8,6 +10,7 @@ use async_graphql::Response;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextRequest,
 };
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -34,7 +37,9 @@ struct ObserveRequest {
 impl Extension for ObserveRequest {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
-        let response = next.run(ctx).await;
+        // what resolvers log carries the operation, once it is known
+        let span = tracing::info_span!("graphql", operation = tracing::field::Empty);
+        let response = next.run(ctx).instrument(span.clone()).await;
         let seconds = started.elapsed().as_secs_f64();
         let operation = self
             .operation
@@ -42,20 +47,25 @@ impl Extension for ObserveRequest {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         let name = operation.as_deref().unwrap_or("(refused)");
-        tracing::debug!(
-            operation = name,
-            duration_ms = seconds * 1000.0,
-            errors = response.errors.len(),
-            "graphql request"
-        );
-        self.metrics.request_served(operation.as_deref(), seconds);
-        let unavailable = response.errors.iter().any(|e| {
-            e.extensions
-                .as_ref()
-                .and_then(|x| x.get("code"))
-                .is_some_and(|code| *code == ApiError::UNAVAILABLE_CODE.into())
+        let codes: Vec<&str> = response
+            .errors
+            .iter()
+            .filter_map(|e| match e.extensions.as_ref()?.get("code")? {
+                async_graphql::Value::String(code) => Some(code.as_str()),
+                _ => None,
+            })
+            .collect();
+        span.in_scope(|| {
+            tracing::info!(
+                operation = name,
+                duration_ms = seconds * 1000.0,
+                errors = response.errors.len(),
+                codes = ?codes,
+                "graphql operation"
+            )
         });
-        if unavailable {
+        self.metrics.request_served(operation.as_deref(), seconds);
+        if codes.contains(&ApiError::UNAVAILABLE_CODE) {
             self.metrics.database_unavailable();
         }
         response
@@ -67,8 +77,9 @@ impl Extension for ObserveRequest {
         operation_name: Option<&str>,
         next: NextExecute<'_>,
     ) -> Response {
-        *self.operation.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(operation_name.unwrap_or("anonymous").to_owned());
+        let name = operation_name.unwrap_or("anonymous");
+        tracing::Span::current().record("operation", name);
+        *self.operation.lock().unwrap_or_else(|e| e.into_inner()) = Some(name.to_owned());
         next.run(ctx, operation_name).await
     }
 }
