@@ -1,5 +1,5 @@
 //! Real Chromium against the real servers: the operator's board and
-//! GraphiQL. Needs `scripts/install-browser-deps` (run by `scripts/test`).
+//! GraphiQL. Needs `scripts/install-test-deps` (run by `scripts/test`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -26,7 +26,7 @@ async fn node(script: &str, args: &[&str]) {
     assert!(
         browser_dir().join("node_modules/playwright-core").is_dir()
             && Path::new("/usr/bin/chromium").exists(),
-        "the browser tests need Chromium and playwright-core: run scripts/install-browser-deps"
+        "the browser tests need Chromium and playwright-core: run scripts/install-test-deps"
     );
     let mut command = Command::new("node");
     command.current_dir(browser_dir()).arg(script).args(args);

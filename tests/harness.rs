@@ -247,6 +247,20 @@ impl TestApp {
         response.json().await.expect("JSON body")
     }
 
+    /// Posts `body` as the whole GraphQL request (say, with `extensions`);
+    /// returns the response body.
+    pub async fn gql_body(&self, body: Value) -> Value {
+        let response = self
+            .http
+            .post(self.url("/graphql"))
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        assert!(response.status().is_success(), "HTTP {}", response.status());
+        response.json().await.expect("JSON body")
+    }
+
     /// Registers a customer; returns their token and id.
     pub async fn register_customer(&self, name: &str) -> (String, i64) {
         let email = format!("{}@example.com", name.to_lowercase().replace(' ', "."));

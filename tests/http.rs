@@ -63,9 +63,11 @@ async fn the_probes_answer_ok_and_ready() {
 async fn get_graphql_serves_graphiql() {
     let app = TestApp::spawn().await;
 
+    // what a browser sends when it opens the address
     let response = app
         .http()
         .get(app.url("/graphql"))
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
         .send()
         .await
         .expect("request");

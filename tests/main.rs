@@ -9,6 +9,7 @@ mod authorization;
 mod browser;
 mod cart;
 mod catalog;
+mod graphql_over_http;
 mod hostile;
 mod http;
 mod metrics;

@@ -22,6 +22,8 @@ pub enum ApiError {
     /// process is at its limit of requests in flight: nothing was done, and
     /// the same request may succeed shortly.
     Unavailable(&'static str),
+    /// The HTTP method cannot carry this operation (a mutation over GET).
+    MethodNotAllowed(&'static str),
     /// Anything unexpected: logged in full, shown to clients as a fixed message.
     Internal(anyhow::Error),
 }
@@ -37,6 +39,7 @@ impl ApiError {
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
             Self::Unavailable(_) => Self::UNAVAILABLE_CODE,
+            Self::MethodNotAllowed(_) => Self::METHOD_NOT_ALLOWED,
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -49,7 +52,7 @@ impl ApiError {
             Self::InvalidToken => "invalid or expired token".into(),
             Self::Forbidden => "you are not allowed to do this".into(),
             Self::BadUserInput(m) | Self::NotFound(m) | Self::Conflict(m) => m.clone(),
-            Self::Unavailable(m) => (*m).into(),
+            Self::Unavailable(m) | Self::MethodNotAllowed(m) => (*m).into(),
             Self::Internal(_) => "internal server error".into(),
         }
     }
@@ -81,6 +84,10 @@ impl ApiError {
     }
 
     pub const UNAVAILABLE_CODE: &'static str = "SERVICE_UNAVAILABLE";
+    pub const METHOD_NOT_ALLOWED: &'static str = "METHOD_NOT_ALLOWED";
+    /// An automatic persisted query whose hash this server does not know:
+    /// the client sends the query text with it, once.
+    pub const PERSISTED_QUERY_NOT_FOUND: &'static str = "PERSISTED_QUERY_NOT_FOUND";
 
     pub const OVERLOADED: Self =
         Self::Unavailable("the server is at its limit of requests in flight; try again shortly");

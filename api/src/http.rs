@@ -1,17 +1,16 @@
-//! The HTTP surface: GraphQL (POST) and GraphiQL (GET) on `/graphql`, and probes.
+//! The HTTP surface: GraphQL and GraphiQL on `/graphql` (see `graphql_http`),
+//! probes and metrics, and what every request goes through: load shedding,
+//! the body limit, CORS, tracing and panics caught.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use async_graphql::ServerError;
-use async_graphql_axum::rejection::GraphQLRejection;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::State;
 use axum::handler::Handler;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tower::ServiceBuilder;
@@ -25,15 +24,9 @@ use tracing::Level;
 use crate::config::{AllowedOrigins, HttpSettings};
 use crate::error::ApiError;
 use crate::graphiql;
-use crate::graphql::loaders::Loaders;
-use crate::graphql::{self, TallySchema};
+use crate::graphql;
+use crate::graphql_http::{self, Endpoint};
 use crate::state::AppState;
-
-#[derive(Clone)]
-struct Http {
-    state: AppState,
-    schema: TallySchema,
-}
 
 pub fn router(state: AppState, settings: HttpSettings) -> Router {
     let schema = graphql::schema(state.clone());
@@ -55,7 +48,8 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
     let mut router = Router::new()
         .route(
             "/graphql",
-            get(graphiql::page).post(graphql_request.layer(shed_load)),
+            get(graphql_http::get.layer(shed_load.clone()))
+                .post(graphql_http::post.layer(shed_load)),
         )
         .merge(graphiql::routes())
         .route("/healthz", get(healthz))
@@ -71,50 +65,7 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         // a bug must cost one request a 500, not the connection
         .layer(CatchPanicLayer::new())
-        .with_state(Http { state, schema })
-}
-
-async fn graphql_request(
-    State(http): State<Http>,
-    headers: HeaderMap,
-    request: Result<GraphQLRequest, GraphQLRejection>,
-) -> Response {
-    let request = match request {
-        Ok(request) => request,
-        Err(rejection) => return unreadable_request(rejection),
-    };
-    let mut request = request.into_inner().data(Loaders::new(&http.state.db));
-    match bearer_token(&headers) {
-        None => {}
-        Some(token) => match http.state.tokens.verify(token) {
-            Ok(viewer) => request = request.data(viewer),
-            Err(e) => return GraphQLResponse::from(error_response(e)).into_response(),
-        },
-    }
-    let mut response = http.schema.execute(request).await;
-    for error in &mut response.errors {
-        // Errors that no resolver coded come from the request itself: syntax,
-        // validation, variable types, depth or complexity.
-        let coded = error
-            .extensions
-            .as_ref()
-            .is_some_and(|e| e.get("code").is_some());
-        if !coded {
-            error
-                .extensions
-                .get_or_insert_with(Default::default)
-                .set("code", "BAD_USER_INPUT");
-        }
-    }
-    GraphQLResponse::from(response).into_response()
-}
-
-fn error_response(err: ApiError) -> async_graphql::Response {
-    let error = async_graphql::Error::from(err);
-    let code = error.extensions.clone();
-    let mut server_error = ServerError::new(error.message, None);
-    server_error.extensions = code;
-    async_graphql::Response::from_errors(vec![server_error])
+        .with_state(Endpoint { state, schema })
 }
 
 /// Lets the pages of `ALLOWED_ORIGINS` call the API from a browser: GET and
@@ -177,33 +128,14 @@ fn overloaded() -> Response {
         .into_response()
 }
 
-/// A body that is no GraphQL request (bad JSON, a batch, a wrong content
-/// type) gets its status, 400 or 413, with a GraphQL-shaped JSON error.
-fn unreadable_request(rejection: GraphQLRejection) -> Response {
-    let message = format!("the request is not a GraphQL request: {}", rejection.0);
-    let status = rejection.into_response().status();
-    let body = serde_json::json!({
-        "data": null,
-        "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }],
-    });
-    (status, axum::Json(body)).into_response()
-}
-
-/// `Authorization: Bearer <token>`; any other scheme counts as no token.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
 /// The process is up.
 async fn healthz() -> &'static str {
     "ok"
 }
 
 /// The database answers and every migration is applied.
-async fn readyz(State(http): State<Http>) -> impl IntoResponse {
-    match migration::is_current(&http.state.db).await {
+async fn readyz(State(endpoint): State<Endpoint>) -> impl IntoResponse {
+    match migration::is_current(&endpoint.state.db).await {
         Ok(true) => (StatusCode::OK, "ready"),
         Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, "migrations pending"),
         Err(e) => {
@@ -214,8 +146,8 @@ async fn readyz(State(http): State<Http>) -> impl IntoResponse {
 }
 
 /// Prometheus's text format.
-async fn metrics(State(http): State<Http>) -> Response {
-    match http.state.metrics.render(&http.state.db).await {
+async fn metrics(State(endpoint): State<Endpoint>) -> Response {
+    match endpoint.state.metrics.render(&endpoint.state.db).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

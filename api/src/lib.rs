@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod graphiql;
 pub mod graphql;
+pub mod graphql_http;
 pub mod http;
 pub mod metrics;
 pub mod money;

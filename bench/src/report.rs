@@ -282,7 +282,7 @@ impl Report {
 }
 
 /// plotters draws text with a font it is given: Debian's DejaVu Sans
-/// (fonts-dejavu-core, installed by scripts/install-browser-deps).
+/// (fonts-dejavu-core, installed by scripts/install-test-deps).
 fn register_font() -> anyhow::Result<()> {
     const FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
     let bytes = std::fs::read(FONT)

@@ -8,16 +8,25 @@ mod mutation;
 mod observe;
 mod pagination;
 mod query;
+mod transport;
 pub mod types;
 
+use async_graphql::extensions::apollo_persisted_queries::{
+    ApolloPersistedQueries, LruCacheStorage,
+};
 use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
 
 pub use mutation::Mutation;
 pub use query::Query;
+pub use transport::ViaGet;
 
 use crate::state::AppState;
 
 pub type TallySchema = Schema<Query, Mutation, EmptySubscription>;
+
+/// Queries an automatic persisted query's hash can stand for, per process
+/// (least recently used ones go first).
+const PERSISTED_QUERIES: usize = 1_000;
 
 /// Deepest query accepted, and the most expensive (a connection's fields count
 /// once per item it may return). Both are checked before anything executes.
@@ -28,7 +37,12 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
+        // first: the others check the query text it resolves a hash to
+        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
+            PERSISTED_QUERIES,
+        )))
         .extension(limits::ExpansionLimit)
+        .extension(transport::MutationsNeedPost)
 }
 
 pub fn schema(state: AppState) -> TallySchema {

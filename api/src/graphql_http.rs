@@ -1,0 +1,212 @@
+//! GraphQL over HTTP (the GraphQL foundation's spec): POST with a JSON body,
+//! GET with the request in the query string (queries only), the response's
+//! media type negotiated from `Accept`, and status codes that say whether the
+//! request ever ran.
+
+use async_graphql::ServerError;
+use async_graphql::http::parse_query_string;
+use async_graphql_axum::GraphQLRequest;
+use async_graphql_axum::rejection::GraphQLRejection;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::error::ApiError;
+use crate::graphiql;
+use crate::graphql::loaders::Loaders;
+use crate::graphql::{TallySchema, ViaGet};
+use crate::state::AppState;
+
+#[derive(Clone)]
+pub struct Endpoint {
+    pub state: AppState,
+    pub schema: TallySchema,
+}
+
+/// The two media types a GraphQL response may come as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Media {
+    /// `application/graphql-response+json`: the status code says whether the
+    /// request ran (400 when it was refused before execution).
+    GraphqlResponse,
+    /// `application/json`: for clients that predate the spec, always 200
+    /// once the body is a GraphQL request.
+    Json,
+}
+
+impl Media {
+    /// The newer type when the client names it, else `application/json`
+    /// (also for `*/*` and no `Accept` at all, as the spec asks).
+    fn negotiate(headers: &HeaderMap) -> Self {
+        let accepts_new = headers
+            .get_all(header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|item| {
+                item.split(';').next().map(str::trim) == Some("application/graphql-response+json")
+            });
+        if accepts_new {
+            Self::GraphqlResponse
+        } else {
+            Self::Json
+        }
+    }
+
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Self::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+            Self::Json => "application/json; charset=utf-8",
+        })
+    }
+}
+
+/// POST: a JSON body, and nothing else.
+pub async fn post(State(endpoint): State<Endpoint>, request: Request) -> Response {
+    let media = Media::negotiate(request.headers());
+    let json = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return refusal(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the request is not a GraphQL request: send it as Content-Type: application/json",
+            media,
+        );
+    }
+    let headers = request.headers().clone();
+    match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
+        Ok(graphql) => execute(&endpoint, &headers, graphql.into_inner(), media).await,
+        Err(rejection) => {
+            let message = format!("the request is not a GraphQL request: {}", rejection.0);
+            let status = rejection.into_response().status();
+            refusal(status, &message, media)
+        }
+    }
+}
+
+/// GET: GraphiQL for a browser that asks for a page; otherwise the request
+/// in the query string, which may not be a mutation (405).
+pub async fn get(State(endpoint): State<Endpoint>, request: Request) -> Response {
+    let query = request.uri().query().unwrap_or_default();
+    let wants_page = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if wants_page && !query.split('&').any(|pair| pair.starts_with("query=")) {
+        return graphiql::page().await.into_response();
+    }
+    let media = Media::negotiate(request.headers());
+    match parse_query_string(query) {
+        Ok(graphql) => {
+            let graphql = graphql.data(ViaGet);
+            execute(&endpoint, request.headers(), graphql, media).await
+        }
+        Err(e) => refusal(
+            StatusCode::BAD_REQUEST,
+            &format!("the request is not a GraphQL request: {e}"),
+            media,
+        ),
+    }
+}
+
+async fn execute(
+    endpoint: &Endpoint,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+    media: Media,
+) -> Response {
+    let mut request = request.data(Loaders::new(&endpoint.state.db));
+    if let Some(token) = bearer_token(headers) {
+        match endpoint.state.tokens.verify(token) {
+            Ok(viewer) => request = request.data(viewer),
+            Err(e) => return respond(StatusCode::OK, &coded_response(e), media),
+        }
+    }
+    let mut response = endpoint.schema.execute(request).await;
+    // Errors that no resolver coded come from the request itself: syntax,
+    // validation, variable types, depth or complexity. The request never ran.
+    let mut refused = !response.errors.is_empty();
+    for error in &mut response.errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_some() {
+            refused = false;
+            continue;
+        }
+        // the message Apollo clients look for to send the full query again
+        let code = if error.message == "PersistedQueryNotFound" {
+            ApiError::PERSISTED_QUERY_NOT_FOUND
+        } else {
+            "BAD_USER_INPUT"
+        };
+        extensions.set("code", code);
+    }
+    let method_not_allowed = response.errors.iter().any(|e| {
+        e.extensions
+            .as_ref()
+            .and_then(|x| x.get("code"))
+            .is_some_and(|code| *code == ApiError::METHOD_NOT_ALLOWED.into())
+    });
+    if method_not_allowed {
+        let mut answer = respond(StatusCode::METHOD_NOT_ALLOWED, &response, media);
+        answer
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        return answer;
+    }
+    let status = match (refused, media) {
+        (true, Media::GraphqlResponse) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    };
+    respond(status, &response, media)
+}
+
+/// The response body as the spec wants it: with the newer media type, a
+/// request refused before execution has no `data` entry at all.
+fn respond(status: StatusCode, response: &async_graphql::Response, media: Media) -> Response {
+    let mut body = serde_json::to_value(response).unwrap_or_default();
+    if status == StatusCode::BAD_REQUEST
+        && media == Media::GraphqlResponse
+        && let Some(body) = body.as_object_mut()
+    {
+        body.remove("data");
+    }
+    (
+        status,
+        [(header::CONTENT_TYPE, media.content_type())],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// A body that is no GraphQL request gets its status with a GraphQL-shaped
+/// error, so clients read it like any other.
+fn refusal(status: StatusCode, message: &str, media: Media) -> Response {
+    let body = serde_json::json!({
+        "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }],
+    });
+    (
+        status,
+        [(header::CONTENT_TYPE, media.content_type())],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn coded_response(err: ApiError) -> async_graphql::Response {
+    let error = async_graphql::Error::from(err);
+    let mut server_error = ServerError::new(error.message, None);
+    server_error.extensions = error.extensions;
+    async_graphql::Response::from_errors(vec![server_error])
+}
+
+/// `Authorization: Bearer <token>`; any other scheme counts as no token.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
