@@ -225,6 +225,17 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
         .unwrap()
 }
 
+/// What a page of `origin` sends when its script runs a query.
+async fn query_from(app: &TestApp, origin: &str) -> reqwest::Response {
+    app.http()
+        .post(app.url("/graphql"))
+        .header("origin", origin)
+        .json(&json!({ "query": "{ __typename }" }))
+        .send()
+        .await
+        .unwrap()
+}
+
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     response.headers().get(name).map(|v| v.to_str().unwrap())
 }
@@ -258,14 +269,7 @@ async fn pages_of_the_allowed_origins_may_call_the_api_from_a_browser() {
     let other = preflight(&app, "https://evil.example.com").await;
     assert_eq!(header(&other, "access-control-allow-origin"), None);
 
-    let query = app
-        .http()
-        .post(app.url("/graphql"))
-        .header("origin", "https://app.example.com")
-        .json(&json!({ "query": "{ __typename }" }))
-        .send()
-        .await
-        .unwrap();
+    let query = query_from(&app, "https://app.example.com").await;
     assert_eq!(
         header(&query, "access-control-allow-origin"),
         Some("https://app.example.com")
@@ -281,13 +285,6 @@ async fn without_allowed_origins_no_page_of_another_site_may_call_the_api() {
     let app = TestApp::spawn().await;
     let answer = preflight(&app, "https://app.example.com").await;
     assert_eq!(header(&answer, "access-control-allow-origin"), None);
-    let query = app
-        .http()
-        .post(app.url("/graphql"))
-        .header("origin", "https://app.example.com")
-        .json(&json!({ "query": "{ __typename }" }))
-        .send()
-        .await
-        .unwrap();
+    let query = query_from(&app, "https://app.example.com").await;
     assert_eq!(header(&query, "access-control-allow-origin"), None);
 }

@@ -35,7 +35,7 @@ impl ApiError {
                 "UNAUTHENTICATED"
             }
             Self::Forbidden => "FORBIDDEN",
-            Self::BadUserInput(_) => "BAD_USER_INPUT",
+            Self::BadUserInput(_) => Self::BAD_USER_INPUT,
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
             Self::Unavailable(_) => Self::UNAVAILABLE_CODE,
@@ -83,6 +83,9 @@ impl ApiError {
         }
     }
 
+    /// Also what a request that never ran (syntax, validation, a body that
+    /// is no GraphQL request) is answered with.
+    pub const BAD_USER_INPUT: &'static str = "BAD_USER_INPUT";
     pub const UNAVAILABLE_CODE: &'static str = "SERVICE_UNAVAILABLE";
     pub const METHOD_NOT_ALLOWED: &'static str = "METHOD_NOT_ALLOWED";
     /// An automatic persisted query whose hash this server does not know:

@@ -141,7 +141,7 @@ async fn execute(
         let code = if error.message == "PersistedQueryNotFound" {
             ApiError::PERSISTED_QUERY_NOT_FOUND
         } else {
-            "BAD_USER_INPUT"
+            ApiError::BAD_USER_INPUT
         };
         extensions.set("code", code);
     }
@@ -187,7 +187,7 @@ fn respond(status: StatusCode, response: &async_graphql::Response, media: Media)
 /// error, so clients read it like any other.
 fn refusal(status: StatusCode, message: &str, media: Media) -> Response {
     let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": "BAD_USER_INPUT" } }],
+        "errors": [{ "message": message, "extensions": { "code": ApiError::BAD_USER_INPUT } }],
     });
     (
         status,

@@ -7,12 +7,11 @@
 //! (3 s × 5 missed) and run. `CRASH_KILLS` sets the number of worker kills.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::common::{Attempts, Database, Processes, count, figure_mismatches, sigterm, spawn};
+use crate::common::{Clients, Database, Processes, count, figure_mismatches, sigterm, spawn};
 
 mod common;
 
@@ -42,24 +41,7 @@ async fn killed_workers_and_server_lose_and_double_nothing() {
     ]);
     common::wait_until_ready(&addr).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let intents = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (shop, stop, intents, addr) =
-                (shop.clone(), stop.clone(), intents.clone(), addr.clone());
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                let mut attempts = Attempts::default();
-                while !stop.load(Ordering::SeqCst) {
-                    intents.fetch_add(1, Ordering::SeqCst);
-                    let order = shop.random_order();
-                    attempts.add(common::place_until_answered(&http, &addr, order).await);
-                }
-                attempts
-            })
-        })
-        .collect();
+    let clients = Clients::start(CLIENTS, &shop, &addr);
 
     // the server dies once, halfway: orders it placed wait for workers, and
     // the job its own worker held waits for the heartbeat window
@@ -81,13 +63,8 @@ async fn killed_workers_and_server_lose_and_double_nothing() {
     }
     // a little more load on the restarted processes, then stop placing
     tokio::time::sleep(Duration::from_secs(1)).await;
-    stop.store(true, Ordering::SeqCst);
-    let mut attempts = Attempts::default();
-    for client in clients {
-        attempts.add(client.await.unwrap());
-    }
+    let (placed, attempts) = clients.stop().await;
     assert_eq!(attempts.unexpected, Vec::<String>::new());
-    let placed = intents.load(Ordering::SeqCst);
     assert_eq!(attempts.placed, placed);
 
     let drained = common::wait_until_idle(&pool, Duration::from_secs(90)).await;

@@ -7,10 +7,9 @@
 //! and every figure is exact.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::common::{Attempts, Cluster, Processes, count, figure_mismatches, sigterm, spawn};
+use crate::common::{Clients, Cluster, Processes, count, figure_mismatches, sigterm, spawn};
 
 mod common;
 
@@ -47,24 +46,7 @@ async fn a_database_restart_costs_clients_retries_and_figures_nothing() {
     ]);
     common::wait_until_ready(&addr).await;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let intents = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (shop, stop, intents, addr) =
-                (shop.clone(), stop.clone(), intents.clone(), addr.clone());
-            tokio::spawn(async move {
-                let http = reqwest::Client::new();
-                let mut attempts = Attempts::default();
-                while !stop.load(Ordering::SeqCst) {
-                    intents.fetch_add(1, Ordering::SeqCst);
-                    let order = shop.random_order();
-                    attempts.add(common::place_until_answered(&http, &addr, order).await);
-                }
-                attempts
-            })
-        })
-        .collect();
+    let clients = Clients::start(CLIENTS, &shop, &addr);
 
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let before_outage = count(&pool, "select count(*) from orders").await;
@@ -72,11 +54,7 @@ async fn a_database_restart_costs_clients_retries_and_figures_nothing() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     cluster.start_server();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    stop.store(true, Ordering::SeqCst);
-    let mut attempts = Attempts::default();
-    for client in clients {
-        attempts.add(client.await.unwrap());
-    }
+    let (placed, attempts) = clients.stop().await;
 
     assert_eq!(attempts.unexpected, Vec::<String>::new());
     assert!(attempts.unavailable > 0, "the outage went unnoticed");
@@ -90,7 +68,6 @@ async fn a_database_restart_costs_clients_retries_and_figures_nothing() {
     );
 
     let drained = common::wait_until_idle(&pool, Duration::from_secs(90)).await;
-    let placed = intents.load(Ordering::SeqCst);
     assert_eq!(attempts.placed, placed);
     let after_outage = count(&pool, "select count(*) from orders").await - before_outage;
     assert!(after_outage > 0, "no order was placed after the restart");

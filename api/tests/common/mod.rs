@@ -6,6 +6,8 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -381,6 +383,53 @@ pub async fn place_until_answered(
         .unexpected
         .push("no answer within a minute".to_owned());
     attempts
+}
+
+/// Clients that keep placing random orders through `addr`, each retrying
+/// with its key until answered, until [`Clients::stop`].
+pub struct Clients {
+    stop: Arc<AtomicBool>,
+    intents: Arc<AtomicUsize>,
+    tasks: Vec<tokio::task::JoinHandle<Attempts>>,
+}
+
+impl Clients {
+    pub fn start(count: usize, shop: &Arc<Shop>, addr: &str) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let intents = Arc::new(AtomicUsize::new(0));
+        let tasks = (0..count)
+            .map(|_| {
+                let (shop, stop, intents, addr) =
+                    (shop.clone(), stop.clone(), intents.clone(), addr.to_owned());
+                tokio::spawn(async move {
+                    let http = reqwest::Client::new();
+                    let mut attempts = Attempts::default();
+                    while !stop.load(Ordering::SeqCst) {
+                        intents.fetch_add(1, Ordering::SeqCst);
+                        let order = shop.random_order();
+                        attempts.add(place_until_answered(&http, &addr, order).await);
+                    }
+                    attempts
+                })
+            })
+            .collect();
+        Self {
+            stop,
+            intents,
+            tasks,
+        }
+    }
+
+    /// Lets each client finish its order; returns the orders they meant to
+    /// place and how their attempts went.
+    pub async fn stop(self) -> (usize, Attempts) {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut attempts = Attempts::default();
+        for task in self.tasks {
+            attempts.add(task.await.unwrap());
+        }
+        (self.intents.load(Ordering::SeqCst), attempts)
+    }
 }
 
 /// Orders not yet counted plus jobs not yet done.
