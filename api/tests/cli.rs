@@ -305,6 +305,11 @@ fn every_graphql_operation_is_logged_with_its_name_and_duration() {
 
     // what the resolver logs carries the operation
     let registered = next_matching(&|e| e["message"] == "registered a customer");
+    // and no personal data
+    assert!(
+        !registered.to_string().contains("ann@log.test"),
+        "{registered}"
+    );
     let spans = registered["spans"].as_array().unwrap();
     assert_eq!(
         spans[0],
