@@ -5,7 +5,7 @@
 //! Without `Display`, the conversion below is the only one, and every error
 //! reaches clients with its `extensions.code`.
 
-use async_graphql::ErrorExtensions;
+use async_graphql::{ErrorExtensions, ServerError};
 use sea_orm::{DbErr, RuntimeErr};
 
 #[derive(Debug)]
@@ -91,6 +91,23 @@ impl ApiError {
     /// An automatic persisted query whose hash this server does not know:
     /// the client sends the query text with it, once.
     pub const PERSISTED_QUERY_NOT_FOUND: &'static str = "PERSISTED_QUERY_NOT_FOUND";
+
+    /// The error as a request-level GraphQL error (no position, no path):
+    /// what an extension or the HTTP handler answers before any resolver runs.
+    pub fn into_server_error(self) -> ServerError {
+        let error = async_graphql::Error::from(self);
+        let mut server_error = ServerError::new(error.message, None);
+        server_error.extensions = error.extensions;
+        server_error
+    }
+
+    /// The `extensions.code` an error went out with, if it has one.
+    pub fn code_of(error: &ServerError) -> Option<&str> {
+        match error.extensions.as_ref()?.get("code")? {
+            async_graphql::Value::String(code) => Some(code),
+            _ => None,
+        }
+    }
 
     pub const OVERLOADED: Self =
         Self::Unavailable("the server is at its limit of requests in flight; try again shortly");

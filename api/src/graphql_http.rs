@@ -3,7 +3,6 @@
 //! media type negotiated from `Accept`, and status codes that say whether the
 //! request ever ran.
 
-use async_graphql::ServerError;
 use async_graphql::http::parse_query_string;
 use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
@@ -124,7 +123,10 @@ async fn execute(
     if let Some(token) = bearer_token(headers) {
         match endpoint.state.tokens.verify(token) {
             Ok(viewer) => request = request.data(viewer),
-            Err(e) => return respond(StatusCode::OK, &coded_response(e), media),
+            Err(e) => {
+                let response = async_graphql::Response::from_errors(vec![e.into_server_error()]);
+                return respond(StatusCode::OK, &response, media);
+            }
         }
     }
     let mut response = endpoint.schema.execute(request).await;
@@ -145,12 +147,10 @@ async fn execute(
         };
         extensions.set("code", code);
     }
-    let method_not_allowed = response.errors.iter().any(|e| {
-        e.extensions
-            .as_ref()
-            .and_then(|x| x.get("code"))
-            .is_some_and(|code| *code == ApiError::METHOD_NOT_ALLOWED.into())
-    });
+    let method_not_allowed = response
+        .errors
+        .iter()
+        .any(|e| ApiError::code_of(e) == Some(ApiError::METHOD_NOT_ALLOWED));
     if method_not_allowed {
         let mut answer = respond(StatusCode::METHOD_NOT_ALLOWED, &response, media);
         answer
@@ -168,17 +168,20 @@ async fn execute(
 /// The response body as the spec wants it: with the newer media type, a
 /// request refused before execution has no `data` entry at all.
 fn respond(status: StatusCode, response: &async_graphql::Response, media: Media) -> Response {
-    let mut body = serde_json::to_value(response).unwrap_or_default();
-    if status == StatusCode::BAD_REQUEST
-        && media == Media::GraphqlResponse
-        && let Some(body) = body.as_object_mut()
-    {
-        body.remove("data");
-    }
+    let body = if status == StatusCode::BAD_REQUEST && media == Media::GraphqlResponse {
+        // only here is the body rebuilt: every other answer is written once
+        let mut body = serde_json::to_value(response).unwrap_or_default();
+        if let Some(body) = body.as_object_mut() {
+            body.remove("data");
+        }
+        serde_json::to_vec(&body)
+    } else {
+        serde_json::to_vec(response)
+    };
     (
         status,
         [(header::CONTENT_TYPE, media.content_type())],
-        body.to_string(),
+        body.unwrap_or_default(),
     )
         .into_response()
 }
@@ -195,13 +198,6 @@ fn refusal(status: StatusCode, message: &str, media: Media) -> Response {
         body.to_string(),
     )
         .into_response()
-}
-
-fn coded_response(err: ApiError) -> async_graphql::Response {
-    let error = async_graphql::Error::from(err);
-    let mut server_error = ServerError::new(error.message, None);
-    server_error.extensions = error.extensions;
-    async_graphql::Response::from_errors(vec![server_error])
 }
 
 /// `Authorization: Bearer <token>`; any other scheme counts as no token.

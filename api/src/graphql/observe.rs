@@ -50,10 +50,7 @@ impl Extension for ObserveRequest {
         let codes: Vec<&str> = response
             .errors
             .iter()
-            .filter_map(|e| match e.extensions.as_ref()?.get("code")? {
-                async_graphql::Value::String(code) => Some(code.as_str()),
-                _ => None,
-            })
+            .filter_map(ApiError::code_of)
             .collect();
         span.in_scope(|| {
             tracing::info!(

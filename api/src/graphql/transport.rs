@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
-use async_graphql::{ServerError, ServerResult, Variables};
+use async_graphql::{ServerResult, Variables};
 
 use crate::error::ApiError;
 
@@ -40,12 +40,10 @@ impl Extension for MutationsNeedPost {
             }
         };
         if mutation && ctx.data_opt::<ViaGet>().is_some() {
-            let error = async_graphql::Error::from(ApiError::MethodNotAllowed(
+            return Err(ApiError::MethodNotAllowed(
                 "mutations are not allowed over GET: send them by POST",
-            ));
-            let mut server_error = ServerError::new(error.message, None);
-            server_error.extensions = error.extensions;
-            return Err(server_error);
+            )
+            .into_server_error());
         }
         Ok(document)
     }
