@@ -570,13 +570,33 @@ async fn statements_per_order_do_not_grow_with_its_lines() {
             matches!(&outcome, Outcome::Applied(a) if a.products_updated == lines),
             "{outcome:?}"
         );
-        counts.push((lines, placement.len(), job.len()));
-        println!("{lines} line(s): placeOrder ran {placement:#?}\njob ran {job:#?}");
+
+        let cancelled = app
+            .gql_as(
+                &token,
+                "mutation ($id: ID!) { cancelOrder(id: $id) { status } }",
+                json!({ "id": id.to_string() }),
+            )
+            .await;
+        assert_eq!(data(&cancelled)["cancelOrder"]["status"], "CANCELLED");
+        app.statements.take();
+        let outcome = analytics::apply_order(app.counted_db(), id, 1, &FailPoints::default())
+            .await
+            .unwrap();
+        let reversal = app.statements.take();
+        assert!(
+            matches!(&outcome, Outcome::Reversed(r) if r.products_updated == lines),
+            "{outcome:?}"
+        );
+        counts.push((lines, placement.len(), job.len(), reversal.len()));
+        println!(
+            "{lines} line(s): placeOrder ran {placement:#?}\njob ran {job:#?}\nreversal ran {reversal:#?}"
+        );
     }
     assert_eq!(
         counts,
-        vec![(1, 2, 7), (40, 2, 7)],
-        "(lines, placeOrder statements, job statements)"
+        vec![(1, 2, 8, 10), (40, 2, 8, 10)],
+        "(lines, placeOrder statements, job statements, reversal statements)"
     );
 }
 

@@ -1,5 +1,6 @@
-//! Real Chromium against the real servers: the operator's board and
-//! GraphiQL. Needs `scripts/install-test-deps` (run by `scripts/test`).
+//! Real Chromium against the real servers: the operator's board, and
+//! GraphiQL running a query and a subscription. Needs
+//! `scripts/install-test-deps` (run by `scripts/test`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -123,4 +124,31 @@ async fn a_developer_runs_a_query_in_graphiql_in_a_browser() {
     .await;
 
     assert_png(shots.join("graphiql.png"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_developer_watches_figures_change_in_graphiql_in_a_browser() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let product = app
+        .create_product(&admin, "Pho Special", "soups", "13.50", &[])
+        .await;
+    let (token, _) = app.register_customer("Ann").await;
+    let shots = screenshots("graphiql-subscription");
+
+    // the script subscribes in GraphiQL, places 3 × 13.50 and waits for the
+    // figures to show in the result pane
+    node(
+        "graphiql-subscription.mjs",
+        &[
+            &app.url(""),
+            &token,
+            product["id"].as_str().unwrap(),
+            shots.to_str().unwrap(),
+        ],
+    )
+    .await;
+
+    assert_png(shots.join("graphiql-subscription.png"));
+    assert_eq!(app.figure_mismatches().await, 0);
 }

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tally::config::{Config, Secret};
 use tally::db::PoolKind;
+use tally::live::LiveFigures;
 use tally::{AppState, db, http};
 use tokio_util::sync::CancellationToken;
 
@@ -139,12 +140,16 @@ impl TestApp {
         };
         let workers_db = logged(&pool);
 
-        let state = AppState::new(logged(&requests), &config, Wakeup::default());
+        let shutdown = CancellationToken::new();
+        // not logged: what subscribers read is no request's statement
+        let live = LiveFigures::start(&config, db::orm(&requests), shutdown.clone())
+            .await
+            .expect("the subscriptions' listener");
+        let state = AppState::new(logged(&requests), &config, Wakeup::default(), live);
         let listener = tokio::net::TcpListener::bind(config.bind_addr)
             .await
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
         let router = http::router(state.clone(), config.http.clone());
         let stop = shutdown.clone();
         tokio::spawn(async move {

@@ -7,6 +7,7 @@ mod analytics;
 mod auth;
 mod authorization;
 mod browser;
+mod cancellation;
 mod cart;
 mod catalog;
 mod graphql_over_http;

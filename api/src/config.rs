@@ -26,6 +26,9 @@ pub struct Config {
     pub board: Option<BoardConfig>,
     /// How long finished jobs stay in the queue's history.
     pub job_retention: Duration,
+    /// How long after placing it a customer may cancel an order (admins may
+    /// cancel any order at any time).
+    pub order_cancel_window: Duration,
 }
 
 #[derive(Clone, Debug)]
@@ -34,6 +37,9 @@ pub struct HttpSettings {
     pub body_limit_bytes: usize,
     /// GraphQL requests handled at once; more are refused at once with 503.
     pub max_in_flight: usize,
+    /// WebSocket connections (subscriptions) open at once; more are refused
+    /// with 503.
+    pub max_websockets: usize,
     /// Web origins whose pages may call the API from a browser (CORS).
     pub allowed_origins: AllowedOrigins,
 }
@@ -225,13 +231,12 @@ impl Config {
                 return Err(invalid("BOARD_USERNAME", "is required with BOARD_PASSWORD"));
             }
         };
-        let job_retention =
-            humantime::parse_duration(&parse("JOB_RETENTION", "7days")?).map_err(|_| {
-                invalid(
-                    "JOB_RETENTION",
-                    "must be a duration such as 7days, 12h or 30m",
-                )
-            })?;
+        let duration = |var: &'static str, default: &str| {
+            humantime::parse_duration(&parse(var, default)?)
+                .map_err(|_| invalid(var, "must be a duration such as 7days, 12h or 30m"))
+        };
+        let job_retention = duration("JOB_RETENTION", "7days")?;
+        let order_cancel_window = duration("ORDER_CANCEL_WINDOW", "15m")?;
 
         Ok(Self {
             database_url,
@@ -257,6 +262,7 @@ impl Config {
             http: HttpSettings {
                 body_limit_bytes: 64 * 1024,
                 max_in_flight: number(&get, "MAX_REQUESTS_IN_FLIGHT", 256, 1..=100_000)?,
+                max_websockets: number(&get, "MAX_WEBSOCKETS", 1024, 1..=100_000)?,
                 allowed_origins: match get("ALLOWED_ORIGINS") {
                     Some(raw) => AllowedOrigins::parse(&raw)?,
                     None => AllowedOrigins::SameOrigin,
@@ -264,6 +270,7 @@ impl Config {
             },
             board,
             job_retention,
+            order_cancel_window,
         })
     }
 }
@@ -319,6 +326,7 @@ mod tests {
         assert!(c.admin.is_none());
         assert!(c.board.is_none(), "the board is off without credentials");
         assert_eq!(c.job_retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(c.order_cancel_window, Duration::from_secs(15 * 60));
     }
 
     #[test]
@@ -340,6 +348,19 @@ mod tests {
         assert_eq!(
             config(&[("JOB_RETENTION", "12h")]).unwrap().job_retention,
             Duration::from_secs(12 * 3600)
+        );
+        assert_eq!(
+            config(&[("ORDER_CANCEL_WINDOW", "soon")])
+                .err()
+                .unwrap()
+                .var,
+            "ORDER_CANCEL_WINDOW"
+        );
+        assert_eq!(
+            config(&[("ORDER_CANCEL_WINDOW", "2h")])
+                .unwrap()
+                .order_cancel_window,
+            Duration::from_secs(2 * 3600)
         );
     }
 

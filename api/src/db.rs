@@ -37,6 +37,8 @@ pub enum PoolKind {
     /// flood of requests never takes the connections that keep figures up to
     /// date; no time limit, as a big batch may legitimately take a while.
     Workers,
+    /// The LISTEN connection that feeds this process's subscriptions.
+    Listener,
 }
 
 /// Connects to the configured database, creating it first when it does not
@@ -48,6 +50,7 @@ pub async fn connect(config: &Config, kind: PoolKind) -> Result<PgPool, StartupE
             PoolKind::Commands => "tally",
             PoolKind::Requests => "tally-requests",
             PoolKind::Workers => "tally-workers",
+            PoolKind::Listener => "tally-listener",
         })
         .log_statements(tracing::log::LevelFilter::Trace);
     let max_connections = match kind {
@@ -55,6 +58,7 @@ pub async fn connect(config: &Config, kind: PoolKind) -> Result<PgPool, StartupE
         // one per running job, and the fetch, heartbeat, sweep, board and
         // retention beside them
         PoolKind::Workers => config.workers.concurrency as u32 + 4,
+        PoolKind::Listener => 1,
     };
     if kind == PoolKind::Requests {
         let timeout = config.db_statement_timeout.as_millis().to_string();

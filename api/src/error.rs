@@ -15,6 +15,8 @@ pub enum ApiError {
     InvalidCredentials,
     InvalidToken,
     Forbidden,
+    /// A rule the message states keeps this caller from doing it (now).
+    NotPermitted(String),
     BadUserInput(String),
     NotFound(String),
     Conflict(String),
@@ -34,7 +36,7 @@ impl ApiError {
             Self::Unauthenticated | Self::InvalidCredentials | Self::InvalidToken => {
                 "UNAUTHENTICATED"
             }
-            Self::Forbidden => "FORBIDDEN",
+            Self::Forbidden | Self::NotPermitted(_) => "FORBIDDEN",
             Self::BadUserInput(_) => Self::BAD_USER_INPUT,
             Self::NotFound(_) => "NOT_FOUND",
             Self::Conflict(_) => "CONFLICT",
@@ -51,7 +53,10 @@ impl ApiError {
             Self::InvalidCredentials => "invalid email or password".into(),
             Self::InvalidToken => "invalid or expired token".into(),
             Self::Forbidden => "you are not allowed to do this".into(),
-            Self::BadUserInput(m) | Self::NotFound(m) | Self::Conflict(m) => m.clone(),
+            Self::BadUserInput(m)
+            | Self::NotFound(m)
+            | Self::Conflict(m)
+            | Self::NotPermitted(m) => m.clone(),
             Self::Unavailable(m) | Self::MethodNotAllowed(m) => (*m).into(),
             Self::Internal(_) => "internal server error".into(),
         }
@@ -111,6 +116,8 @@ impl ApiError {
 
     pub const OVERLOADED: Self =
         Self::Unavailable("the server is at its limit of requests in flight; try again shortly");
+    pub const WEBSOCKETS_FULL: Self =
+        Self::Unavailable("the server is at its limit of open WebSockets; try again later");
 }
 
 impl From<DbErr> for ApiError {

@@ -22,7 +22,15 @@ const PAGE: &str = r#"<!doctype html>
     <script src="/graphiql/react-dom.production.min.js"></script>
     <script src="/graphiql/graphiql.min.js"></script>
     <script>
-      const fetcher = GraphiQL.createFetcher({ url: new URL("/graphql", window.location.origin).toString() });
+      const url = new URL("/graphql", window.location.origin);
+      const subscriptionUrl = new URL(url);
+      subscriptionUrl.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+      // subscriptions go over a WebSocket; the Headers tab's Authorization
+      // travels in its connection_init payload
+      const fetcher = GraphiQL.createFetcher({
+        url: url.toString(),
+        subscriptionUrl: subscriptionUrl.toString(),
+      });
       ReactDOM.createRoot(document.getElementById("graphiql")).render(
         React.createElement(GraphiQL, { fetcher, defaultEditorToolsVisibility: true })
       );

@@ -3,23 +3,29 @@
 //! media type negotiated from `Accept`, and status codes that say whether the
 //! request ever ran.
 
+use std::sync::Arc;
+
 use async_graphql::http::parse_query_string;
 use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 use crate::graphiql;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::{TallySchema, ViaGet};
+use crate::graphql_ws;
 use crate::state::AppState;
 
 #[derive(Clone)]
 pub struct Endpoint {
     pub state: AppState,
     pub schema: TallySchema,
+    /// One permit per open WebSocket, `MAX_WEBSOCKETS` in all.
+    pub websockets: Arc<Semaphore>,
 }
 
 /// The two media types a GraphQL response may come as.
@@ -87,9 +93,13 @@ pub async fn post(State(endpoint): State<Endpoint>, request: Request) -> Respons
     }
 }
 
-/// GET: GraphiQL for a browser that asks for a page; otherwise the request
-/// in the query string, which may not be a mutation (405).
+/// GET: a WebSocket for subscriptions when the client asks to upgrade (see
+/// `graphql_ws`); GraphiQL for a browser that asks for a page; otherwise the
+/// request in the query string, which may not be a mutation (405).
 pub async fn get(State(endpoint): State<Endpoint>, request: Request) -> Response {
+    if graphql_ws::is_upgrade(request.headers()) {
+        return graphql_ws::upgrade(endpoint, request).await;
+    }
     let query = request.uri().query().unwrap_or_default();
     let wants_page = request
         .headers()
@@ -201,8 +211,12 @@ fn refusal(status: StatusCode, message: &str, media: Media) -> Response {
 }
 
 /// `Authorization: Bearer <token>`; any other scheme counts as no token.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    bearer(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// The token of an `Authorization` value; any scheme but Bearer counts as none.
+pub(crate) fn bearer(value: &str) -> Option<&str> {
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

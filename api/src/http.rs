@@ -13,6 +13,7 @@ use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -39,7 +40,7 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
         .layer(HandleErrorLayer::new(move |_: tower::BoxError| {
             counted.request_shed();
             shed.refused();
-            async { overloaded() }
+            async { unavailable(ApiError::OVERLOADED) }
         }))
         .load_shed()
         // global: axum layers a handler anew for every request, and a plain
@@ -65,7 +66,11 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         // a bug must cost one request a 500, not the connection
         .layer(CatchPanicLayer::new())
-        .with_state(Endpoint { state, schema })
+        .with_state(Endpoint {
+            state,
+            schema,
+            websockets: Arc::new(Semaphore::new(settings.max_websockets)),
+        })
 }
 
 /// Lets the pages of `ALLOWED_ORIGINS` call the API from a browser: GET and
@@ -114,8 +119,8 @@ impl ShedLog {
 }
 
 /// 503 with a GraphQL-shaped body, so clients read it like any other error.
-fn overloaded() -> Response {
-    let error = ApiError::OVERLOADED;
+/// 503 with `Retry-After`, and a GraphQL body saying why.
+pub(crate) fn unavailable(error: ApiError) -> Response {
     let body = serde_json::json!({
         "data": null,
         "errors": [{ "message": error.message(), "extensions": { "code": error.code() } }],

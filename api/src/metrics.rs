@@ -43,6 +43,7 @@ pub struct Metrics {
     pub jobs: JobMetrics,
     jobs_by_status: Family<StatusLabels, Gauge>,
     analytics_lag: Gauge<f64, AtomicU64>,
+    websockets: Gauge,
 }
 
 impl Default for Metrics {
@@ -84,8 +85,15 @@ impl Default for Metrics {
             "Age of the oldest order not yet counted into the figures (all processes)",
             analytics_lag.clone(),
         );
+        let websockets = Gauge::default();
+        registry.register(
+            "tally_websockets_open",
+            "WebSocket connections (subscriptions) open in this process",
+            websockets.clone(),
+        );
         Self {
             registry,
+            websockets,
             orders_placed,
             requests,
             unavailable,
@@ -98,6 +106,12 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts a WebSocket as open until the guard is dropped.
+    pub fn websocket_opened(&self) -> OpenWebSocket {
+        self.websockets.inc();
+        OpenWebSocket(self.websockets.clone())
+    }
+
     pub fn order_placed(&self) {
         self.orders_placed.inc();
     }
@@ -175,5 +189,14 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .map_err(|e| DbErr::Custom(format!("encoding metrics: {e}")))?;
         Ok(text)
+    }
+}
+
+/// An open WebSocket, counted in `tally_websockets_open` while it lives.
+pub struct OpenWebSocket(Gauge);
+
+impl Drop for OpenWebSocket {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::db::PoolKind;
 use crate::domain::users;
 use crate::http;
+use crate::live::LiveFigures;
 use crate::state::AppState;
 use crate::{board, db};
 
@@ -32,7 +33,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let wakeup = Wakeup::default();
     let board = start_board(&config, &pool, &orm, &wakeup, &shutdown).await?;
     let retention = start_retention(&config, &orm, &shutdown);
-    let state = AppState::new(requests, &config, wakeup.clone());
+    let live = LiveFigures::start(&config, requests.clone(), shutdown.clone()).await?;
+    let state = AppState::new(requests, &config, wakeup.clone(), live);
     let workers = worker_pool(&config, pool, orm, wakeup, state.metrics.jobs.clone());
     let workers = match config.workers.concurrency {
         0 => {

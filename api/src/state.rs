@@ -1,4 +1,5 @@
 use std::sync::Arc;
+use std::time::Duration;
 
 use jobs::Wakeup;
 use sea_orm::DatabaseConnection;
@@ -6,6 +7,7 @@ use sea_orm::DatabaseConnection;
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::domain::orders::JobOptions;
+use crate::live::LiveFigures;
 use crate::metrics::Metrics;
 
 /// What every request handler shares.
@@ -16,11 +18,15 @@ pub struct AppState {
     /// Wakes this process's workers after an order commits.
     pub wakeup: Wakeup,
     pub jobs: JobOptions,
+    /// How long after placing it a customer may cancel an order.
+    pub cancel_window: Duration,
     pub metrics: Arc<Metrics>,
+    /// What post-order runs changed, for subscriptions.
+    pub live: LiveFigures,
 }
 
 impl AppState {
-    pub fn new(db: DatabaseConnection, config: &Config, wakeup: Wakeup) -> Self {
+    pub fn new(db: DatabaseConnection, config: &Config, wakeup: Wakeup, live: LiveFigures) -> Self {
         Self {
             db,
             tokens: Tokens::new(&config.jwt_secret),
@@ -28,7 +34,9 @@ impl AppState {
             jobs: JobOptions {
                 max_attempts: config.workers.max_attempts,
             },
+            cancel_window: config.order_cancel_window,
             metrics: Arc::default(),
+            live,
         }
     }
 }

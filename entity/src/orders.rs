@@ -14,6 +14,11 @@ pub struct Model {
     /// Set, in the same transaction as the figure updates, when the post-order
     /// job has counted this order: the exactly-once marker.
     pub analytics_applied_at: Option<DateTimeWithTimeZone>,
+    pub cancelled_at: Option<DateTimeWithTimeZone>,
+    /// Set, in the same transaction as the figure updates, when a job has
+    /// taken a cancelled order's contribution back (or found it was never
+    /// counted): the exactly-once marker of the reversal.
+    pub analytics_reversed_at: Option<DateTimeWithTimeZone>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]
@@ -21,6 +26,8 @@ pub struct Model {
 pub enum OrderStatus {
     #[sea_orm(string_value = "placed")]
     Placed,
+    #[sea_orm(string_value = "cancelled")]
+    Cancelled,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

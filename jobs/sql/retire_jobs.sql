@@ -1,5 +1,6 @@
--- The other orders this run counted have jobs of their own. Those no worker
--- has taken yet are done now, in the transaction that counted their orders:
+-- The other orders this run counted have jobs of their own (and a reversal's
+-- order has a second one). Those no worker has taken yet are done now, in
+-- the transaction that settled their orders, with $3 as their result:
 -- a backlog drains at many orders per run, instead of one apalis job (fetch,
 -- run, ack) per order. Jobs already taken (queued or running) are left to
 -- their worker, and find their order counted. A job that failed (say, its
@@ -8,7 +9,7 @@
 update apalis.jobs
 set status = 'Done',
     done_at = now(),
-    last_result = jsonb_build_object('Ok', 'counted with ' || $3::text)
+    last_result = jsonb_build_object('Ok', $3::text)
 where job_type = $2
   and idempotency_key = any ($1::text[])
   and status in ('Pending', 'Failed')

@@ -1,11 +1,13 @@
-//! Tally's post-order processing: the apalis job enqueued with every order,
-//! the bulk SQL that counts orders into the figures exactly once, and the
-//! workers that run it.
+//! Tally's post-order processing: the apalis job enqueued with every order
+//! (and with every cancellation), the bulk SQL that counts orders into the
+//! figures exactly once and takes cancelled ones back out exactly once, and
+//! the workers that run it.
 
 pub mod admin;
 pub mod analytics;
 mod error;
 pub mod fail_points;
+pub mod figures_changed;
 pub mod metrics;
 pub mod post_order;
 pub mod rebuild;

@@ -8,7 +8,8 @@ use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabels {
-    /// `applied`, `already_applied`, `failed`, or `swept` (a sweep after a
+    /// `applied`, `already_applied`, `reversed` (a cancelled order taken back
+    /// out), `already_reversed`, `failed`, or `swept` (a sweep after a
     /// placement that counted orders).
     pub outcome: &'static str,
 }

@@ -48,6 +48,8 @@ pub async fn run(
         match &outcome {
             Ok(Outcome::Applied(_)) => "applied",
             Ok(Outcome::AlreadyApplied) => "already_applied",
+            Ok(Outcome::Reversed(_)) => "reversed",
+            Ok(Outcome::AlreadyReversed) => "already_reversed",
             Err(_) => "failed",
         },
         seconds,
@@ -63,6 +65,21 @@ pub async fn run(
             attempt = attempt.current(),
             duration_ms,
             "post-order figures applied"
+        ),
+        Ok(Outcome::Reversed(reversed)) => info!(
+            order_number = %job.order_number,
+            was_counted = reversed.was_counted,
+            products_updated = reversed.products_updated,
+            preferences_user_ids = ?reversed.preference_user_ids,
+            attempt = attempt.current(),
+            duration_ms,
+            "cancelled order's figures taken back"
+        ),
+        Ok(Outcome::AlreadyReversed) => info!(
+            order_number = %job.order_number,
+            attempt = attempt.current(),
+            duration_ms,
+            "cancelled order already settled by an earlier run; nothing to take back"
         ),
         Ok(Outcome::AlreadyApplied) => info!(
             order_number = %job.order_number,

@@ -22,7 +22,8 @@ pub const FIGURE_MISMATCHES_SQL: &str = include_str!("../sql/figure_mismatches.s
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RebuildReport {
-    /// Orders that no job had counted yet, now counted by the rebuild.
+    /// Orders that no job had settled yet, now settled by the rebuild:
+    /// placed ones counted, cancelled ones marked taken back.
     pub orders_marked: u64,
     pub products_updated: u64,
     pub customer_product_rows: u64,

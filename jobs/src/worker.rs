@@ -66,14 +66,15 @@ impl Default for WorkerSettings {
 #[derive(Clone, Debug)]
 pub struct Wakeup {
     placed: broadcast::Sender<()>,
-    retried: broadcast::Sender<()>,
+    /// Jobs a worker must run itself: retried ones, cancellations'.
+    jobs: broadcast::Sender<()>,
 }
 
 impl Default for Wakeup {
     fn default() -> Self {
         Self {
             placed: broadcast::channel(16).0,
-            retried: broadcast::channel(16).0,
+            jobs: broadcast::channel(16).0,
         }
     }
 }
@@ -87,7 +88,13 @@ impl Wakeup {
 
     /// Failed jobs were put back to pending.
     pub fn jobs_retried(&self) {
-        let _ = self.retried.send(());
+        let _ = self.jobs.send(());
+    }
+
+    /// An order was cancelled in this process: its job takes the order's
+    /// contribution back, which no sweep does.
+    pub fn order_cancelled(&self) {
+        let _ = self.jobs.send(());
     }
 
     /// What wakes apalis's workers. With the sweep on, placements wake only
@@ -96,11 +103,11 @@ impl Wakeup {
     /// acknowledge every order's job (three transactions each) in a race with
     /// it. Workers then find the jobs the sweep missed by polling.
     fn worker_stream(&self, sweep_on_wakeup: bool) -> impl Stream<Item = ()> + Send + 'static {
-        let retried = BroadcastStream::new(self.retried.subscribe());
+        let jobs = BroadcastStream::new(self.jobs.subscribe());
         let placed =
             BroadcastStream::new(self.placed.subscribe()).filter(move |_| !sweep_on_wakeup);
         // a lagged receiver only means several wake-ups in one
-        retried.merge(placed).map(|_| ())
+        jobs.merge(placed).map(|_| ())
     }
 
     fn placed_receiver(&self) -> broadcast::Receiver<()> {
@@ -278,7 +285,8 @@ async fn sweep_after_placements(
                     "post-order figures applied by the sweep after a placement"
                 );
             }
-            Ok(Outcome::AlreadyApplied) => {}
+            // a sweep has no order of its own, so nothing to take back
+            Ok(Outcome::AlreadyApplied | Outcome::Reversed(_) | Outcome::AlreadyReversed) => {}
             Err(e) => {
                 warn!(error = %e, "sweep after a placement failed; the orders' jobs will count them")
             }

@@ -35,6 +35,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("m20251125_000004_create_orders"),
             sql_migration!("m20251125_000005_create_customer_stats"),
             sql_migration!("m20251125_000006_product_rankings"),
+            sql_migration!("m20251125_000007_order_cancellation"),
         ]
     }
 }

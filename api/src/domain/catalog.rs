@@ -241,7 +241,18 @@ pub async fn find_product<C: ConnectionTrait>(
     Ok(products::Entity::find_by_id(id).one(db).await?)
 }
 
-/// A page of products in id order, optionally of one category.
+/// The products of `ids` that exist, in id order.
+pub async fn find_products<C: ConnectionTrait>(
+    db: &C,
+    ids: &[i64],
+) -> ApiResult<Vec<products::Model>> {
+    Ok(products::Entity::find()
+        .filter(products::Column::Id.is_in(ids.iter().copied()))
+        .order_by_asc(products::Column::Id)
+        .all(db)
+        .await?)
+}
+
 /// The orders a product list comes in. Rankings break ties by id, newer
 /// (higher) first, so a page boundary among equal figures is exact and pages
 /// never overlap.

@@ -1,7 +1,9 @@
+use std::time::Duration;
+
 use entity::{order_lines, orders};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, Statement, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
 };
 
 use super::Quantity;
@@ -211,6 +213,89 @@ async fn find_by_key<C: ConnectionTrait>(
         lines: None,
         replayed: true,
     }))
+}
+
+/// What [`cancel_order`] did.
+#[derive(Debug, Clone)]
+pub struct CancelledOrder {
+    pub order: orders::Model,
+    /// False when the order was cancelled already: nothing was done again.
+    pub newly: bool,
+}
+
+/// Cancels an order: its customer may within `window` of placing it, an
+/// admin any time. The status change and the job that takes the order's
+/// contribution back out of the figures commit together. Cancelling a
+/// cancelled order again returns it unchanged, so a client may retry.
+#[tracing::instrument(skip_all, fields(user_id = viewer.user_id, order_id = id))]
+pub async fn cancel_order(
+    db: &DatabaseConnection,
+    viewer: Viewer,
+    id: i64,
+    window: Duration,
+    job: JobOptions,
+) -> ApiResult<CancelledOrder> {
+    #[derive(FromQueryResult)]
+    struct Locked {
+        user_id: i64,
+        cancelled: bool,
+        past_window: bool,
+    }
+
+    let txn = db.begin().await?;
+    let locked = Locked::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        include_str!("sql/lock_order_for_cancel.sql"),
+        [id.into(), window.as_secs_f64().into()],
+    ))
+    .one(&txn)
+    .await?
+    .filter(|order| order.user_id == viewer.user_id || viewer.is_admin());
+    let Some(Locked {
+        cancelled,
+        past_window,
+        ..
+    }) = locked
+    else {
+        return Err(ApiError::not_found(format!("order {id} does not exist")));
+    };
+    if cancelled {
+        let order = orders::Entity::find_by_id(id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("locked order {id} vanished")))?;
+        return Ok(CancelledOrder {
+            order,
+            newly: false,
+        });
+    }
+    if past_window && !viewer.is_admin() {
+        return Err(ApiError::NotPermitted(format!(
+            "an order can be cancelled up to {} after it was placed, and this one is older: \
+             ask an admin",
+            humantime::format_duration(window)
+        )));
+    }
+    let order = orders::Model::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        include_str!("sql/cancel_order.sql"),
+        [
+            id.into(),
+            ulid::Ulid::generate().to_string().into(),
+            jobs::QUEUE.into(),
+            (job.max_attempts as i32).into(),
+        ],
+    ))
+    .one(&txn)
+    .await?
+    .ok_or_else(|| ApiError::internal(anyhow::anyhow!("locked order {id} was not cancelled")))?;
+    txn.commit().await?;
+    tracing::info!(
+        order_number = %order.order_number,
+        by_admin = viewer.user_id != order.user_id,
+        "cancelled an order"
+    );
+    Ok(CancelledOrder { order, newly: true })
 }
 
 /// An order its owner or an admin may see; to anyone else it does not exist.

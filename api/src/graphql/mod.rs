@@ -8,21 +8,23 @@ mod mutation;
 mod observe;
 mod pagination;
 mod query;
+mod subscription;
 mod transport;
 pub mod types;
 
 use async_graphql::extensions::apollo_persisted_queries::{
     ApolloPersistedQueries, LruCacheStorage,
 };
-use async_graphql::{EmptySubscription, Schema, SchemaBuilder};
+use async_graphql::{Schema, SchemaBuilder};
 
 pub use mutation::Mutation;
 pub use query::Query;
+pub use subscription::Subscription;
 pub use transport::ViaGet;
 
 use crate::state::AppState;
 
-pub type TallySchema = Schema<Query, Mutation, EmptySubscription>;
+pub type TallySchema = Schema<Query, Mutation, Subscription>;
 
 /// Queries an automatic persisted query's hash can stand for, per process
 /// (least recently used ones go first).
@@ -33,8 +35,8 @@ const PERSISTED_QUERIES: usize = 1_000;
 pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 5_000;
 
-fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
-    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
+fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         // first: the others check the query text it resolves a hash to

@@ -1,4 +1,5 @@
--- Step 7. Each customer's per-category totals over their counted orders.
+-- Step 7. Each customer's per-category totals over their orders that count
+-- (counted, and not taken back after a cancellation).
 insert into customer_category_stats (user_id, category, quantity, last_ordered_at)
 select o.user_id,
        l.category,
@@ -8,5 +9,6 @@ from orders o
 join users u on u.id = o.user_id
 join order_lines l on l.order_id = o.id
 where o.analytics_applied_at is not null
+  and o.analytics_reversed_at is null
   and u.role = 'customer'
 group by o.user_id, l.category

@@ -1,12 +1,16 @@
--- Step 2. Marks every uncounted order counted, except those a job has
--- claimed and not committed (skip locked): that job, blocked by step 1 until
--- we commit, adds them on top of the rebuilt figures afterwards. Orders placed
--- after this statement stay uncounted, for their own jobs.
+-- Step 2. Settles every order no job has settled: placed orders not counted
+-- yet are counted, cancelled orders not taken back yet are marked taken back
+-- (steps 3 to 7 leave them out, counted before or not). Orders a job or a
+-- cancellation holds and has not committed are skipped (skip locked): a job,
+-- blocked by step 1 until we commit, settles them on top of the rebuilt
+-- figures afterwards. Orders placed after this statement stay for their jobs.
 update orders
-set analytics_applied_at = now()
+set analytics_applied_at = case when status = 'placed' then now() else analytics_applied_at end,
+    analytics_reversed_at = case when status = 'cancelled' then now() end
 where id in (
     select id
     from orders
-    where analytics_applied_at is null
+    where (status = 'placed' and analytics_applied_at is null)
+       or (status = 'cancelled' and analytics_reversed_at is null)
     for no key update skip locked
 )

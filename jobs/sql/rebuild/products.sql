@@ -1,5 +1,6 @@
--- Step 3. Every product's figures from the lines of counted orders; a
--- product nobody ordered goes back to zero. Only changed rows are written.
+-- Step 3. Every product's figures from the lines of the orders that count
+-- (counted, and not taken back after a cancellation); a product nobody
+-- ordered goes back to zero. Only changed rows are written.
 with sold as (
     select l.product_id,
            sum(l.quantity)::bigint as units,
@@ -7,6 +8,7 @@ with sold as (
     from order_lines l
     join orders o on o.id = l.order_id
     where o.analytics_applied_at is not null
+      and o.analytics_reversed_at is null
     group by l.product_id
 ),
 figures as (

@@ -1,7 +1,7 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
 
 use crate::domain::Quantity;
-use crate::domain::orders::{self, IdempotencyKey, OrderItem, PlacedOrder};
+use crate::domain::orders::{self, CancelledOrder, IdempotencyKey, OrderItem, PlacedOrder};
 use crate::error::ApiResult;
 use crate::graphql::context::{ContextExt, parse_id};
 use crate::graphql::types::Order;
@@ -82,6 +82,29 @@ impl OrderMutation {
         let state = ctx.state();
         let placed = orders::place_order_from_cart(&state.db, viewer, key, state.jobs).await?;
         Ok(committed(ctx, placed))
+    }
+
+    /// Cancels an order: its customer may within `ORDER_CANCEL_WINDOW` of
+    /// placing it (FORBIDDEN after), an admin any time. The order becomes
+    /// CANCELLED at once; a job then takes its sales back out of the figures,
+    /// exactly once, whether or not they were counted yet (`analyticsStatus`
+    /// goes PENDING, then REVERSED). Cancelling a cancelled order returns it
+    /// unchanged.
+    async fn cancel_order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
+        let viewer = ctx.viewer()?;
+        let id = parse_id(&id, "order")?;
+        // admin powers as the account has them now, not as the token says
+        let viewer = match viewer.is_admin() {
+            true => ctx.admin().await?,
+            false => viewer,
+        };
+        let state = ctx.state();
+        let CancelledOrder { order, newly } =
+            orders::cancel_order(&state.db, viewer, id, state.cancel_window, state.jobs).await?;
+        if newly {
+            state.wakeup.order_cancelled();
+        }
+        Ok(order.into())
     }
 }
 

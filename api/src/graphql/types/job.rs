@@ -38,7 +38,8 @@ impl From<JobSummary> for Job {
 #[derive(SimpleObject)]
 #[graphql(name = "RebuildReport")]
 pub struct Rebuild {
-    /// Orders no job had counted yet, counted by the rebuild.
+    /// Orders no job had settled yet, settled by the rebuild: placed ones
+    /// counted, cancelled ones taken back out.
     pub orders_marked: u64,
     /// Products whose figures changed.
     pub products_updated: u64,

@@ -8,6 +8,6 @@ mod user;
 
 pub use cart::{Cart, CartLine};
 pub use job::{Job, Rebuild};
-pub use order::{AnalyticsStatus, Order, OrderLine, OrderStatus};
+pub use order::{AnalyticsStatus, Order, OrderLine, OrderStatus, analytics_status};
 pub use product::{Product, ProductVariant};
 pub use user::{AuthPayload, Role, User};

@@ -11,13 +11,22 @@ use crate::money::Cents;
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum OrderStatus {
     Placed,
+    /// By `cancelOrder`: its sales are taken back out of the figures.
+    Cancelled,
 }
 
-/// Whether the post-order job has counted the order into the figures yet.
+/// Where the order's figures stand: whether the post-order job has counted
+/// it in yet, and after a cancellation whether it has taken it back out.
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum AnalyticsStatus {
+    /// A job has yet to count the order in, or after its cancellation to take
+    /// it back out.
     Pending,
+    /// Counted into product figures and its customer's preferences.
     Applied,
+    /// Cancelled, and its contribution taken back out (or, cancelled before
+    /// it was counted, never added).
+    Reversed,
 }
 
 pub struct Order {
@@ -55,6 +64,7 @@ impl Order {
     async fn status(&self) -> OrderStatus {
         match self.order.status {
             orders::OrderStatus::Placed => OrderStatus::Placed,
+            orders::OrderStatus::Cancelled => OrderStatus::Cancelled,
         }
     }
 
@@ -80,11 +90,26 @@ impl Order {
         self.order.created_at.with_timezone(&Utc)
     }
 
+    /// When `cancelOrder` cancelled it.
+    async fn cancelled_at(&self) -> Option<DateTime<Utc>> {
+        self.order.cancelled_at.map(|at| at.with_timezone(&Utc))
+    }
+
     async fn analytics_status(&self) -> AnalyticsStatus {
-        match self.order.analytics_applied_at {
-            Some(_) => AnalyticsStatus::Applied,
-            None => AnalyticsStatus::Pending,
-        }
+        analytics_status(&self.order)
+    }
+}
+
+pub fn analytics_status(order: &orders::Model) -> AnalyticsStatus {
+    use orders::OrderStatus::{Cancelled, Placed};
+    match (
+        order.status,
+        order.analytics_applied_at,
+        order.analytics_reversed_at,
+    ) {
+        (Placed, None, _) | (Cancelled, _, None) => AnalyticsStatus::Pending,
+        (Placed, Some(_), _) => AnalyticsStatus::Applied,
+        (Cancelled, _, Some(_)) => AnalyticsStatus::Reversed,
     }
 }
 

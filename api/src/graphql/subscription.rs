@@ -1,0 +1,197 @@
+//! Subscriptions (GraphQL over WebSocket, `graphql-transport-ws`): live
+//! figures as post-order runs in any process change them, relayed by
+//! `crate::live`. Each stream subscribes to changes before it reads what it
+//! watches, so a change in between is never missed.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use async_graphql::{Context, ID, Result, Subscription};
+use futures::Stream;
+use futures::stream;
+
+use crate::auth::Viewer;
+use crate::domain::{catalog, orders};
+use crate::error::{ApiError, ApiResult};
+use crate::graphql::context::{ContextExt, parse_id};
+use crate::graphql::types::{AnalyticsStatus, Order, Product, analytics_status};
+use crate::live::{Change, Subscriber};
+use crate::state::AppState;
+
+/// Products one `productFiguresChanged` may watch.
+pub const MAX_WATCHED_PRODUCTS: usize = 100;
+
+#[derive(Default)]
+pub struct Subscription;
+
+#[Subscription]
+impl Subscription {
+    /// The order each time a post-order job settles its figures: APPLIED once
+    /// it is counted in, REVERSED once a cancellation is taken back out (the
+    /// stream then ends). An order settled already when you subscribe comes
+    /// at once. Its customer or an admin only.
+    async fn order_analytics_applied(
+        &self,
+        ctx: &Context<'_>,
+        order_id: ID,
+    ) -> Result<impl Stream<Item = Result<Order>> + use<>> {
+        let id = parse_id(&order_id, "order")?;
+        let viewer = ctx.viewer()?;
+        let state = ctx.state().clone();
+        let changes = state.live.subscribe();
+        let order = orders::find_order(&state.db, viewer, id).await?;
+        let watch = OrderWatch {
+            state,
+            viewer,
+            id,
+            changes,
+            shown: AnalyticsStatus::Pending,
+            pending: Some(order),
+        };
+        Ok(stream::unfold(Some(watch), |watch| async move {
+            let mut watch = watch?;
+            let next = watch.next().await?;
+            let finished = matches!(&next, Ok((_, AnalyticsStatus::Reversed)));
+            let item = next.map(|(order, _)| order.into());
+            Some((item, (!finished).then_some(watch)))
+        }))
+    }
+
+    /// Each of the products (up to 100) as it is when you subscribe, then
+    /// again whenever a post-order job changes its sales count, revenue or
+    /// rating (a new order counted, or a cancelled one taken back out).
+    /// Anyone may watch; an unknown id is NOT_FOUND.
+    async fn product_figures_changed(
+        &self,
+        ctx: &Context<'_>,
+        product_ids: Vec<ID>,
+    ) -> Result<impl Stream<Item = Result<Product>> + use<>> {
+        let ids = watched_products(&product_ids)?;
+        let state = ctx.state().clone();
+        let changes = state.live.subscribe();
+        let products = catalog::find_products(&state.db, &ids).await?;
+        if let Some(missing) = ids.iter().find(|id| !products.iter().any(|p| p.id == **id)) {
+            return Err(ApiError::not_found(format!("product {missing} does not exist")).into());
+        }
+        let watch = ProductWatch {
+            state,
+            changes,
+            shown: products.iter().map(|p| (p.id, Figures::of(p))).collect(),
+            // what they are now first: a client needs no separate read, and
+            // knows from the first message on that no change escapes it
+            queue: products.into(),
+        };
+        Ok(stream::unfold(watch, |mut watch| async move {
+            let next = watch.next().await?;
+            Some((next.map(Product).map_err(Into::into), watch))
+        }))
+    }
+}
+
+fn watched_products(ids: &[ID]) -> ApiResult<Vec<i64>> {
+    if ids.is_empty() || ids.len() > MAX_WATCHED_PRODUCTS {
+        return Err(ApiError::bad_input(format!(
+            "productIds takes 1 to {MAX_WATCHED_PRODUCTS} ids"
+        )));
+    }
+    let ids: BTreeSet<i64> = ids
+        .iter()
+        .map(|id| parse_id(id, "product"))
+        .collect::<ApiResult<_>>()?;
+    Ok(ids.into_iter().collect())
+}
+
+struct OrderWatch {
+    state: AppState,
+    viewer: Viewer,
+    id: i64,
+    changes: Subscriber,
+    /// The last status sent (PENDING: none yet).
+    shown: AnalyticsStatus,
+    /// Read and not yet looked at.
+    pending: Option<entity::orders::Model>,
+}
+
+impl OrderWatch {
+    /// The order when its figures reach a state not sent yet; `None` when the
+    /// process shuts down.
+    async fn next(&mut self) -> Option<Result<(entity::orders::Model, AnalyticsStatus)>> {
+        loop {
+            if let Some(order) = self.pending.take() {
+                let status = analytics_status(&order);
+                if status != AnalyticsStatus::Pending && status != self.shown {
+                    self.shown = status;
+                    return Some(Ok((order, status)));
+                }
+            }
+            match self.changes.next().await? {
+                Change::Figures(change) if !change.orders.contains(&self.id) => continue,
+                Change::Figures(_) | Change::Resync => {}
+            }
+            match orders::find_order(&self.state.db, self.viewer, self.id).await {
+                Ok(order) => self.pending = Some(order),
+                Err(e) => return Some(Err(e.into())),
+            }
+        }
+    }
+}
+
+/// What `productFiguresChanged` compares.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Figures {
+    sales_count: i64,
+    total_revenue_cents: i64,
+    rating: f64,
+}
+
+impl Figures {
+    fn of(product: &entity::products::Model) -> Self {
+        Self {
+            sales_count: product.sales_count,
+            total_revenue_cents: product.total_revenue_cents,
+            rating: product.rating,
+        }
+    }
+}
+
+struct ProductWatch {
+    state: AppState,
+    changes: Subscriber,
+    /// Each watched product's figures as last sent (or read at the start).
+    shown: BTreeMap<i64, Figures>,
+    /// Changed products not sent yet.
+    queue: VecDeque<entity::products::Model>,
+}
+
+impl ProductWatch {
+    /// The next watched product whose figures differ from what was sent;
+    /// `None` when the process shuts down.
+    async fn next(&mut self) -> Option<ApiResult<entity::products::Model>> {
+        loop {
+            if let Some(product) = self.queue.pop_front() {
+                return Some(Ok(product));
+            }
+            let products = match self.changes.next().await? {
+                // read once for every subscriber of the process
+                Change::Figures(change) => change
+                    .products
+                    .iter()
+                    .filter(|p| self.shown.contains_key(&p.id))
+                    .cloned()
+                    .collect(),
+                Change::Resync => {
+                    let ids: Vec<i64> = self.shown.keys().copied().collect();
+                    match catalog::find_products(&self.state.db, &ids).await {
+                        Ok(products) => products,
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+            };
+            for product in products {
+                let figures = Figures::of(&product);
+                if self.shown.insert(product.id, figures) != Some(figures) {
+                    self.queue.push_back(product);
+                }
+            }
+        }
+    }
+}

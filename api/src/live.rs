@@ -1,0 +1,165 @@
+//! Live figures for subscriptions. Post-order runs announce what they changed
+//! with PostgreSQL NOTIFY from their own transaction (see
+//! `jobs::figures_changed`), in whichever process they ran. Each API process
+//! listens on one connection of its own and relays every message to its
+//! subscribers through memory, with the changed products read once for all
+//! of them: a thousand subscribers of a popular product cost one query per
+//! change, not a thousand.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use entity::products;
+use jobs::figures_changed::{CHANNEL, FiguresChanged};
+use sea_orm::DatabaseConnection;
+use sqlx::postgres::PgListener;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::db::{self, PoolKind};
+use crate::domain::catalog;
+
+/// Messages a slow subscriber may fall behind by before it must look again.
+const BACKLOG: usize = 1024;
+
+#[derive(Clone, Debug)]
+pub enum Change {
+    Figures(Arc<Figures>),
+    /// Messages may have been missed (the listening connection was lost, or a
+    /// subscriber fell behind): whatever a subscriber watches, it reads again.
+    Resync,
+}
+
+/// What one run changed.
+#[derive(Debug)]
+pub struct Figures {
+    /// Orders counted in or taken back out.
+    pub orders: Vec<i64>,
+    /// The products whose figures changed, as they are after the change.
+    pub products: Vec<products::Model>,
+}
+
+/// The process's relay of figure changes.
+#[derive(Clone, Debug)]
+pub struct LiveFigures {
+    sender: broadcast::Sender<Change>,
+}
+
+impl LiveFigures {
+    /// Listens on a connection of its own until `shutdown`; reads changed
+    /// products through `db`.
+    pub async fn start(
+        config: &Config,
+        db: DatabaseConnection,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let pool = db::connect(config, PoolKind::Listener).await?;
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(CHANNEL).await?;
+        let (sender, _) = broadcast::channel(BACKLOG);
+        tokio::spawn(relay(listener, db, sender.clone(), shutdown));
+        Ok(Self { sender })
+    }
+
+    /// Changes from now on. Subscribe before reading what you watch, so a
+    /// change in between is seen twice rather than missed.
+    pub fn subscribe(&self) -> Subscriber {
+        Subscriber(self.sender.subscribe())
+    }
+}
+
+pub struct Subscriber(broadcast::Receiver<Change>);
+
+impl Subscriber {
+    /// The next change; `None` once the process is shutting down.
+    pub async fn next(&mut self) -> Option<Change> {
+        match self.0.recv().await {
+            Ok(change) => Some(change),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(Change::Resync),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+async fn relay(
+    mut listener: PgListener,
+    db: DatabaseConnection,
+    sender: broadcast::Sender<Change>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            next = listener.try_recv() => next,
+        };
+        match next {
+            Ok(Some(message)) => match serde_json::from_str::<FiguresChanged>(message.payload()) {
+                // nobody to tell: no need to read anything
+                Ok(_) if sender.receiver_count() == 0 => {}
+                Ok(change) => {
+                    let _ = sender.send(read_figures(&db, change).await);
+                }
+                Err(e) => warn!(
+                    error = %e,
+                    payload = message.payload(),
+                    "ignored a figures notification that is not one"
+                ),
+            },
+            // sqlx reconnected (and listens again) after losing the connection
+            Ok(None) => {
+                warn!("the subscriptions' LISTEN connection was lost and is back");
+                let _ = sender.send(Change::Resync);
+            }
+            Err(e) => {
+                warn!(error = %e, "the subscriptions' LISTEN connection is down; reconnecting");
+                if reconnect(&mut listener, &shutdown).await {
+                    info!("the subscriptions' LISTEN connection is back");
+                    let _ = sender.send(Change::Resync);
+                }
+            }
+        }
+    }
+}
+
+/// The change with its products as they are now (committed before the
+/// message was sent). If they cannot be read, subscribers read for
+/// themselves what they watch.
+async fn read_figures(db: &DatabaseConnection, change: FiguresChanged) -> Change {
+    let products = match change.products.is_empty() {
+        true => Vec::new(),
+        false => match catalog::find_products(db, &change.products).await {
+            Ok(products) => products,
+            Err(e) => {
+                warn!(error = ?e, "reading the changed products for subscribers failed");
+                return Change::Resync;
+            }
+        },
+    };
+    Change::Figures(Arc::new(Figures {
+        orders: change.orders,
+        products,
+    }))
+}
+
+/// Retries, backing off up to 5 s, until the listener is connected and
+/// listening again (true) or the process stops (false).
+async fn reconnect(listener: &mut PgListener, shutdown: &CancellationToken) -> bool {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        // any statement reconnects a listener, which then listens again
+        if sqlx::query("select 1")
+            .execute(&mut *listener)
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}

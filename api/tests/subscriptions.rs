@@ -1,0 +1,480 @@
+//! Subscriptions across processes, as deployed: `tally serve` runs no
+//! workers, a separate `tally worker` applies every order, and a real
+//! WebSocket client (graphql-transport-ws) subscribed to the server hears of
+//! it through PostgreSQL NOTIFY. Also: an order settled before the
+//! subscription, whose state comes at once; subscriptions that are refused;
+//! and a LISTEN connection lost and regained without a change being missed.
+
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::common::{Database, Processes, Shop, spawn};
+
+mod common;
+
+const ORDER_SUBSCRIPTION: &str = "subscription ($id: ID!) {
+    orderAnalyticsApplied(orderId: $id) { orderNumber status analyticsStatus total }
+}";
+const PRODUCT_SUBSCRIPTION: &str = "subscription ($ids: [ID!]!) {
+    productFiguresChanged(productIds: $ids) { id salesCount totalRevenue rating }
+}";
+
+/// A graphql-transport-ws client.
+struct Client(WebSocketStream<MaybeTlsStream<TcpStream>>);
+
+impl Client {
+    /// Connects and sends `connection_init` with `payload`; returns the
+    /// server's answer to it too (`connection_ack`, or the close frame).
+    async fn connect(addr: &str, payload: Value) -> (Self, Value) {
+        let mut request = format!("ws://{addr}/graphql")
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            "graphql-transport-ws".parse().unwrap(),
+        );
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "graphql-transport-ws"
+        );
+        let mut client = Self(socket);
+        client
+            .send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        let answer = client.next(Duration::from_secs(10)).await;
+        (client, answer)
+    }
+
+    async fn send(&mut self, message: Value) {
+        self.0
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({
+            "id": id,
+            "type": "subscribe",
+            "payload": { "query": query, "variables": variables },
+        }))
+        .await;
+    }
+
+    /// The next message, or `{"close": code, "reason": …}` when the server closes.
+    async fn next(&mut self, within: Duration) -> Value {
+        loop {
+            let message = tokio::time::timeout(within, self.0.next())
+                .await
+                .expect("a message in time")
+                .expect("the connection open")
+                .unwrap();
+            match message {
+                Message::Text(text) => {
+                    let value: Value = serde_json::from_str(&text).unwrap();
+                    if value["type"] == "ping" {
+                        self.send(json!({ "type": "pong" })).await;
+                        continue;
+                    }
+                    return value;
+                }
+                Message::Close(frame) => {
+                    let frame = frame.expect("a close frame with a code");
+                    return json!({ "close": u16::from(frame.code), "reason": frame.reason.as_str() });
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// Asserts that nothing comes for a while.
+    async fn assert_quiet(&mut self, within: Duration) {
+        if let Ok(message) = tokio::time::timeout(within, self.0.next()).await {
+            panic!("expected nothing, got {message:?}");
+        }
+    }
+}
+
+fn bearer(token: &str) -> Value {
+    json!({ "Authorization": format!("Bearer {token}") })
+}
+
+async fn graphql(addr: &str, token: &str, query: &str, variables: Value) -> Value {
+    let body: Value = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body.get("errors").is_none(), "{body}");
+    body["data"].clone()
+}
+
+async fn place(addr: &str, token: &str, items: Value) -> Value {
+    graphql(
+        addr,
+        token,
+        "mutation ($input: PlaceOrderInput!) {
+            placeOrder(input: $input) { id orderNumber analyticsStatus }
+        }",
+        json!({ "input": { "items": items } }),
+    )
+    .await["placeOrder"]
+        .clone()
+}
+
+async fn price_of(pool: &PgPool, product: i64) -> i64 {
+    sqlx::query_scalar("select price_cents from products where id = $1")
+        .bind(product)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+fn cents(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+struct Setup {
+    _database: Database,
+    processes: Processes,
+    pool: PgPool,
+    shop: Shop,
+    url: String,
+    addr: String,
+}
+
+/// `tally serve` without workers, on a shop of its own.
+async fn serve_without_workers() -> Setup {
+    serve_without_workers_with(&[]).await
+}
+
+async fn serve_without_workers_with(envs: &[(&str, &str)]) -> Setup {
+    let database = Database::new("tally_subscriptions");
+    let url = database.url();
+    let (pool, shop) = common::open_shop(&url).await;
+    let addr = format!("127.0.0.1:{}", common::free_port());
+    let mut envs = envs.to_vec();
+    envs.extend([("BIND_ADDR", addr.as_str()), ("WORKER_CONCURRENCY", "0")]);
+    let processes = Processes(vec![spawn(&url, &["serve"], &envs)]);
+    common::wait_until_ready(&addr).await;
+    Setup {
+        _database: database,
+        processes,
+        pool,
+        shop,
+        url,
+        addr,
+    }
+}
+
+fn start_worker(setup: &mut Setup) {
+    setup.processes.0.push(spawn(
+        &setup.url,
+        &["worker"],
+        &[
+            ("WORKER_CONCURRENCY", "1"),
+            ("WORKER_POLL_INTERVAL_MS", "50"),
+        ],
+    ));
+}
+
+const WAIT: Duration = Duration::from_secs(30);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_figures_reach_the_servers_subscribers() {
+    let mut setup = serve_without_workers().await;
+    let addr = setup.addr.clone();
+    let customer = setup.shop.tokens[0].clone();
+    let (pizza, burger) = (setup.shop.products[0], setup.shop.products[1]);
+    let (pizza_price, burger_price) = (
+        price_of(&setup.pool, pizza).await,
+        price_of(&setup.pool, burger).await,
+    );
+
+    // no worker yet: the order waits
+    let order = place(
+        &addr,
+        &customer,
+        json!([
+            { "productId": pizza.to_string(), "quantity": 3 },
+            { "productId": burger.to_string(), "quantity": 2 },
+            { "productId": pizza.to_string(), "quantity": 1 },
+        ]),
+    )
+    .await;
+    assert_eq!(order["analyticsStatus"], "PENDING");
+    let order_id = order["id"].as_str().unwrap().to_owned();
+
+    let (mut client, ack) = Client::connect(&addr, bearer(&customer)).await;
+    assert_eq!(ack, json!({ "type": "connection_ack" }));
+    client
+        .subscribe("order", ORDER_SUBSCRIPTION, json!({ "id": order_id }))
+        .await;
+    client
+        .subscribe(
+            "products",
+            PRODUCT_SUBSCRIPTION,
+            json!({ "ids": [pizza.to_string(), burger.to_string()] }),
+        )
+        .await;
+    // the products as they are, at once; the order has nothing to say yet
+    for product in [pizza, burger] {
+        assert_eq!(
+            client.next(WAIT).await,
+            json!({ "id": "products", "type": "next", "payload": { "data": { "productFiguresChanged": {
+                "id": product.to_string(), "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0,
+            } } } })
+        );
+    }
+    client.assert_quiet(Duration::from_millis(500)).await;
+
+    // the worker, another process, counts the order
+    start_worker(&mut setup);
+    let mut messages = Vec::new();
+    for _ in 0..3 {
+        messages.push(client.next(WAIT).await);
+    }
+    messages.sort_by_key(|m| m["id"].as_str().unwrap().to_owned());
+    let total = cents(4 * pizza_price + 2 * burger_price);
+    assert_eq!(
+        messages,
+        vec![
+            json!({ "id": "order", "type": "next", "payload": { "data": { "orderAnalyticsApplied": {
+                "orderNumber": order["orderNumber"], "status": "PLACED",
+                "analyticsStatus": "APPLIED", "total": total,
+            } } } }),
+            json!({ "id": "products", "type": "next", "payload": { "data": { "productFiguresChanged": {
+                "id": pizza.to_string(), "salesCount": 4, "totalRevenue": cents(4 * pizza_price), "rating": 4.0,
+            } } } }),
+            json!({ "id": "products", "type": "next", "payload": { "data": { "productFiguresChanged": {
+                "id": burger.to_string(), "salesCount": 2, "totalRevenue": cents(2 * burger_price), "rating": 4.0,
+            } } } }),
+        ]
+    );
+
+    // a cancellation is taken back out by the worker: the order's stream
+    // says so and ends, the products' figures go back to zero
+    graphql(
+        &addr,
+        &customer,
+        "mutation ($id: ID!) { cancelOrder(id: $id) { status } }",
+        json!({ "id": order_id }),
+    )
+    .await;
+    let mut messages = Vec::new();
+    for _ in 0..4 {
+        messages.push(client.next(WAIT).await);
+    }
+    // the order's two messages in their order, the products' in theirs
+    let (order_messages, product_messages): (Vec<_>, Vec<_>) =
+        messages.into_iter().partition(|m| m["id"] == "order");
+    assert_eq!(
+        order_messages,
+        vec![
+            json!({ "id": "order", "type": "next", "payload": { "data": { "orderAnalyticsApplied": {
+                "orderNumber": order["orderNumber"], "status": "CANCELLED",
+                "analyticsStatus": "REVERSED", "total": total,
+            } } } }),
+            json!({ "id": "order", "type": "complete" }),
+        ]
+    );
+    assert_eq!(
+        product_messages,
+        vec![
+            json!({ "id": "products", "type": "next", "payload": { "data": { "productFiguresChanged": {
+                "id": pizza.to_string(), "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0,
+            } } } }),
+            json!({ "id": "products", "type": "next", "payload": { "data": { "productFiguresChanged": {
+                "id": burger.to_string(), "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0,
+            } } } }),
+        ]
+    );
+
+    // subscribing to an order settled already: its state at once, then the end
+    let (mut late, _) = Client::connect(&addr, bearer(&customer)).await;
+    late.subscribe("late", ORDER_SUBSCRIPTION, json!({ "id": order_id }))
+        .await;
+    assert_eq!(
+        late.next(WAIT).await["payload"]["data"]["orderAnalyticsApplied"]["analyticsStatus"],
+        "REVERSED"
+    );
+    assert_eq!(
+        late.next(WAIT).await,
+        json!({ "id": "late", "type": "complete" })
+    );
+
+    // the server loses its LISTEN connection; what changes meanwhile still
+    // reaches the subscriber once it is back
+    let terminated: i64 = sqlx::query_scalar(
+        "select count(*) from (
+             select pg_terminate_backend(pid) from pg_stat_activity
+             where application_name = 'tally-listener' and datname = current_database()
+         ) t",
+    )
+    .fetch_one(&setup.pool)
+    .await
+    .unwrap();
+    assert_eq!(terminated, 1);
+    place(
+        &addr,
+        &customer,
+        json!([{ "productId": burger.to_string(), "quantity": 5 }]),
+    )
+    .await;
+    assert_eq!(
+        client.next(WAIT).await,
+        json!({ "id": "products", "type": "next", "payload": { "data": { "productFiguresChanged": {
+            "id": burger.to_string(), "salesCount": 5, "totalRevenue": cents(5 * burger_price), "rating": 4.0,
+        } } } })
+    );
+    // and nothing twice
+    client.assert_quiet(Duration::from_millis(500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_subscriptions_say_why() {
+    let setup = serve_without_workers().await;
+    let addr = setup.addr.clone();
+    let (owner, stranger) = (setup.shop.tokens[0].clone(), setup.shop.tokens[1].clone());
+    let order = place(
+        &addr,
+        &owner,
+        json!([{ "productId": setup.shop.products[0].to_string(), "quantity": 1 }]),
+    )
+    .await;
+
+    // a bad token ends the connection before any operation (async-graphql
+    // closes with 1002 where the protocol suggests 4403)
+    let (_, answer) = Client::connect(&addr, bearer("not-a-token")).await;
+    assert_eq!(
+        answer,
+        json!({ "close": 1002, "reason": "invalid or expired token" })
+    );
+
+    let (mut client, ack) = Client::connect(&addr, bearer(&stranger)).await;
+    assert_eq!(ack, json!({ "type": "connection_ack" }));
+    // someone else's order does not exist for this customer
+    client
+        .subscribe("theirs", ORDER_SUBSCRIPTION, json!({ "id": order["id"] }))
+        .await;
+    let refused = client.next(WAIT).await;
+    assert_eq!(refused["id"], "theirs", "{refused}");
+    assert_eq!(refused["type"], "next", "{refused}");
+    assert_eq!(
+        refused["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{refused}"
+    );
+    assert_eq!(
+        client.next(WAIT).await,
+        json!({ "id": "theirs", "type": "complete" })
+    );
+
+    // products need no account, but must exist, and at most 100 at once
+    let (mut anonymous, _) = Client::connect(&addr, json!({})).await;
+    anonymous
+        .subscribe(
+            "unknown",
+            PRODUCT_SUBSCRIPTION,
+            json!({ "ids": [setup.shop.products[0].to_string(), "999999"] }),
+        )
+        .await;
+    let unknown = anonymous.next(WAIT).await;
+    assert_eq!(
+        unknown["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{unknown}"
+    );
+    assert_eq!(
+        unknown["payload"]["errors"][0]["message"],
+        "product 999999 does not exist"
+    );
+    anonymous.next(WAIT).await;
+    let too_many: Vec<String> = (1..=101).map(|id| id.to_string()).collect();
+    anonymous
+        .subscribe("many", PRODUCT_SUBSCRIPTION, json!({ "ids": too_many }))
+        .await;
+    let many = anonymous.next(WAIT).await;
+    assert_eq!(
+        many["payload"]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{many}"
+    );
+    // and an order needs an account
+    anonymous
+        .subscribe("order", ORDER_SUBSCRIPTION, json!({ "id": order["id"] }))
+        .await;
+    anonymous.next(WAIT).await; // "complete" of "many"
+    let anonymous_order = anonymous.next(WAIT).await;
+    assert_eq!(
+        anonymous_order["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{anonymous_order}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_past_the_limit_are_refused_until_one_closes() {
+    let setup = serve_without_workers_with(&[("MAX_WEBSOCKETS", "2")]).await;
+    let addr = setup.addr.clone();
+    let open_gauge = || async {
+        let metrics = reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("tally_websockets_open "))
+            .expect("the gauge")
+            .to_owned()
+    };
+    let (first, _) = Client::connect(&addr, json!({})).await;
+    let (_second, _) = Client::connect(&addr, json!({})).await;
+    assert_eq!(open_gauge().await, "2");
+
+    let mut request = format!("ws://{addr}/graphql")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let refused = tokio_tungstenite::connect_async(request).await.unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
+        panic!("{refused:?}")
+    };
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
+    assert_eq!(
+        body["errors"][0],
+        json!({
+            "message": "the server is at its limit of open WebSockets; try again later",
+            "extensions": { "code": "SERVICE_UNAVAILABLE" },
+        })
+    );
+
+    // a connection that closes makes room
+    drop(first);
+    let deadline = std::time::Instant::now() + WAIT;
+    while open_gauge().await != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the closed WebSocket still counts"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (_third, ack) = Client::connect(&addr, json!({})).await;
+    assert_eq!(ack, json!({ "type": "connection_ack" }));
+}
