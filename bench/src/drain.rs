@@ -151,8 +151,13 @@ pub async fn by_hand(bench: &Arc<Bench>, clients: usize, batch: i64) -> anyhow::
                 if ids.is_empty() {
                     return anyhow::Ok(());
                 }
+                // 1: the orders' lines are added (-1 would take them back out)
+                sqlx::query(include_str!("../../jobs/sql/apply_product_figures.sql"))
+                    .bind(&ids)
+                    .bind(1_i64)
+                    .execute(&mut *tx)
+                    .await?;
                 for sql in [
-                    include_str!("../../jobs/sql/apply_product_figures.sql"),
                     include_str!("../../jobs/sql/apply_customer_products.sql"),
                     include_str!("../../jobs/sql/apply_customer_categories.sql"),
                 ] {
