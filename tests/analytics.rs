@@ -4,38 +4,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use jobs::analytics::{self, Outcome};
 use jobs::fail_points::FailPoints;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::harness::{Options, TestApp, data};
-
-/// Creates products (name, category, price in cents) and returns their ids.
-async fn products(app: &TestApp, admin: &str, specs: &[(&str, &str, i64)]) -> Vec<String> {
-    let mut ids = Vec::new();
-    for (name, category, cents) in specs {
-        let price = format!("{}.{:02}", cents / 100, cents % 100);
-        let product = app.create_product(admin, name, category, &price, &[]).await;
-        ids.push(product["id"].as_str().unwrap().to_owned());
-    }
-    ids
-}
-
-async fn figures(app: &TestApp, id: &str) -> Value {
-    let body = app
-        .gql(
-            "query($id: ID!) { product(id: $id) { salesCount totalRevenue rating } }",
-            json!({ "id": id }),
-        )
-        .await;
-    data(&body)["product"].clone()
-}
-
-async fn order_id(body: &Value) -> i64 {
-    data(body)["placeOrder"]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
+use crate::harness::{Options, TestApp, data, placed_order_id};
 
 #[tokio::test]
 async fn an_order_committed_without_workers_is_applied_once_a_worker_starts() {
@@ -66,7 +37,7 @@ async fn an_order_committed_without_workers_is_applied_once_a_worker_starts() {
 
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
-        figures(&app, pizza_id).await,
+        app.figures(pizza_id).await,
         json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 })
     );
 
@@ -74,7 +45,7 @@ async fn an_order_committed_without_workers_is_applied_once_a_worker_starts() {
     app.wait_for_jobs().await;
     // two lines of the same product count together
     assert_eq!(
-        figures(&app, pizza_id).await,
+        app.figures(pizza_id).await,
         json!({ "salesCount": 5, "totalRevenue": "60.00", "rating": 4.0 })
     );
     let orders = app
@@ -99,13 +70,15 @@ async fn an_order_committed_without_workers_is_applied_once_a_worker_starts() {
 async fn an_admins_order_counts_for_products_but_gives_no_preferences() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let ids = products(&app, &admin, &[("Tiramisu", "desserts", 600)]).await;
+    let ids = app
+        .create_products(&admin, &[("Tiramisu", "desserts", 600)])
+        .await;
     let body = app.place_order(&admin, &[(&ids[0], None, 4)]).await;
-    order_id(&body).await;
+    placed_order_id(&body);
     app.wait_for_jobs().await;
 
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 4, "totalRevenue": "24.00", "rating": 4.0 })
     );
     assert_eq!(
@@ -142,7 +115,7 @@ async fn ratings_follow_the_sales_tiers_at_their_edges() {
         .collect();
     let specs: Vec<(&str, &str, i64)> =
         specs.iter().map(|(n, c, p)| (n.as_str(), *c, *p)).collect();
-    let ids = products(&app, &admin, &specs).await;
+    let ids = app.create_products(&admin, &specs).await;
     let (token, _) = app.register_customer("Ann").await;
     for (id, units) in ids.iter().zip(units) {
         // at most 99 per line: split the units over lines of the same product
@@ -161,7 +134,7 @@ async fn ratings_follow_the_sales_tiers_at_their_edges() {
 
     let mut seen = Vec::new();
     for id in &ids {
-        let f = figures(&app, id).await;
+        let f = app.figures(id).await;
         seen.push((
             f["salesCount"].as_i64().unwrap(),
             f["rating"].as_f64().unwrap(),
@@ -187,19 +160,19 @@ async fn ratings_follow_the_sales_tiers_at_their_edges() {
 async fn preferences_rank_by_quantity_then_recency_then_id_or_name() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let p = products(
-        &app,
-        &admin,
-        &[
-            ("P1", "pizza", 100),
-            ("P2", "burgers", 100),
-            ("P3", "salads", 100),
-            ("P4", "desserts", 100),
-            ("P5", "beverages", 100),
-            ("P6", "pizza", 100),
-        ],
-    )
-    .await;
+    let p = app
+        .create_products(
+            &admin,
+            &[
+                ("P1", "pizza", 100),
+                ("P2", "burgers", 100),
+                ("P3", "salads", 100),
+                ("P4", "desserts", 100),
+                ("P5", "beverages", 100),
+                ("P6", "pizza", 100),
+            ],
+        )
+        .await;
     let (token, _) = app.register_customer("Ann").await;
     data(
         &app.place_order(
@@ -240,17 +213,17 @@ async fn preferences_rank_by_quantity_then_recency_then_id_or_name() {
     );
 
     // equal quantities from one order: lower ids, and categories alphabetically
-    let q = products(
-        &app,
-        &admin,
-        &[
-            ("Q1", "tea", 100),
-            ("Q2", "bread", 100),
-            ("Q3", "soups", 100),
-            ("Q4", "veg", 100),
-        ],
-    )
-    .await;
+    let q = app
+        .create_products(
+            &admin,
+            &[
+                ("Q1", "tea", 100),
+                ("Q2", "bread", 100),
+                ("Q3", "soups", 100),
+                ("Q4", "veg", 100),
+            ],
+        )
+        .await;
     let (bob, _) = app.register_customer("Bob").await;
     data(
         &app.place_order(
@@ -285,9 +258,11 @@ async fn preferences_rank_by_quantity_then_recency_then_id_or_name() {
 async fn a_job_run_twice_or_delivered_twice_counts_its_order_once() {
     let app = TestApp::spawn_without_workers().await;
     let admin = app.admin_token().await;
-    let ids = products(&app, &admin, &[("Cola", "beverages", 250)]).await;
+    let ids = app
+        .create_products(&admin, &[("Cola", "beverages", 250)])
+        .await;
     let (token, user_id) = app.register_customer("Ann").await;
-    let first = order_id(&app.place_order(&token, &[(&ids[0], None, 2)]).await).await;
+    let first = placed_order_id(&app.place_order(&token, &[(&ids[0], None, 2)]).await);
 
     // the first order's job, run by hand twice
     let none = FailPoints::default();
@@ -304,7 +279,7 @@ async fn a_job_run_twice_or_delivered_twice_counts_its_order_once() {
             .unwrap(),
         Outcome::AlreadyApplied
     );
-    let second = order_id(&app.place_order(&token, &[(&ids[0], None, 3)]).await).await;
+    let second = placed_order_id(&app.place_order(&token, &[(&ids[0], None, 3)]).await);
 
     // the second order's job delivered twice: a copy of its row under another key
     app.count(
@@ -319,7 +294,7 @@ async fn a_job_run_twice_or_delivered_twice_counts_its_order_once() {
     app.wait_for_jobs().await;
 
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 5, "totalRevenue": "12.50", "rating": 4.0 })
     );
     assert_eq!(
@@ -339,7 +314,9 @@ async fn a_job_run_twice_or_delivered_twice_counts_its_order_once() {
 async fn a_failure_after_the_product_update_leaves_no_trace_and_the_retry_counts_once() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let ids = products(&app, &admin, &[("Burger", "burgers", 1000)]).await;
+    let ids = app
+        .create_products(&admin, &[("Burger", "burgers", 1000)])
+        .await;
     let (token, _) = app.register_customer("Ann").await;
     app.fail_points.fail_after_product_update(1);
 
@@ -349,7 +326,7 @@ async fn a_failure_after_the_product_update_leaves_no_trace_and_the_retry_counts
     app.wait_for_jobs().await;
 
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 7, "totalRevenue": "70.00", "rating": 4.0 })
     );
     assert_eq!(
@@ -368,7 +345,9 @@ async fn a_failure_after_the_product_update_leaves_no_trace_and_the_retry_counts
 async fn a_job_failing_on_every_attempt_stays_failed_and_its_order_pending() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let ids = products(&app, &admin, &[("Burger", "burgers", 1000)]).await;
+    let ids = app
+        .create_products(&admin, &[("Burger", "burgers", 1000)])
+        .await;
     let (token, _) = app.register_customer("Ann").await;
     app.fail_points.fail_after_product_update(1_000);
 
@@ -390,7 +369,7 @@ async fn a_job_failing_on_every_attempt_stays_failed_and_its_order_pending() {
         "{error}"
     );
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 })
     );
     assert_eq!(
@@ -404,7 +383,9 @@ async fn a_job_failing_on_every_attempt_stays_failed_and_its_order_pending() {
 async fn a_failed_job_is_done_once_a_later_run_counts_its_order() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let ids = products(&app, &admin, &[("Burger", "burgers", 1000)]).await;
+    let ids = app
+        .create_products(&admin, &[("Burger", "burgers", 1000)])
+        .await;
     let (token, _) = app.register_customer("Ann").await;
     // all three attempts of the first order's job fail (a database outage
     // longer than its retries, say)
@@ -424,7 +405,7 @@ async fn a_failed_job_is_done_once_a_later_run_counts_its_order() {
     // the second order's run counted both, and the failed job has nothing
     // left to retry
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 3, "totalRevenue": "30.00", "rating": 4.0 })
     );
     let jobs = app
@@ -454,16 +435,16 @@ async fn concurrent_orders_on_the_same_products_are_counted_exactly() {
     options.settings.sweep_on_wakeup = true;
     let app = TestApp::spawn_with(options).await;
     let admin = app.admin_token().await;
-    let ids = products(
-        &app,
-        &admin,
-        &[
-            ("A", "pizza", 900),
-            ("B", "burgers", 1150),
-            ("C", "beverages", 250),
-        ],
-    )
-    .await;
+    let ids = app
+        .create_products(
+            &admin,
+            &[
+                ("A", "pizza", 900),
+                ("B", "burgers", 1150),
+                ("C", "beverages", 250),
+            ],
+        )
+        .await;
     let prices: HashMap<&str, i64> = ids
         .iter()
         .map(String::as_str)
@@ -518,7 +499,7 @@ async fn concurrent_orders_on_the_same_products_are_counted_exactly() {
         }
     }
     for (id, (units, revenue)) in &expected {
-        let f = figures(&app, id).await;
+        let f = app.figures(id).await;
         assert_eq!(f["salesCount"].as_i64().unwrap(), *units, "product {id}");
         assert_eq!(
             f["totalRevenue"].as_str().unwrap(),
@@ -550,7 +531,7 @@ async fn statements_per_order_do_not_grow_with_its_lines() {
         .collect();
     let specs: Vec<(&str, &str, i64)> =
         specs.iter().map(|(n, c, p)| (n.as_str(), *c, *p)).collect();
-    let ids = products(&app, &admin, &specs).await;
+    let ids = app.create_products(&admin, &specs).await;
     let (token, _) = app.register_customer("Ann").await;
 
     let mut counts = Vec::new();
@@ -560,7 +541,7 @@ async fn statements_per_order_do_not_grow_with_its_lines() {
             .map(|id| (id.as_str(), None, 2))
             .collect();
         app.statements.take();
-        let id = order_id(&app.place_order(&token, &items).await).await;
+        let id = placed_order_id(&app.place_order(&token, &items).await);
         let placement = app.statements.take();
         let outcome = analytics::apply_order(app.counted_db(), id, 1, &FailPoints::default())
             .await
@@ -604,11 +585,15 @@ async fn statements_per_order_do_not_grow_with_its_lines() {
 async fn one_run_counts_a_backlog_and_marks_the_jobs_of_its_orders_done() {
     let app = TestApp::spawn_without_workers().await;
     let admin = app.admin_token().await;
-    let ids = products(&app, &admin, &[("Cola", "beverages", 250)]).await;
+    let ids = app
+        .create_products(&admin, &[("Cola", "beverages", 250)])
+        .await;
     let (token, _) = app.register_customer("Ann").await;
     let mut orders = Vec::new();
     for _ in 0..10 {
-        orders.push(order_id(&app.place_order(&token, &[(&ids[0], None, 1)]).await).await);
+        orders.push(placed_order_id(
+            &app.place_order(&token, &[(&ids[0], None, 1)]).await,
+        ));
     }
 
     let outcome = analytics::apply_order(&app.db, orders[0], 100, &FailPoints::default())
@@ -630,7 +615,7 @@ async fn one_run_counts_a_backlog_and_marks_the_jobs_of_its_orders_done() {
         ]
     );
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 10, "totalRevenue": "25.00", "rating": 4.2 })
     );
 
@@ -643,7 +628,7 @@ async fn one_run_counts_a_backlog_and_marks_the_jobs_of_its_orders_done() {
         10
     );
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 10, "totalRevenue": "25.00", "rating": 4.2 })
     );
 }
@@ -652,10 +637,12 @@ async fn one_run_counts_a_backlog_and_marks_the_jobs_of_its_orders_done() {
 async fn a_run_whose_order_is_counted_still_counts_the_orders_waiting() {
     let app = TestApp::spawn_without_workers().await;
     let admin = app.admin_token().await;
-    let ids = products(&app, &admin, &[("Cola", "beverages", 250)]).await;
+    let ids = app
+        .create_products(&admin, &[("Cola", "beverages", 250)])
+        .await;
     let (token, _) = app.register_customer("Ann").await;
     let older = data(&app.place_order(&token, &[(&ids[0], None, 1)]).await)["placeOrder"].clone();
-    let newer = order_id(&app.place_order(&token, &[(&ids[0], None, 2)]).await).await;
+    let newer = placed_order_id(&app.place_order(&token, &[(&ids[0], None, 2)]).await);
     let none = FailPoints::default();
 
     // one order per run: the newer order's run counts only it
@@ -685,7 +672,7 @@ async fn a_run_whose_order_is_counted_still_counts_the_orders_waiting() {
         Outcome::AlreadyApplied
     );
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 3, "totalRevenue": "7.50", "rating": 4.0 })
     );
 }
@@ -694,7 +681,9 @@ async fn a_run_whose_order_is_counted_still_counts_the_orders_waiting() {
 async fn a_sweep_counts_the_waiting_orders_and_marks_their_jobs_done() {
     let app = TestApp::spawn_without_workers().await;
     let admin = app.admin_token().await;
-    let ids = products(&app, &admin, &[("Cola", "beverages", 250)]).await;
+    let ids = app
+        .create_products(&admin, &[("Cola", "beverages", 250)])
+        .await;
     let (token, _) = app.register_customer("Ann").await;
     for quantity in [1, 2, 3] {
         data(&app.place_order(&token, &[(&ids[0], None, quantity)]).await);
@@ -721,7 +710,7 @@ async fn a_sweep_counts_the_waiting_orders_and_marks_their_jobs_done() {
         Outcome::AlreadyApplied
     );
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 6, "totalRevenue": "15.00", "rating": 4.0 })
     );
 }

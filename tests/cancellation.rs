@@ -11,42 +11,13 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 
-use crate::harness::{Options, TestApp, data, error_code, error_message};
+use crate::harness::{Options, TestApp, data, error_code, error_message, placed_order_id};
 
 const CANCEL: &str =
     "mutation($id: ID!) { cancelOrder(id: $id) { id status cancelledAt analyticsStatus } }";
 const ORDER: &str = "query($id: ID!) { order(id: $id) { id status cancelledAt analyticsStatus } }";
 const ME: &str = "{ me { mostOrderedItems { id name } favoriteCategories } }";
 const REBUILD: &str = "mutation { rebuildAnalytics { ordersMarked productsUpdated customerProductRows customerCategoryRows } }";
-
-/// Creates products (name, category, price in cents) and returns their ids.
-async fn products(app: &TestApp, admin: &str, specs: &[(&str, &str, i64)]) -> Vec<String> {
-    let mut ids = Vec::new();
-    for (name, category, cents) in specs {
-        let price = format!("{}.{:02}", cents / 100, cents % 100);
-        let product = app.create_product(admin, name, category, &price, &[]).await;
-        ids.push(product["id"].as_str().unwrap().to_owned());
-    }
-    ids
-}
-
-async fn figures(app: &TestApp, id: &str) -> Value {
-    let body = app
-        .gql(
-            "query($id: ID!) { product(id: $id) { salesCount totalRevenue rating } }",
-            json!({ "id": id }),
-        )
-        .await;
-    data(&body)["product"].clone()
-}
-
-fn order_id(body: &Value) -> i64 {
-    data(body)["placeOrder"]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
 
 fn int(id: &str) -> i64 {
     id.parse().unwrap()
@@ -141,16 +112,16 @@ async fn cancelling_a_counted_order_takes_exactly_its_lines_back_out() {
         pizza["variants"][1]["id"].as_str().unwrap().to_owned(),
     );
     // ids in creation order: a < d < b < c
-    let ids = products(
-        &app,
-        &admin,
-        &[
-            ("Garlic bread", "appetizers", 400),
-            ("Cola", "beverages", 250),
-            ("Tiramisu", "desserts", 600),
-        ],
-    )
-    .await;
+    let ids = app
+        .create_products(
+            &admin,
+            &[
+                ("Garlic bread", "appetizers", 400),
+                ("Cola", "beverages", 250),
+                ("Tiramisu", "desserts", 600),
+            ],
+        )
+        .await;
     let (d, b, c) = (ids[0].clone(), ids[1].clone(), ids[2].clone());
     let (token, ann) = app.register_customer("Ann").await;
 
@@ -162,7 +133,7 @@ async fn cancelling_a_counted_order_takes_exactly_its_lines_back_out() {
         )
         .await;
     assert_eq!(data(&body)["placeOrder"]["total"], "123.00");
-    let remaining = order_id(&body);
+    let remaining = placed_order_id(&body);
     app.wait_for_jobs().await;
     // the order to cancel: two lines of the pizza (95 units, 100 in all)
     let body = app
@@ -177,7 +148,7 @@ async fn cancelling_a_counted_order_takes_exactly_its_lines_back_out() {
         )
         .await;
     assert_eq!(data(&body)["placeOrder"]["total"], "1148.00");
-    let cancelled = order_id(&body);
+    let cancelled = placed_order_id(&body);
     app.wait_for_jobs().await;
 
     let (r_at, x_at) = (
@@ -204,7 +175,7 @@ async fn cancelling_a_counted_order_takes_exactly_its_lines_back_out() {
         ),
     ];
     for (id, expected) in &before {
-        assert_eq!(&figures(&app, id).await, expected, "product {id} before");
+        assert_eq!(&app.figures(id).await, expected, "product {id} before");
     }
     let row = |product: &str, quantity: i64, at: &Value| json!({ "user_id": ann, "product_id": int(product), "quantity": quantity, "last_ordered_at": at });
     let cat = |category: &str, quantity: i64, at: &Value| json!({ "user_id": ann, "category": category, "quantity": quantity, "last_ordered_at": at });
@@ -286,7 +257,7 @@ async fn cancelling_a_counted_order_takes_exactly_its_lines_back_out() {
         ),
     ];
     for (id, expected) in &after {
-        assert_eq!(&figures(&app, id).await, expected, "product {id} after");
+        assert_eq!(&app.figures(id).await, expected, "product {id} after");
     }
     // as if only the remaining order had been placed: reduced rows take its
     // created_at, the dessert's rows (only in the cancelled order) are gone
@@ -348,18 +319,18 @@ async fn cancelling_a_counted_order_takes_exactly_its_lines_back_out() {
 async fn an_order_cancelled_before_its_job_ran_is_never_counted() {
     let app = TestApp::spawn_without_workers().await;
     let admin = app.admin_token().await;
-    let ids = products(
-        &app,
-        &admin,
-        &[
-            ("Margherita", "pizza", 900),
-            ("Cola", "beverages", 250),
-            ("Tiramisu", "desserts", 600),
-        ],
-    )
-    .await;
+    let ids = app
+        .create_products(
+            &admin,
+            &[
+                ("Margherita", "pizza", 900),
+                ("Cola", "beverages", 250),
+                ("Tiramisu", "desserts", 600),
+            ],
+        )
+        .await;
     let (token, ann) = app.register_customer("Ann").await;
-    let cancelled = order_id(
+    let cancelled = placed_order_id(
         &app.place_order(&token, &[(&ids[0], None, 3), (&ids[1], None, 2)])
             .await,
     );
@@ -373,7 +344,7 @@ async fn an_order_cancelled_before_its_job_ran_is_never_counted() {
     );
     // placed after the cancelled one, whose id a batch reaches first
     let body = app.place_order(&token, &[(&ids[2], None, 1)]).await;
-    let standing = order_id(&body);
+    let standing = placed_order_id(&body);
     let standing_number = data(&body)["placeOrder"]["orderNumber"]
         .as_str()
         .unwrap()
@@ -418,13 +389,13 @@ async fn an_order_cancelled_before_its_job_ran_is_never_counted() {
 
     for id in &ids[..2] {
         assert_eq!(
-            figures(&app, id).await,
+            app.figures(id).await,
             json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 }),
             "product {id}"
         );
     }
     assert_eq!(
-        figures(&app, &ids[2]).await,
+        app.figures(&ids[2]).await,
         json!({ "salesCount": 1, "totalRevenue": "6.00", "rating": 4.0 })
     );
     let at = created_at(&app, standing).await;
@@ -471,22 +442,22 @@ async fn an_order_cancelled_before_its_job_ran_is_never_counted() {
 async fn a_failing_reversal_is_retried_and_takes_the_order_out_once() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let ids = products(
-        &app,
-        &admin,
-        &[("Margherita", "pizza", 900), ("Cola", "beverages", 250)],
-    )
-    .await;
+    let ids = app
+        .create_products(
+            &admin,
+            &[("Margherita", "pizza", 900), ("Cola", "beverages", 250)],
+        )
+        .await;
     let (token, ann) = app.register_customer("Ann").await;
-    let remaining = order_id(&app.place_order(&token, &[(&ids[0], None, 3)]).await);
+    let remaining = placed_order_id(&app.place_order(&token, &[(&ids[0], None, 3)]).await);
     app.wait_for_jobs().await;
-    let cancelled = order_id(
+    let cancelled = placed_order_id(
         &app.place_order(&token, &[(&ids[0], None, 4), (&ids[1], None, 2)])
             .await,
     );
     app.wait_for_jobs().await;
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 7, "totalRevenue": "63.00", "rating": 4.0 })
     );
 
@@ -504,11 +475,11 @@ async fn a_failing_reversal_is_retried_and_takes_the_order_out_once() {
         vec![json!({ "status": "Done", "attempts": 3, "last_result": { "Ok": null } })]
     );
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 3, "totalRevenue": "27.00", "rating": 4.0 })
     );
     assert_eq!(
-        figures(&app, &ids[1]).await,
+        app.figures(&ids[1]).await,
         json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 })
     );
     let at = created_at(&app, remaining).await;
@@ -566,11 +537,13 @@ async fn a_failing_reversal_is_retried_and_takes_the_order_out_once() {
 async fn a_failed_order_job_is_done_once_the_reversal_settles_its_order() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let ids = products(&app, &admin, &[("Margherita", "pizza", 900)]).await;
+    let ids = app
+        .create_products(&admin, &[("Margherita", "pizza", 900)])
+        .await;
     let (token, _) = app.register_customer("Ann").await;
     // every attempt of the order's own job fails: the order is never counted
     app.fail_points.fail_after_product_update(3);
-    let cancelled = order_id(&app.place_order(&token, &[(&ids[0], None, 2)]).await);
+    let cancelled = placed_order_id(&app.place_order(&token, &[(&ids[0], None, 2)]).await);
     app.wait_for_jobs().await;
     assert_eq!(
         app.rows("select status, attempts from apalis.jobs").await,
@@ -628,7 +601,7 @@ async fn a_failed_order_job_is_done_once_the_reversal_settles_its_order() {
     );
     assert_eq!(snapshot(&app).await, settled);
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 })
     );
     assert_eq!(
@@ -648,10 +621,12 @@ async fn a_failed_order_job_is_done_once_the_reversal_settles_its_order() {
 async fn only_its_customer_or_an_admin_may_cancel_an_order_and_cancelling_twice_does_nothing() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let ids = products(&app, &admin, &[("Margherita", "pizza", 900)]).await;
+    let ids = app
+        .create_products(&admin, &[("Margherita", "pizza", 900)])
+        .await;
     let (ann, _) = app.register_customer("Ann").await;
     let (bob, _) = app.register_customer("Bob").await;
-    let id = order_id(&app.place_order(&ann, &[(&ids[0], None, 2)]).await);
+    let id = placed_order_id(&app.place_order(&ann, &[(&ids[0], None, 2)]).await);
     app.wait_for_jobs().await;
     let untouched = snapshot(&app).await;
 
@@ -722,7 +697,7 @@ async fn only_its_customer_or_an_admin_may_cancel_an_order_and_cancelling_twice_
     // and still nobody else's
     assert_eq!(error_code(&cancel(&app, &bob, id).await), "NOT_FOUND");
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 })
     );
     assert_eq!(app.figure_mismatches().await, 0);
@@ -736,9 +711,11 @@ async fn past_the_window_only_an_admin_may_cancel() {
     })
     .await;
     let admin = app.admin_token().await;
-    let ids = products(&app, &admin, &[("Margherita", "pizza", 900)]).await;
+    let ids = app
+        .create_products(&admin, &[("Margherita", "pizza", 900)])
+        .await;
     let (ann, _) = app.register_customer("Ann").await;
-    let id = order_id(&app.place_order(&ann, &[(&ids[0], None, 2)]).await);
+    let id = placed_order_id(&app.place_order(&ann, &[(&ids[0], None, 2)]).await);
     app.wait_for_jobs().await;
     let untouched = snapshot(&app).await;
 
@@ -761,7 +738,7 @@ async fn past_the_window_only_an_admin_may_cancel() {
         0
     );
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 2, "totalRevenue": "18.00", "rating": 4.0 })
     );
 
@@ -770,7 +747,7 @@ async fn past_the_window_only_an_admin_may_cancel() {
     app.wait_for_jobs().await;
     assert_eq!(order(&app, &ann, id).await["analyticsStatus"], "REVERSED");
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 })
     );
     // the customer retrying is answered with the cancelled order, not refused
@@ -790,7 +767,9 @@ async fn past_the_window_only_an_admin_may_cancel() {
 async fn replaying_an_idempotency_key_after_a_cancellation_returns_the_cancelled_order() {
     let app = TestApp::spawn().await;
     let admin = app.admin_token().await;
-    let ids = products(&app, &admin, &[("Margherita", "pizza", 900)]).await;
+    let ids = app
+        .create_products(&admin, &[("Margherita", "pizza", 900)])
+        .await;
     let (ann, _) = app.register_customer("Ann").await;
     let place = "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id status cancelledAt analyticsStatus } }";
     let input = json!({ "input": { "items": [{ "productId": ids[0], "quantity": 2 }], "idempotencyKey": "checkout-1" } });
@@ -815,7 +794,7 @@ async fn replaying_an_idempotency_key_after_a_cancellation_returns_the_cancelled
         ]
     );
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 })
     );
     assert_eq!(app.figure_mismatches().await, 0);
@@ -843,22 +822,22 @@ async fn lock_waiters(app: &TestApp, n: i64) {
 async fn a_reversal_waits_for_a_run_counting_the_same_customers_category() {
     let app = TestApp::spawn_without_workers().await;
     let admin = app.admin_token().await;
-    let ids = products(
-        &app,
-        &admin,
-        &[
-            ("Margherita", "pizza", 900),
-            ("Diavola", "pizza", 1100),
-            ("Cola", "beverages", 250),
-        ],
-    )
-    .await;
+    let ids = app
+        .create_products(
+            &admin,
+            &[
+                ("Margherita", "pizza", 900),
+                ("Diavola", "pizza", 1100),
+                ("Cola", "beverages", 250),
+            ],
+        )
+        .await;
     let (ann, ann_id) = app.register_customer("Ann").await;
     let (bob, bob_id) = app.register_customer("Bob").await;
     let none = FailPoints::default();
     // Ann's only pizza so far, counted, then cancelled
     let body = app.place_order(&ann, &[(&ids[0], None, 2)]).await;
-    let cancelled = order_id(&body);
+    let cancelled = placed_order_id(&body);
     let cancelled_number = data(&body)["placeOrder"]["orderNumber"].clone();
     assert!(matches!(
         analytics::apply_order(&app.db, cancelled, 1, &none)
@@ -871,12 +850,12 @@ async fn a_reversal_waits_for_a_run_counting_the_same_customers_category() {
     // common with the reversal), and an order of Bob's
     let body = app.place_order(&ann, &[(&ids[1], None, 3)]).await;
     let (pizza, pizza_number) = (
-        order_id(&body),
+        placed_order_id(&body),
         data(&body)["placeOrder"]["orderNumber"].clone(),
     );
     let body = app.place_order(&bob, &[(&ids[2], None, 1)]).await;
     let (cola, cola_number) = (
-        order_id(&body),
+        placed_order_id(&body),
         data(&body)["placeOrder"]["orderNumber"].clone(),
     );
 
@@ -939,7 +918,7 @@ async fn a_reversal_waits_for_a_run_counting_the_same_customers_category() {
         ]
     );
     assert_eq!(
-        figures(&app, &ids[0]).await,
+        app.figures(&ids[0]).await,
         json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 })
     );
     assert_eq!(app.figure_mismatches().await, 0);
@@ -976,7 +955,7 @@ async fn concurrent_orders_and_cancellations_leave_exact_figures_and_a_rebuild_a
         ("C", "beverages", 250),
         ("D", "desserts", 600),
     ];
-    let ids = products(&app, &admin, &specs).await;
+    let ids = app.create_products(&admin, &specs).await;
     let mut customers = Vec::new();
     for n in 0..3 {
         customers.push(app.register_customer(&format!("Customer {n}")).await);
@@ -1000,7 +979,7 @@ async fn concurrent_orders_and_cancellations_leave_exact_figures_and_a_rebuild_a
             let lines = random_lines(&mut rng, n_products);
             let owned = items(&lines);
             let borrowed: Vec<_> = owned.iter().map(|(p, q)| (p.as_str(), None, *q)).collect();
-            let id = order_id(&app.place_order(token, &borrowed).await);
+            let id = placed_order_id(&app.place_order(token, &borrowed).await);
             let cancelled = placed.len().is_multiple_of(3);
             if cancelled {
                 let body = cancel(&app, token, id).await;
@@ -1042,7 +1021,7 @@ async fn concurrent_orders_and_cancellations_leave_exact_figures_and_a_rebuild_a
                     let owned = items(&lines);
                     let borrowed: Vec<_> =
                         owned.iter().map(|(p, q)| (p.as_str(), None, *q)).collect();
-                    let id = order_id(&app.place_order(token, &borrowed).await);
+                    let id = placed_order_id(&app.place_order(token, &borrowed).await);
                     let cancelled = n % 3 == 2;
                     if cancelled {
                         tx.unbounded_send((id, canceller.clone(), n % 6 == 5))
@@ -1121,7 +1100,7 @@ async fn concurrent_orders_and_cancellations_leave_exact_figures_and_a_rebuild_a
     assert_eq!(app.figure_mismatches().await, 0);
     for (p, id) in ids.iter().enumerate() {
         let (units, revenue) = by_product.get(&p).copied().unwrap_or_default();
-        let f = figures(app, id).await;
+        let f = app.figures(id).await;
         assert_eq!(f["salesCount"].as_i64().unwrap(), units, "product {id}");
         assert_eq!(
             f["totalRevenue"].as_str().unwrap(),

@@ -335,6 +335,31 @@ impl TestApp {
         .await
     }
 
+    /// Creates products (name, category, price in cents) as `admin`; returns
+    /// their ids.
+    pub async fn create_products(&self, admin: &str, specs: &[(&str, &str, i64)]) -> Vec<String> {
+        let mut ids = Vec::new();
+        for (name, category, cents) in specs {
+            let price = format!("{}.{:02}", cents / 100, cents % 100);
+            let product = self
+                .create_product(admin, name, category, &price, &[])
+                .await;
+            ids.push(product["id"].as_str().unwrap().to_owned());
+        }
+        ids
+    }
+
+    /// A product's `salesCount`, `totalRevenue` and `rating`.
+    pub async fn figures(&self, product_id: &str) -> Value {
+        let body = self
+            .gql(
+                "query($id: ID!) { product(id: $id) { salesCount totalRevenue rating } }",
+                json!({ "id": product_id }),
+            )
+            .await;
+        data(&body)["product"].clone()
+    }
+
     /// Waits until no post-order job is waiting, running or due for a retry.
     pub async fn wait_for_jobs(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -460,6 +485,15 @@ async fn sweep_abandoned_databases() {
 }
 
 /// The `data` of a response that must have no errors.
+/// The id of the order a `placeOrder` answer carries.
+pub fn placed_order_id(body: &Value) -> i64 {
+    data(body)["placeOrder"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 pub fn data(body: &Value) -> &Value {
     assert!(body.get("errors").is_none(), "unexpected errors: {body}");
     &body["data"]

@@ -26,6 +26,18 @@ const PRODUCT_SUBSCRIPTION: &str = "subscription ($ids: [ID!]!) {
     productFiguresChanged(productIds: $ids) { id salesCount totalRevenue rating }
 }";
 
+/// The WebSocket upgrade of `/graphql`, asking for graphql-transport-ws.
+fn upgrade_request(addr: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = format!("ws://{addr}/graphql")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    request
+}
+
 /// A graphql-transport-ws client.
 struct Client(WebSocketStream<MaybeTlsStream<TcpStream>>);
 
@@ -33,14 +45,9 @@ impl Client {
     /// Connects and sends `connection_init` with `payload`; returns the
     /// server's answer to it too (`connection_ack`, or the close frame).
     async fn connect(addr: &str, payload: Value) -> (Self, Value) {
-        let mut request = format!("ws://{addr}/graphql")
-            .into_client_request()
+        let (socket, response) = tokio_tungstenite::connect_async(upgrade_request(addr))
+            .await
             .unwrap();
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            "graphql-transport-ws".parse().unwrap(),
-        );
-        let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
         assert_eq!(
             response.headers()["sec-websocket-protocol"],
             "graphql-transport-ws"
@@ -443,14 +450,9 @@ async fn websockets_past_the_limit_are_refused_until_one_closes() {
     let (_second, _) = Client::connect(&addr, json!({})).await;
     assert_eq!(open_gauge().await, "2");
 
-    let mut request = format!("ws://{addr}/graphql")
-        .into_client_request()
-        .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
-    let refused = tokio_tungstenite::connect_async(request).await.unwrap_err();
+    let refused = tokio_tungstenite::connect_async(upgrade_request(&addr))
+        .await
+        .unwrap_err();
     let tokio_tungstenite::tungstenite::Error::Http(response) = refused else {
         panic!("{refused:?}")
     };

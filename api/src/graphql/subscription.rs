@@ -34,8 +34,8 @@ impl Subscription {
         ctx: &Context<'_>,
         order_id: ID,
     ) -> Result<impl Stream<Item = Result<Order>> + use<>> {
-        let id = parse_id(&order_id, "order")?;
         let viewer = ctx.viewer()?;
+        let id = parse_id(&order_id, "order")?;
         let state = ctx.state().clone();
         let changes = state.live.subscribe();
         let order = orders::find_order(&state.db, viewer, id).await?;
