@@ -4,12 +4,20 @@
 //! kept down for 3 s, and started again. While it is down every request gets
 //! a SERVICE_UNAVAILABLE answer within the acquire timeout (none hangs, no
 //! connection is dropped); afterwards both processes carry on by themselves
-//! and every figure is exact.
+//! and every figure is exact. A subscriber watching every product through
+//! it all ends with every product's final figures: the server's LISTEN
+//! connection came back by itself.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use crate::common::{Clients, Cluster, Processes, count, figure_mismatches, sigterm, spawn};
+use serde_json::json;
+
+use crate::common::{
+    Client, Clients, Cluster, PRODUCT_SUBSCRIPTION, Processes, count, figure_mismatches, sigterm,
+    spawn,
+};
 
 mod common;
 
@@ -46,6 +54,28 @@ async fn a_database_restart_costs_clients_retries_and_figures_nothing() {
     ]);
     common::wait_until_ready(&addr).await;
 
+    // the last salesCount the subscriber heard of, per product
+    let (mut watcher, ack) = Client::connect(&addr, json!({})).await;
+    assert_eq!(ack, json!({ "type": "connection_ack" }));
+    let ids: Vec<String> = shop.products.iter().map(|id| id.to_string()).collect();
+    watcher
+        .subscribe("figures", PRODUCT_SUBSCRIPTION, json!({ "ids": ids }))
+        .await;
+    let heard = Arc::new(Mutex::new(BTreeMap::<i64, i64>::new()));
+    let watching = tokio::spawn({
+        let heard = heard.clone();
+        async move {
+            while let Some(message) = watcher.try_next(Duration::from_secs(600)).await {
+                let product = &message["payload"]["data"]["productFiguresChanged"];
+                assert!(product.is_object(), "{message}");
+                heard.lock().unwrap().insert(
+                    product["id"].as_str().unwrap().parse().unwrap(),
+                    product["salesCount"].as_i64().unwrap(),
+                );
+            }
+        }
+    });
+
     let clients = Clients::start(CLIENTS, &shop, &addr);
 
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -69,6 +99,22 @@ async fn a_database_restart_costs_clients_retries_and_figures_nothing() {
 
     let drained = common::wait_until_idle(&pool, Duration::from_secs(90)).await;
     assert_eq!(attempts.placed, placed);
+    let figures: BTreeMap<i64, i64> =
+        sqlx::query_as::<_, (i64, i64)>("select id, sales_count from products")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while *heard.lock().unwrap() != figures {
+        assert!(
+            Instant::now() < deadline,
+            "the subscriber heard {:?}, the figures are {figures:?}",
+            heard.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let after_outage = count(&pool, "select count(*) from orders").await - before_outage;
     assert!(after_outage > 0, "no order was placed after the restart");
     for child in &mut processes.0 {
@@ -80,6 +126,8 @@ async fn a_database_restart_costs_clients_retries_and_figures_nothing() {
         placed as i64
     );
     assert_eq!(figure_mismatches(&pool).await, 0);
+    // the server's exit ends the subscription
+    watching.await.unwrap();
     eprintln!(
         "restart: {placed} orders ({after_outage} placed or completed after the outage began); \
          {} SERVICE_UNAVAILABLE answers during the 3 s outage, the slowest in {} ms; \

@@ -10,10 +10,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sqlx::{Connection, PgPool};
 use tally::auth::{Tokens, Viewer};
 use tally::config::Secret;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const MAINTENANCE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub const SECRET: &str = "process-test-secret-process-test!!";
@@ -470,4 +475,119 @@ pub async fn figure_mismatches(pool: &PgPool) -> i64 {
 
 pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+pub const PRODUCT_SUBSCRIPTION: &str = "subscription ($ids: [ID!]!) {
+    productFiguresChanged(productIds: $ids) { id salesCount totalRevenue rating }
+}";
+
+/// The WebSocket upgrade of `/graphql`, asking for graphql-transport-ws.
+pub fn upgrade_request(addr: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    let mut request = format!("ws://{addr}/graphql")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    request
+}
+
+/// A graphql-transport-ws client.
+pub struct Client(pub WebSocketStream<MaybeTlsStream<TcpStream>>);
+
+impl Client {
+    /// Connects and sends `connection_init` with `payload`; returns the
+    /// server's answer to it too (`connection_ack`, or the close frame).
+    pub async fn connect(addr: &str, payload: Value) -> (Self, Value) {
+        let (socket, response) = tokio_tungstenite::connect_async(upgrade_request(addr))
+            .await
+            .unwrap();
+        assert_eq!(
+            response.headers()["sec-websocket-protocol"],
+            "graphql-transport-ws"
+        );
+        let mut client = Self(socket);
+        client
+            .send(json!({ "type": "connection_init", "payload": payload }))
+            .await;
+        let answer = client.next(Duration::from_secs(10)).await;
+        (client, answer)
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.0
+            .send(Message::Text(message.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn subscribe(&mut self, id: &str, query: &str, variables: Value) {
+        self.send(json!({
+            "id": id,
+            "type": "subscribe",
+            "payload": { "query": query, "variables": variables },
+        }))
+        .await;
+    }
+
+    /// The next message, or `{"close": code, "reason": …}` when the server closes.
+    pub async fn next(&mut self, within: Duration) -> Value {
+        loop {
+            let message = tokio::time::timeout(within, self.0.next())
+                .await
+                .expect("a message in time")
+                .expect("the connection open")
+                .unwrap();
+            match message {
+                Message::Text(text) => {
+                    let value: Value = serde_json::from_str(&text).unwrap();
+                    if value["type"] == "ping" {
+                        self.send(json!({ "type": "pong" })).await;
+                        continue;
+                    }
+                    return value;
+                }
+                Message::Close(frame) => {
+                    let frame = frame.expect("a close frame with a code");
+                    return json!({ "close": u16::from(frame.code), "reason": frame.reason.as_str() });
+                }
+                _ => continue,
+            }
+        }
+    }
+
+    /// The next data or error message, or `None` once the connection ends
+    /// (or stays silent for `within`).
+    pub async fn try_next(&mut self, within: Duration) -> Option<Value> {
+        loop {
+            let message = tokio::time::timeout(within, self.0.next())
+                .await
+                .ok()??
+                .ok()?;
+            match message {
+                Message::Text(text) => {
+                    let value: Value = serde_json::from_str(&text).unwrap();
+                    if value["type"] == "ping" {
+                        self.send(json!({ "type": "pong" })).await;
+                        continue;
+                    }
+                    return Some(value);
+                }
+                Message::Close(_) => return None,
+                _ => continue,
+            }
+        }
+    }
+
+    /// Asserts that nothing comes for a while.
+    pub async fn assert_quiet(&mut self, within: Duration) {
+        if let Ok(message) = tokio::time::timeout(within, self.0.next()).await {
+            panic!("expected nothing, got {message:?}");
+        }
+    }
+}
+
+pub fn bearer(token: &str) -> Value {
+    json!({ "Authorization": format!("Bearer {token}") })
 }
