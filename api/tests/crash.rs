@@ -4,7 +4,9 @@
 //! with the same idempotency key until they get an answer. Afterwards every
 //! order was placed exactly once, every figure equals a recount, and no job
 //! is stuck: jobs held by killed workers come back after the heartbeat window
-//! (3 s × 5 missed) and run. `CRASH_KILLS` sets the number of worker kills.
+//! (3 s × 5 missed) and run. Every tenth order is cancelled too, so
+//! reversals die midway as well. `CRASH_KILLS` sets the number of worker
+//! kills.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,12 +86,24 @@ async fn killed_workers_and_server_lose_and_double_nothing() {
         count(&pool, "select count(*) from orders").await,
         placed as i64
     );
+    // every tenth order was cancelled, once, and taken back out (the
+    // mismatches count a cancelled order not yet settled)
+    assert!(attempts.cancelled > 0, "no order was cancelled");
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from orders where status = 'cancelled'"
+        )
+        .await,
+        attempts.cancelled as i64
+    );
     assert_eq!(figure_mismatches(&pool).await, 0);
     let rerun = count(&pool, "select count(*) from apalis.jobs where attempts > 1").await;
     eprintln!(
-        "crash: {placed} orders, {worker_kills} worker kills and 1 server kill; \
+        "crash: {placed} orders ({} cancelled), {worker_kills} worker kills and 1 server kill; \
          {} requests unanswered and retried; {rerun} jobs re-run after their worker died; \
          idle {:.1} s after the clients stopped ({:.1} s after the last kill); 0 mismatches",
+        attempts.cancelled,
         attempts.unanswered,
         drained.as_secs_f64(),
         since_last_kill.as_secs_f64(),

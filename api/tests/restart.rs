@@ -125,13 +125,24 @@ async fn a_database_restart_costs_clients_retries_and_figures_nothing() {
         count(&pool, "select count(*) from orders").await,
         placed as i64
     );
+    assert!(attempts.cancelled > 0, "no order was cancelled");
+    assert_eq!(
+        count(
+            &pool,
+            "select count(*) from orders where status = 'cancelled'"
+        )
+        .await,
+        attempts.cancelled as i64
+    );
     assert_eq!(figure_mismatches(&pool).await, 0);
     // the server's exit ends the subscription
     watching.await.unwrap();
     eprintln!(
-        "restart: {placed} orders ({after_outage} placed or completed after the outage began); \
+        "restart: {placed} orders ({} cancelled; {after_outage} placed or completed after the \
+         outage began); \
          {} SERVICE_UNAVAILABLE answers during the 3 s outage, the slowest in {} ms; \
          idle {:.1} s after the clients stopped; 0 mismatches",
+        attempts.cancelled,
         attempts.unavailable,
         attempts.slowest_unavailable.as_millis(),
         drained.as_secs_f64(),

@@ -323,6 +323,8 @@ pub const PLACE_ORDER: &str =
 pub struct Attempts {
     /// Orders placed (one per call that returns).
     pub placed: usize,
+    /// Of those, cancelled by their client afterwards.
+    pub cancelled: usize,
     /// Answers with code SERVICE_UNAVAILABLE, and the slowest of them.
     pub unavailable: usize,
     pub slowest_unavailable: Duration,
@@ -335,6 +337,7 @@ pub struct Attempts {
 impl Attempts {
     pub fn add(&mut self, other: Attempts) {
         self.placed += other.placed;
+        self.cancelled += other.cancelled;
         self.unavailable += other.unavailable;
         self.slowest_unavailable = self.slowest_unavailable.max(other.slowest_unavailable);
         self.unanswered += other.unanswered;
@@ -342,25 +345,57 @@ impl Attempts {
     }
 }
 
+pub const CANCEL_ORDER: &str = "mutation($id: ID!) { cancelOrder(id: $id) { status } }";
+
 /// Places one order through `addr`, retrying with the same idempotency key
-/// after an unavailable answer or none at all, for up to a minute.
+/// after an unavailable answer or none at all, for up to a minute; returns
+/// the order's id once placed.
 pub async fn place_until_answered(
     http: &reqwest::Client,
     addr: &str,
-    (token, items): (String, Vec<Value>),
-) -> Attempts {
-    let mut attempts = Attempts::default();
+    (token, items): &(String, Vec<Value>),
+    attempts: &mut Attempts,
+) -> Option<String> {
     let body = json!({
         "query": PLACE_ORDER,
         "variables": { "input": { "items": items, "idempotencyKey": uuid::Uuid::new_v4().to_string() } },
     });
+    let data = until_answered(http, addr, token, &body, attempts).await?;
+    attempts.placed += 1;
+    Some(data["placeOrder"]["id"].as_str().unwrap().to_owned())
+}
+
+/// Cancels an order the same way: cancelling again is harmless.
+pub async fn cancel_until_answered(
+    http: &reqwest::Client,
+    addr: &str,
+    token: &str,
+    id: &str,
+    attempts: &mut Attempts,
+) {
+    let body = json!({ "query": CANCEL_ORDER, "variables": { "id": id } });
+    if let Some(data) = until_answered(http, addr, token, &body, attempts).await {
+        assert_eq!(data["cancelOrder"]["status"], "CANCELLED");
+        attempts.cancelled += 1;
+    }
+}
+
+/// Sends `body` until it is answered (again after an unavailable answer or
+/// none at all) for up to a minute; its `data`, or `None` after an error.
+async fn until_answered(
+    http: &reqwest::Client,
+    addr: &str,
+    token: &str,
+    body: &Value,
+    attempts: &mut Attempts,
+) -> Option<Value> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         let started = Instant::now();
         let answer = async {
             http.post(format!("http://{addr}/graphql"))
-                .bearer_auth(&token)
-                .json(&body)
+                .bearer_auth(token)
+                .json(body)
                 .send()
                 .await?
                 .json::<Value>()
@@ -368,17 +403,14 @@ pub async fn place_until_answered(
         }
         .await;
         match answer {
-            Ok(answer) if answer.get("errors").is_none() => {
-                attempts.placed += 1;
-                return attempts;
-            }
+            Ok(answer) if answer.get("errors").is_none() => return Some(answer["data"].clone()),
             Ok(answer) if answer["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE" => {
                 attempts.unavailable += 1;
                 attempts.slowest_unavailable = attempts.slowest_unavailable.max(started.elapsed());
             }
             Ok(answer) => {
                 attempts.unexpected.push(answer["errors"].to_string());
-                return attempts;
+                return None;
             }
             Err(_) => attempts.unanswered += 1,
         }
@@ -387,11 +419,13 @@ pub async fn place_until_answered(
     attempts
         .unexpected
         .push("no answer within a minute".to_owned());
-    attempts
+    None
 }
 
 /// Clients that keep placing random orders through `addr`, each retrying
-/// with its key until answered, until [`Clients::stop`].
+/// with its key until answered, until [`Clients::stop`]. Every tenth order a
+/// client places, it cancels right away (before or after its job counted
+/// it, as it happens).
 pub struct Clients {
     stop: Arc<AtomicBool>,
     intents: Arc<AtomicUsize>,
@@ -409,10 +443,16 @@ impl Clients {
                 tokio::spawn(async move {
                     let http = reqwest::Client::new();
                     let mut attempts = Attempts::default();
-                    while !stop.load(Ordering::SeqCst) {
+                    for n in 1.. {
+                        if stop.load(Ordering::SeqCst) {
+                            break;
+                        }
                         intents.fetch_add(1, Ordering::SeqCst);
                         let order = shop.random_order();
-                        attempts.add(place_until_answered(&http, &addr, order).await);
+                        let placed = place_until_answered(&http, &addr, &order, &mut attempts);
+                        if let (Some(id), 0) = (placed.await, n % 10) {
+                            cancel_until_answered(&http, &addr, &order.0, &id, &mut attempts).await;
+                        }
                     }
                     attempts
                 })
@@ -437,10 +477,13 @@ impl Clients {
     }
 }
 
-/// Orders not yet counted plus jobs not yet done.
+/// Orders no job has settled yet (placed and not counted, or cancelled and
+/// not taken back out) plus jobs not yet done.
 pub async fn pending(pool: &PgPool) -> i64 {
     sqlx::query_scalar(
-        "select (select count(*) from orders where analytics_applied_at is null)
+        "select (select count(*) from orders
+                 where (status = 'placed' and analytics_applied_at is null)
+                    or (status = 'cancelled' and analytics_reversed_at is null))
               + (select count(*) from apalis.jobs where status <> 'Done')",
     )
     .fetch_one(pool)
