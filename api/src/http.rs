@@ -118,8 +118,8 @@ impl ShedLog {
     }
 }
 
-/// 503 with a GraphQL-shaped body, so clients read it like any other error.
-/// 503 with `Retry-After`, and a GraphQL body saying why.
+/// 503 with `Retry-After` and a GraphQL-shaped body saying why, so clients
+/// read it like any other error.
 pub(crate) fn unavailable(error: ApiError) -> Response {
     let body = serde_json::json!({
         "data": null,
