@@ -303,6 +303,39 @@ async fn cancelling_a_counted_order_takes_exactly_its_lines_back_out() {
             done(format!("order-{cancelled}"), 1),
         ]
     );
+    // operators tell the cancellation's job from the order's
+    let listed = app
+        .gql_as(
+            &admin,
+            "{ jobs { orderNumber cancellation status } }",
+            json!({}),
+        )
+        .await;
+    let numbers = app.rows("select id, order_number from orders").await;
+    let number = |id: i64| {
+        let row = numbers.iter().find(|row| row["id"] == json!(id)).unwrap();
+        row["order_number"].clone()
+    };
+    let (cancelled_number, remaining_number) = (number(cancelled), number(remaining));
+    let mut jobs = data(&listed)["jobs"].as_array().unwrap().clone();
+    jobs.sort_by_key(|job| {
+        (
+            job["orderNumber"].to_string(),
+            job["cancellation"].as_bool(),
+        )
+    });
+    let mut expected = vec![
+        json!({ "orderNumber": remaining_number, "cancellation": false, "status": "Done" }),
+        json!({ "orderNumber": cancelled_number, "cancellation": false, "status": "Done" }),
+        json!({ "orderNumber": cancelled_number, "cancellation": true, "status": "Done" }),
+    ];
+    expected.sort_by_key(|job| {
+        (
+            job["orderNumber"].to_string(),
+            job["cancellation"].as_bool(),
+        )
+    });
+    assert_eq!(jobs, expected);
 
     // a rebuild from the history arrives at the same figures
     let before_rebuild = snapshot(&app).await;

@@ -197,7 +197,7 @@ fn render_retry_page(jobs: &[JobSummary], retried: Option<usize>) -> String {
                  <td>{error}</td><td><form method=\"post\" action=\"/retry\">\
                  <input type=\"hidden\" name=\"id\" value=\"{id}\"><button>Retry</button></form></td></tr>",
                 id = escape(&job.id),
-                order = escape(job.order_number.as_deref().unwrap_or("")),
+                order = escape(&job.order_label()),
                 status = escape(&job.status),
                 attempts = job.attempts,
                 max = job.max_attempts,

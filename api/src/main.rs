@@ -160,16 +160,16 @@ async fn jobs_command(
             };
             let found = jobs::admin::list_jobs(db, jobs::QUEUE, status, limit).await?;
             println!(
-                "{:<26}  {:<8}  {:>8}  {:<14}  last error",
+                "{:<26}  {:<8}  {:>8}  {:<27}  last error",
                 "id", "status", "attempts", "order"
             );
             for job in found {
                 println!(
-                    "{:<26}  {:<8}  {:>8}  {:<14}  {}",
+                    "{:<26}  {:<8}  {:>8}  {:<27}  {}",
                     job.id,
                     job.status,
                     format!("{}/{}", job.attempts, job.max_attempts),
-                    job.order_number.unwrap_or_default(),
+                    job.order_label(),
                     job.last_error.unwrap_or_default()
                 );
             }

@@ -23,7 +23,20 @@ pub struct JobSummary {
     pub run_at: DateTime<Utc>,
     pub done_at: Option<DateTime<Utc>>,
     pub order_number: Option<String>,
+    /// The job of the order's cancellation (not the one every order gets).
+    pub cancellation: bool,
     pub last_error: Option<String>,
+}
+
+impl JobSummary {
+    /// The order number, marked for a cancellation's job, as operators read it.
+    pub fn order_label(&self) -> String {
+        let number = self.order_number.as_deref().unwrap_or_default();
+        match self.cancellation {
+            true => format!("{number} (cancellation)"),
+            false => number.to_owned(),
+        }
+    }
 }
 
 /// The newest `limit` jobs of `queue`, of one status (`Failed`, `Done`, …) or all.
@@ -103,5 +116,27 @@ pub async fn prune_finished_jobs<C: ConnectionTrait>(
         if batch == 0 {
             return Ok(deleted);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancellations_job_is_labelled_as_such() {
+        let job = |cancellation| JobSummary {
+            id: "01J".into(),
+            status: "Failed".into(),
+            attempts: 5,
+            max_attempts: 5,
+            run_at: Utc::now(),
+            done_at: None,
+            order_number: Some("ORD-00000042".into()),
+            cancellation,
+            last_error: None,
+        };
+        assert_eq!(job(false).order_label(), "ORD-00000042");
+        assert_eq!(job(true).order_label(), "ORD-00000042 (cancellation)");
     }
 }

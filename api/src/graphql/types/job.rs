@@ -11,8 +11,11 @@ pub struct Job {
     pub status: String,
     pub attempts: i32,
     pub max_attempts: i32,
-    /// The order this job counts.
+    /// The order this job counts (or, for a cancellation's, takes back out).
     pub order_number: Option<String>,
+    /// True for the job a cancellation enqueues, which takes its order back
+    /// out of the figures; false for the job every order gets.
+    pub cancellation: bool,
     /// The error of the last attempt, for a failed job.
     pub last_error: Option<String>,
     pub run_at: DateTime<Utc>,
@@ -27,6 +30,7 @@ impl From<JobSummary> for Job {
             attempts: job.attempts,
             max_attempts: job.max_attempts,
             order_number: job.order_number,
+            cancellation: job.cancellation,
             last_error: job.last_error,
             run_at: job.run_at,
             done_at: job.done_at,
