@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::common::{Clients, Database, Processes, count, figure_mismatches, sigterm, spawn};
+use crate::common::{Clients, Database, Processes, count, sigterm, spawn};
 
 mod common;
 
@@ -82,22 +82,7 @@ async fn killed_workers_and_server_lose_and_double_nothing() {
     }
 
     // each order exactly once, though clients sent some of them several times
-    assert_eq!(
-        count(&pool, "select count(*) from orders").await,
-        placed as i64
-    );
-    // every tenth order was cancelled, once, and taken back out (the
-    // mismatches count a cancelled order not yet settled)
-    assert!(attempts.cancelled > 0, "no order was cancelled");
-    assert_eq!(
-        count(
-            &pool,
-            "select count(*) from orders where status = 'cancelled'"
-        )
-        .await,
-        attempts.cancelled as i64
-    );
-    assert_eq!(figure_mismatches(&pool).await, 0);
+    common::assert_exact(&pool, placed, &attempts).await;
     let rerun = count(&pool, "select count(*) from apalis.jobs where attempts > 1").await;
     eprintln!(
         "crash: {placed} orders ({} cancelled), {worker_kills} worker kills and 1 server kill; \

@@ -516,6 +516,27 @@ pub async fn figure_mismatches(pool: &PgPool) -> i64 {
         .unwrap()
 }
 
+/// What the clients' runs end on, once nothing is pending: `placed` orders
+/// exist, each once; the ones clients cancelled are cancelled, each once; and
+/// every figure equals a recount over the orders that stand (a cancelled
+/// order not yet taken back out counts as a mismatch).
+pub async fn assert_exact(pool: &PgPool, placed: usize, attempts: &Attempts) {
+    assert_eq!(
+        count(pool, "select count(*) from orders").await,
+        placed as i64
+    );
+    assert!(attempts.cancelled > 0, "no order was cancelled");
+    assert_eq!(
+        count(
+            pool,
+            "select count(*) from orders where status = 'cancelled'"
+        )
+        .await,
+        attempts.cancelled as i64
+    );
+    assert_eq!(figure_mismatches(pool).await, 0);
+}
+
 pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
