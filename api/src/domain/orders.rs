@@ -2,8 +2,8 @@ use std::time::Duration;
 
 use entity::{order_lines, orders};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, FromQueryResult,
-    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
 };
 
 use super::Quantity;
@@ -235,35 +235,24 @@ pub async fn cancel_order(
     window: Duration,
     job: JobOptions,
 ) -> ApiResult<CancelledOrder> {
-    #[derive(FromQueryResult)]
-    struct Locked {
-        user_id: i64,
-        cancelled: bool,
-        past_window: bool,
-    }
-
     let txn = db.begin().await?;
-    let locked = Locked::find_by_statement(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        include_str!("sql/lock_order_for_cancel.sql"),
-        [id.into(), window.as_secs_f64().into()],
-    ))
-    .one(&txn)
-    .await?
-    .filter(|order| order.user_id == viewer.user_id || viewer.is_admin());
-    let Some(Locked {
-        cancelled,
-        past_window,
-        ..
-    }) = locked
-    else {
+    let locked = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            include_str!("sql/lock_order_for_cancel.sql"),
+            [id.into(), window.as_secs_f64().into()],
+        ))
+        .await?
+        .map(|row| -> Result<_, DbErr> {
+            let order = orders::Model::from_query_result(&row, "")?;
+            Ok((order, row.try_get::<bool>("", "past_window")?))
+        })
+        .transpose()?
+        .filter(|(order, _)| order.user_id == viewer.user_id || viewer.is_admin());
+    let Some((order, past_window)) = locked else {
         return Err(ApiError::not_found(format!("order {id} does not exist")));
     };
-    if cancelled {
-        let order = orders::Entity::find_by_id(id)
-            .one(&txn)
-            .await?
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("locked order {id} vanished")))?;
+    if order.status == orders::OrderStatus::Cancelled {
         return Ok(CancelledOrder {
             order,
             newly: false,

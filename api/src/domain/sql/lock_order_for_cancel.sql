@@ -2,8 +2,7 @@
 -- takes first (jobs/sql/lock_order.sql): whichever of the two comes second
 -- sees what the first committed. $2: the customer's window, in seconds,
 -- measured with the database's clock, the one that stamped created_at.
-select user_id,
-       status = 'cancelled' as cancelled,
+select *,
        now() - created_at > make_interval(secs => $2) as past_window
 from orders
 where id = $1
