@@ -160,7 +160,7 @@ async fn retry(
     };
     match retried {
         Ok(n) => {
-            board.wakeup.jobs_retried();
+            board.wakeup.jobs_waiting();
             Redirect::to(&format!("/retry?retried={n}")).into_response()
         }
         Err(e) => {

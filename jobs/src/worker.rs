@@ -86,14 +86,10 @@ impl Wakeup {
         let _ = self.placed.send(());
     }
 
-    /// Failed jobs were put back to pending.
-    pub fn jobs_retried(&self) {
-        let _ = self.jobs.send(());
-    }
-
-    /// An order was cancelled in this process: its job takes the order's
-    /// contribution back, which no sweep does.
-    pub fn order_cancelled(&self) {
+    /// Jobs that only a worker runs are waiting: failed ones put back to
+    /// pending, or a cancellation's, which takes its order back out of the
+    /// figures (no sweep does).
+    pub fn jobs_waiting(&self) {
         let _ = self.jobs.send(());
     }
 

@@ -22,7 +22,7 @@ impl JobMutation {
             return Err(ApiError::not_found(format!("no failed job {}", id.as_str())).into());
         }
         info!(admin_id = admin.user_id, job_id = %id.as_str(), "retried a failed job");
-        state.wakeup.jobs_retried();
+        state.wakeup.jobs_waiting();
         Ok(true)
     }
 
@@ -45,7 +45,7 @@ impl JobMutation {
             .await
             .map_err(ApiError::internal)?;
         info!(admin_id = admin.user_id, job_ids = ?ids, "retried every failed job");
-        state.wakeup.jobs_retried();
+        state.wakeup.jobs_waiting();
         Ok(ids.len() as i32)
     }
 

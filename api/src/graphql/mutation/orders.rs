@@ -102,7 +102,7 @@ impl OrderMutation {
         let CancelledOrder { order, newly } =
             orders::cancel_order(&state.db, viewer, id, state.cancel_window, state.jobs).await?;
         if newly {
-            state.wakeup.order_cancelled();
+            state.wakeup.jobs_waiting();
         }
         Ok(order.into())
     }
