@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use jobs::analytics::{self, Outcome};
 use jobs::fail_points::FailPoints;
 use serde_json::json;
+use tally::money::Cents;
 
 use crate::harness::{Options, TestApp, data, placed_order_id};
 
@@ -503,7 +504,7 @@ async fn concurrent_orders_on_the_same_products_are_counted_exactly() {
         assert_eq!(f["salesCount"].as_i64().unwrap(), *units, "product {id}");
         assert_eq!(
             f["totalRevenue"].as_str().unwrap(),
-            format!("{}.{:02}", revenue / 100, revenue % 100),
+            Cents(*revenue).to_string(),
             "product {id}"
         );
     }

@@ -10,6 +10,7 @@ use jobs::fail_points::FailPoints;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+use tally::money::Cents;
 
 use crate::harness::{Options, TestApp, data, error_code, error_message, placed_order_id};
 
@@ -1137,7 +1138,7 @@ async fn concurrent_orders_and_cancellations_leave_exact_figures_and_a_rebuild_a
         assert_eq!(f["salesCount"].as_i64().unwrap(), units, "product {id}");
         assert_eq!(
             f["totalRevenue"].as_str().unwrap(),
-            format!("{}.{:02}", revenue / 100, revenue % 100),
+            Cents(revenue).to_string(),
             "product {id}"
         );
     }

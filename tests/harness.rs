@@ -14,6 +14,7 @@ use sqlx::PgPool;
 use tally::config::{Config, Secret};
 use tally::db::PoolKind;
 use tally::live::LiveFigures;
+use tally::money::Cents;
 use tally::{AppState, db, http};
 use tokio_util::sync::CancellationToken;
 
@@ -340,7 +341,7 @@ impl TestApp {
     pub async fn create_products(&self, admin: &str, specs: &[(&str, &str, i64)]) -> Vec<String> {
         let mut ids = Vec::new();
         for (name, category, cents) in specs {
-            let price = format!("{}.{:02}", cents / 100, cents % 100);
+            let price = Cents(*cents).to_string();
             let product = self
                 .create_product(admin, name, category, &price, &[])
                 .await;

@@ -120,21 +120,14 @@ async fn a_blocked_database_under_a_thousand_clients_costs_fast_errors_and_bound
         .await
         .unwrap();
     assert_eq!(orders, 0);
-    let http = reqwest::Client::new();
     let (token, items) = shop.random_order();
-    let placed: Value = http
-        .post(format!("http://{addr}/graphql"))
-        .bearer_auth(token)
-        .json(&serde_json::json!({
-            "query": common::PLACE_ORDER,
-            "variables": { "input": { "items": items } },
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let placed = common::post_graphql(
+        &addr,
+        &token,
+        common::PLACE_ORDER,
+        serde_json::json!({ "input": { "items": items } }),
+    )
+    .await;
     assert!(placed.get("errors").is_none(), "{placed}");
     assert_eq!(sigterm(&mut processes.0[0]), Some(0));
     eprintln!(

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tally::money::Cents;
 
 use crate::common::{
     Client, Database, PRODUCT_SUBSCRIPTION, Processes, Shop, bearer, spawn, upgrade_request,
@@ -20,17 +21,9 @@ const ORDER_SUBSCRIPTION: &str = "subscription ($id: ID!) {
     orderAnalyticsApplied(orderId: $id) { orderNumber status analyticsStatus total }
 }";
 
+/// The data of a request that must succeed.
 async fn graphql(addr: &str, token: &str, query: &str, variables: Value) -> Value {
-    let body: Value = reqwest::Client::new()
-        .post(format!("http://{addr}/graphql"))
-        .bearer_auth(token)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = common::post_graphql(addr, token, query, variables).await;
     assert!(body.get("errors").is_none(), "{body}");
     body["data"].clone()
 }
@@ -57,7 +50,7 @@ async fn price_of(pool: &PgPool, product: i64) -> i64 {
 }
 
 fn cents(cents: i64) -> String {
-    format!("{}.{:02}", cents / 100, cents % 100)
+    Cents(cents).to_string()
 }
 
 struct Setup {

@@ -345,6 +345,20 @@ impl Attempts {
     }
 }
 
+/// One GraphQL request through `addr` as `token`; the response's body.
+pub async fn post_graphql(addr: &str, token: &str, query: &str, variables: Value) -> Value {
+    reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 pub const CANCEL_ORDER: &str = "mutation($id: ID!) { cancelOrder(id: $id) { status } }";
 
 /// Places one order through `addr`, retrying with the same idempotency key
