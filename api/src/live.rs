@@ -6,20 +6,26 @@
 //! of them: a thousand subscribers of a popular product cost one query per
 //! change, not a thousand.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use apalis::layers::retry::HasherRng;
+use apalis::layers::retry::backoff::{
+    Backoff, ExponentialBackoff, ExponentialBackoffMaker, MakeBackoff,
+};
 use entity::products;
 use jobs::figures_changed::{CHANNEL, FiguresChanged};
 use sea_orm::DatabaseConnection;
 use sqlx::postgres::PgListener;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::db::{self, PoolKind};
 use crate::domain::catalog;
+use crate::error::{ApiError, ApiResult};
 
 /// Messages a slow subscriber may fall behind by before it must look again.
 const BACKLOG: usize = 1024;
@@ -45,6 +51,7 @@ pub struct Figures {
 #[derive(Clone, Debug)]
 pub struct LiveFigures {
     sender: broadcast::Sender<Change>,
+    shutdown: CancellationToken,
 }
 
 impl LiveFigures {
@@ -59,26 +66,59 @@ impl LiveFigures {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
         let (sender, _) = broadcast::channel(BACKLOG);
-        tokio::spawn(relay(listener, db, sender.clone(), shutdown));
-        Ok(Self { sender })
+        tokio::spawn(relay(listener, db, sender.clone(), shutdown.clone()));
+        Ok(Self { sender, shutdown })
     }
 
     /// Changes from now on. Subscribe before reading what you watch, so a
     /// change in between is seen twice rather than missed.
     pub fn subscribe(&self) -> Subscriber {
-        Subscriber(self.sender.subscribe())
+        Subscriber {
+            changes: self.sender.subscribe(),
+            shutdown: self.shutdown.clone(),
+        }
     }
 }
 
-pub struct Subscriber(broadcast::Receiver<Change>);
+pub struct Subscriber {
+    changes: broadcast::Receiver<Change>,
+    shutdown: CancellationToken,
+}
 
 impl Subscriber {
     /// The next change; `None` once the process is shutting down.
     pub async fn next(&mut self) -> Option<Change> {
-        match self.0.recv().await {
+        match self.changes.recv().await {
             Ok(change) => Some(change),
             Err(broadcast::error::RecvError::Lagged(_)) => Some(Change::Resync),
             Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+
+    /// What `read` reads after a change, once the database answers: while it
+    /// is down or saturated (a restart, a burst of orders) the read is
+    /// retried, backing off, rather than failed. A subscriber could do
+    /// nothing with the error, and a read given up would lose it a change it
+    /// must see. Other errors are returned; `None` once the process is
+    /// shutting down.
+    pub async fn read<T, F>(&self, mut read: impl FnMut() -> F) -> Option<ApiResult<T>>
+    where
+        F: Future<Output = ApiResult<T>>,
+    {
+        let mut backoff = backoff();
+        loop {
+            match read().await {
+                Err(ApiError::Unavailable(reason)) => {
+                    debug!(
+                        reason,
+                        "a subscription waits for the database to read again"
+                    );
+                    if !pause(&mut backoff, &self.shutdown).await {
+                        return None;
+                    }
+                }
+                done => return Some(done),
+            }
         }
     }
 }
@@ -143,14 +183,13 @@ async fn read_figures(db: &DatabaseConnection, change: FiguresChanged) -> Change
     }))
 }
 
-/// Retries, backing off up to 5 s, until the listener is connected and
-/// listening again (true) or the process stops (false).
+/// Retries, backing off, until the listener is connected and listening again
+/// (true) or the process stops (false).
 async fn reconnect(listener: &mut PgListener, shutdown: &CancellationToken) -> bool {
-    let mut delay = Duration::from_millis(100);
+    let mut backoff = backoff();
     loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(delay) => {}
+        if !pause(&mut backoff, shutdown).await {
+            return false;
         }
         // any statement reconnects a listener, which then listens again
         if sqlx::query("select 1")
@@ -160,6 +199,27 @@ async fn reconnect(listener: &mut PgListener, shutdown: &CancellationToken) -> b
         {
             return true;
         }
-        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The pauses between retries while the database is away: 100 ms, doubling
+/// up to 5 s, each lengthened by up to half at random so that a process's
+/// subscribers do not all retry in step.
+fn backoff() -> ExponentialBackoff {
+    ExponentialBackoffMaker::new(
+        Duration::from_millis(100),
+        Duration::from_secs(5),
+        0.5,
+        HasherRng::default(),
+    )
+    .expect("constant backoff settings are valid")
+    .make_backoff()
+}
+
+/// Sleeps the next pause; false (at once) if the process stops meanwhile.
+async fn pause(backoff: &mut ExponentialBackoff, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = shutdown.cancelled() => false,
+        _ = backoff.next_backoff() => true,
     }
 }

@@ -3,7 +3,8 @@
 //! WebSocket client (graphql-transport-ws) subscribed to the server hears of
 //! it through PostgreSQL NOTIFY. Also: an order settled before the
 //! subscription, whose state comes at once; subscriptions that are refused;
-//! and a LISTEN connection lost and regained without a change being missed.
+//! a LISTEN connection lost and regained without a change being missed, even
+//! when the database cannot answer the read that follows.
 
 use std::time::Duration;
 
@@ -98,6 +99,21 @@ fn start_worker(setup: &mut Setup) {
 }
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// Ends the server's LISTEN connection, the way a network cut or a database
+/// restart would: whatever is announced until it is back goes unheard.
+async fn cut_listener(pool: &PgPool) {
+    let terminated: i64 = sqlx::query_scalar(
+        "select count(*) from (
+             select pg_terminate_backend(pid) from pg_stat_activity
+             where application_name = 'tally-listener' and datname = current_database()
+         ) t",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(terminated, 1);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_worker_process_figures_reach_the_servers_subscribers() {
@@ -224,16 +240,7 @@ async fn a_worker_process_figures_reach_the_servers_subscribers() {
 
     // the server loses its LISTEN connection; what changes meanwhile still
     // reaches the subscriber once it is back
-    let terminated: i64 = sqlx::query_scalar(
-        "select count(*) from (
-             select pg_terminate_backend(pid) from pg_stat_activity
-             where application_name = 'tally-listener' and datname = current_database()
-         ) t",
-    )
-    .fetch_one(&setup.pool)
-    .await
-    .unwrap();
-    assert_eq!(terminated, 1);
+    cut_listener(&setup.pool).await;
     place(
         &addr,
         &customer,
@@ -247,6 +254,56 @@ async fn a_worker_process_figures_reach_the_servers_subscribers() {
         } } } })
     );
     // and nothing twice
+    client.assert_quiet(Duration::from_millis(500)).await;
+}
+
+/// After its LISTEN connection comes back, the server has every subscriber
+/// read again what it watches. If the database cannot answer that read (a
+/// restart, a saturated pool), the subscriber waits it out and then sends
+/// what changed: no error the client could do nothing with, and no change
+/// lost with the read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscriber_waits_out_a_database_that_cannot_answer() {
+    let setup = serve_without_workers_with(&[("DATABASE_STATEMENT_TIMEOUT_MS", "200")]).await;
+    let burger = setup.shop.products[1];
+    let (mut client, _) = Client::connect(&setup.addr, json!({})).await;
+    client
+        .subscribe(
+            "burger",
+            PRODUCT_SUBSCRIPTION,
+            json!({ "ids": [burger.to_string()] }),
+        )
+        .await;
+    assert_eq!(
+        client.next(WAIT).await["payload"]["data"]["productFiguresChanged"]["salesCount"],
+        0
+    );
+
+    // a change whose announcement is lost (written here without one), then
+    // the products table out of reach past the server's statement timeout
+    sqlx::query("update products set sales_count = 7 where id = $1")
+        .bind(burger)
+        .execute(&setup.pool)
+        .await
+        .unwrap();
+    let mut lock = setup.pool.begin().await.unwrap();
+    sqlx::query("lock table products in access exclusive mode")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    cut_listener(&setup.pool).await;
+    // the re-read times out three times or more (200 ms each, with pauses
+    // from 100 ms, doubling); meanwhile the subscriber hears nothing, errors
+    // included
+    client.assert_quiet(Duration::from_millis(2_000)).await;
+    lock.rollback().await.unwrap();
+
+    assert_eq!(
+        client.next(WAIT).await,
+        json!({ "id": "burger", "type": "next", "payload": { "data": { "productFiguresChanged": {
+            "id": burger.to_string(), "salesCount": 7, "totalRevenue": "0.00", "rating": 4.0,
+        } } } })
+    );
     client.assert_quiet(Duration::from_millis(500)).await;
 }
 

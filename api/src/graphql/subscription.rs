@@ -127,7 +127,10 @@ impl OrderWatch {
                 Change::Figures(change) if !change.orders.contains(&self.id) => continue,
                 Change::Figures(_) | Change::Resync => {}
             }
-            match orders::find_order(&self.state.db, self.viewer, self.id).await {
+            let read = self
+                .changes
+                .read(|| orders::find_order(&self.state.db, self.viewer, self.id));
+            match read.await? {
                 Ok(order) => self.pending = Some(order),
                 Err(e) => return Some(Err(e.into())),
             }
@@ -180,7 +183,10 @@ impl ProductWatch {
                     .collect(),
                 Change::Resync => {
                     let ids: Vec<i64> = self.shown.keys().copied().collect();
-                    match catalog::find_products(&self.state.db, &ids).await {
+                    let read = self
+                        .changes
+                        .read(|| catalog::find_products(&self.state.db, &ids));
+                    match read.await? {
                         Ok(products) => products,
                         Err(e) => return Some(Err(e)),
                     }
