@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use crate::graphql::SubscriptionSlots;
 use crate::graphql::loaders::Loaders;
 use crate::graphql_http::{Endpoint, bearer, bearer_token};
 use crate::http;
@@ -63,7 +64,8 @@ pub async fn upgrade(endpoint: Endpoint, request: Request) -> Response {
 }
 
 /// What every operation of the connection sees: its loaders (they batch but
-/// never cache, so a long-lived connection reads fresh rows) and the caller.
+/// never cache, so a long-lived connection reads fresh rows), its room for
+/// subscriptions and the caller.
 fn connection_data(
     state: &AppState,
     header_token: Option<String>,
@@ -71,6 +73,7 @@ fn connection_data(
 ) -> Result<Data> {
     let mut data = Data::default();
     data.insert(Loaders::new(&state.db));
+    data.insert(SubscriptionSlots::default());
     let from_payload = payload
         .as_object()
         .and_then(|fields| {

@@ -4,7 +4,9 @@
 //! it through PostgreSQL NOTIFY. Also: an order settled before the
 //! subscription, whose state comes at once; subscriptions that are refused;
 //! a LISTEN connection lost and regained without a change being missed, even
-//! when the database cannot answer the read that follows.
+//! when the database cannot answer the read that follows; the older
+//! `graphql-ws` protocol; and the caps on subscriptions per connection and on
+//! connections.
 
 use std::time::Duration;
 
@@ -13,7 +15,8 @@ use sqlx::PgPool;
 use tally::money::Cents;
 
 use crate::common::{
-    Client, Database, PRODUCT_SUBSCRIPTION, Processes, Shop, bearer, spawn, upgrade_request,
+    Client, Database, GRAPHQL_WS, PRODUCT_SUBSCRIPTION, Processes, Shop, bearer, spawn,
+    upgrade_request,
 };
 
 mod common;
@@ -307,6 +310,57 @@ async fn a_subscriber_waits_out_a_database_that_cannot_answer() {
     client.assert_quiet(Duration::from_millis(500)).await;
 }
 
+/// subscriptions-transport-ws clients speak the older `graphql-ws` protocol:
+/// `start`, `data`, `stop`, and a `connection_error` for a bad token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_older_graphql_ws_protocol_works_too() {
+    let mut setup = serve_without_workers().await;
+    let addr = setup.addr.clone();
+    let customer = setup.shop.tokens[0].clone();
+    let burger = setup.shop.products[1];
+    let burger_price = price_of(&setup.pool, burger).await;
+
+    let (_, refused) = Client::connect_using(&addr, GRAPHQL_WS, bearer("not-a-token")).await;
+    assert_eq!(
+        refused,
+        json!({ "type": "connection_error", "payload": { "message": "invalid or expired token" } })
+    );
+
+    let (mut client, ack) = Client::connect_using(&addr, GRAPHQL_WS, bearer(&customer)).await;
+    assert_eq!(ack, json!({ "type": "connection_ack" }));
+    client
+        .send(json!({ "id": "1", "type": "start", "payload": {
+            "query": PRODUCT_SUBSCRIPTION, "variables": { "ids": [burger.to_string()] },
+        } }))
+        .await;
+    assert_eq!(
+        client.next(WAIT).await,
+        json!({ "id": "1", "type": "data", "payload": { "data": { "productFiguresChanged": {
+            "id": burger.to_string(), "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0,
+        } } } })
+    );
+
+    start_worker(&mut setup);
+    place(
+        &addr,
+        &customer,
+        json!([{ "productId": burger.to_string(), "quantity": 2 }]),
+    )
+    .await;
+    assert_eq!(
+        client.next(WAIT).await,
+        json!({ "id": "1", "type": "data", "payload": { "data": { "productFiguresChanged": {
+            "id": burger.to_string(), "salesCount": 2, "totalRevenue": cents(2 * burger_price), "rating": 4.0,
+        } } } })
+    );
+
+    client.send(json!({ "id": "1", "type": "stop" })).await;
+    assert_eq!(
+        client.next(WAIT).await,
+        json!({ "id": "1", "type": "complete" })
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_subscriptions_say_why() {
     let setup = serve_without_workers().await;
@@ -382,6 +436,74 @@ async fn refused_subscriptions_say_why() {
     assert_eq!(
         anonymous_order["payload"]["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
         "{anonymous_order}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_holds_at_most_100_subscriptions() {
+    let setup = serve_without_workers().await;
+    let pizza = setup.shop.products[0].to_string();
+    let watch_pizza = json!({ "ids": [pizza] });
+    let (mut client, _) = Client::connect(&setup.addr, json!({})).await;
+    for n in 0..100 {
+        client
+            .subscribe(&format!("s{n}"), PRODUCT_SUBSCRIPTION, watch_pizza.clone())
+            .await;
+    }
+    let mut started = Vec::new();
+    for _ in 0..100 {
+        let message = client.next(WAIT).await;
+        assert_eq!(
+            message["payload"]["data"]["productFiguresChanged"]["id"], pizza,
+            "{message}"
+        );
+        started.push(message["id"].as_str().unwrap().to_owned());
+    }
+    started.sort_by_key(|id| id[1..].parse::<usize>().unwrap());
+    assert_eq!(
+        started,
+        (0..100).map(|n| format!("s{n}")).collect::<Vec<_>>()
+    );
+
+    client
+        .subscribe("one-more", PRODUCT_SUBSCRIPTION, watch_pizza.clone())
+        .await;
+    assert_eq!(
+        client.next(WAIT).await,
+        json!({ "id": "one-more", "type": "next", "payload": { "data": null, "errors": [{
+            "message": "a connection holds at most 100 subscriptions at once: complete one, \
+                        or open another connection",
+            "locations": [{ "line": 2, "column": 5 }],
+            "path": ["productFiguresChanged"],
+            "extensions": { "code": "BAD_USER_INPUT" },
+        }] } })
+    );
+    assert_eq!(
+        client.next(WAIT).await,
+        json!({ "id": "one-more", "type": "complete" })
+    );
+
+    // the cap is the connection's: another one starts afresh
+    let (mut other, _) = Client::connect(&setup.addr, json!({})).await;
+    other
+        .subscribe("first", PRODUCT_SUBSCRIPTION, watch_pizza.clone())
+        .await;
+    assert_eq!(other.next(WAIT).await["id"], "first");
+
+    // a subscription the client completes makes room for the next
+    client.send(json!({ "id": "s0", "type": "complete" })).await;
+    assert_eq!(
+        client.next(WAIT).await,
+        json!({ "id": "s0", "type": "complete" })
+    );
+    client
+        .subscribe("in-its-place", PRODUCT_SUBSCRIPTION, watch_pizza)
+        .await;
+    let message = client.next(WAIT).await;
+    assert_eq!(message["id"], "in-its-place", "{message}");
+    assert_eq!(
+        message["payload"]["data"]["productFiguresChanged"]["salesCount"], 0,
+        "{message}"
     );
 }
 

@@ -19,7 +19,7 @@ use async_graphql::{Schema, SchemaBuilder};
 
 pub use mutation::Mutation;
 pub use query::Query;
-pub use subscription::Subscription;
+pub use subscription::{Subscription, SubscriptionSlots};
 pub use transport::ViaGet;
 
 use crate::state::AppState;

@@ -4,10 +4,12 @@
 //! watches, so a change in between is never missed.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 use async_graphql::{Context, ID, Result, Subscription};
 use futures::Stream;
 use futures::stream;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::Viewer;
 use crate::domain::{catalog, orders};
@@ -19,6 +21,34 @@ use crate::state::AppState;
 
 /// Products one `productFiguresChanged` may watch.
 pub const MAX_WATCHED_PRODUCTS: usize = 100;
+
+/// Subscriptions one WebSocket connection may hold at once. Each is read
+/// again whenever the server's LISTEN connection comes back, so without a cap
+/// a single client could make every reconnection cost any number of queries.
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: usize = 100;
+
+/// A WebSocket connection's room for subscriptions, in its connection data.
+/// Each subscription holds a slot until its stream ends: completed by the
+/// server, stopped by the client, or closed with its connection.
+pub struct SubscriptionSlots(Arc<Semaphore>);
+
+impl Default for SubscriptionSlots {
+    fn default() -> Self {
+        Self(Arc::new(Semaphore::new(MAX_SUBSCRIPTIONS_PER_CONNECTION)))
+    }
+}
+
+impl SubscriptionSlots {
+    fn take(ctx: &Context<'_>) -> ApiResult<OwnedSemaphorePermit> {
+        let slots = ctx.data_unchecked::<Self>();
+        slots.0.clone().try_acquire_owned().map_err(|_| {
+            ApiError::bad_input(format!(
+                "a connection holds at most {MAX_SUBSCRIPTIONS_PER_CONNECTION} subscriptions \
+                 at once: complete one, or open another connection"
+            ))
+        })
+    }
+}
 
 #[derive(Default)]
 pub struct Subscription;
@@ -36,10 +66,12 @@ impl Subscription {
     ) -> Result<impl Stream<Item = Result<Order>> + use<>> {
         let viewer = ctx.viewer()?;
         let id = parse_id(&order_id, "order")?;
+        let slot = SubscriptionSlots::take(ctx)?;
         let state = ctx.state().clone();
         let changes = state.live.subscribe();
         let order = orders::find_order(&state.db, viewer, id).await?;
         let watch = OrderWatch {
+            _slot: slot,
             state,
             viewer,
             id,
@@ -66,6 +98,7 @@ impl Subscription {
         product_ids: Vec<ID>,
     ) -> Result<impl Stream<Item = Result<Product>> + use<>> {
         let ids = watched_products(&product_ids)?;
+        let slot = SubscriptionSlots::take(ctx)?;
         let state = ctx.state().clone();
         let changes = state.live.subscribe();
         let products = catalog::find_products(&state.db, &ids).await?;
@@ -73,6 +106,7 @@ impl Subscription {
             return Err(ApiError::not_found(format!("product {missing} does not exist")).into());
         }
         let watch = ProductWatch {
+            _slot: slot,
             state,
             changes,
             shown: products.iter().map(|p| (p.id, Figures::of(p))).collect(),
@@ -101,6 +135,7 @@ fn watched_products(ids: &[ID]) -> ApiResult<Vec<i64>> {
 }
 
 struct OrderWatch {
+    _slot: OwnedSemaphorePermit,
     state: AppState,
     viewer: Viewer,
     id: i64,
@@ -157,6 +192,7 @@ impl Figures {
 }
 
 struct ProductWatch {
+    _slot: OwnedSemaphorePermit,
     state: AppState,
     changes: Subscriber,
     /// Each watched product's figures as last sent (or read at the start).

@@ -559,32 +559,46 @@ pub const PRODUCT_SUBSCRIPTION: &str = "subscription ($ids: [ID!]!) {
     productFiguresChanged(productIds: $ids) { id salesCount totalRevenue rating }
 }";
 
+/// The protocol of graphql-ws clients, GraphiQL among them.
+pub const GRAPHQL_TRANSPORT_WS: &str = "graphql-transport-ws";
+/// The older protocol of subscriptions-transport-ws clients.
+pub const GRAPHQL_WS: &str = "graphql-ws";
+
 /// The WebSocket upgrade of `/graphql`, asking for graphql-transport-ws.
 pub fn upgrade_request(addr: &str) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    upgrade_request_for(addr, GRAPHQL_TRANSPORT_WS)
+}
+
+fn upgrade_request_for(
+    addr: &str,
+    protocol: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
     let mut request = format!("ws://{addr}/graphql")
         .into_client_request()
         .unwrap();
-    request.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        "graphql-transport-ws".parse().unwrap(),
-    );
+    request
+        .headers_mut()
+        .insert("Sec-WebSocket-Protocol", protocol.parse().unwrap());
     request
 }
 
-/// A graphql-transport-ws client.
+/// A GraphQL over WebSocket client: graphql-transport-ws unless connected
+/// with [`Client::connect_using`].
 pub struct Client(pub WebSocketStream<MaybeTlsStream<TcpStream>>);
 
 impl Client {
     /// Connects and sends `connection_init` with `payload`; returns the
     /// server's answer to it too (`connection_ack`, or the close frame).
     pub async fn connect(addr: &str, payload: Value) -> (Self, Value) {
-        let (socket, response) = tokio_tungstenite::connect_async(upgrade_request(addr))
-            .await
-            .unwrap();
-        assert_eq!(
-            response.headers()["sec-websocket-protocol"],
-            "graphql-transport-ws"
-        );
+        Self::connect_using(addr, GRAPHQL_TRANSPORT_WS, payload).await
+    }
+
+    /// [`Client::connect`] with the given subprotocol, which the server must
+    /// accept.
+    pub async fn connect_using(addr: &str, protocol: &str, payload: Value) -> (Self, Value) {
+        let request = upgrade_request_for(addr, protocol);
+        let (socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+        assert_eq!(response.headers()["sec-websocket-protocol"], protocol);
         let mut client = Self(socket);
         client
             .send(json!({ "type": "connection_init", "payload": payload }))
