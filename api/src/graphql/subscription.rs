@@ -53,6 +53,9 @@ impl SubscriptionSlots {
 #[derive(Default)]
 pub struct Subscription;
 
+/// Live updates, over a WebSocket on the GraphQL URL (graphql-transport-ws,
+/// or the older graphql-ws). A connection holds at most 100 subscriptions at
+/// once; another is BAD_USER_INPUT until one ends.
 #[Subscription]
 impl Subscription {
     /// The order each time a post-order job settles its figures: APPLIED once
