@@ -18,6 +18,7 @@ use tally::config::Secret;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const MAINTENANCE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -625,33 +626,26 @@ impl Client {
 
     /// The next message, or `{"close": code, "reason": …}` when the server closes.
     pub async fn next(&mut self, within: Duration) -> Value {
-        loop {
-            let message = tokio::time::timeout(within, self.0.next())
-                .await
-                .expect("a message in time")
-                .expect("the connection open")
-                .unwrap();
-            match message {
-                Message::Text(text) => {
-                    let value: Value = serde_json::from_str(&text).unwrap();
-                    if value["type"] == "ping" {
-                        self.send(json!({ "type": "pong" })).await;
-                        continue;
-                    }
-                    return value;
-                }
-                Message::Close(frame) => {
-                    let frame = frame.expect("a close frame with a code");
-                    return json!({ "close": u16::from(frame.code), "reason": frame.reason.as_str() });
-                }
-                _ => continue,
+        match self.receive(within).await {
+            Some(Ok(value)) => value,
+            Some(Err(frame)) => {
+                let frame = frame.expect("a close frame with a code");
+                json!({ "close": u16::from(frame.code), "reason": frame.reason.as_str() })
             }
+            None => panic!("no message within {within:?}, or the connection broke"),
         }
     }
 
     /// The next data or error message, or `None` once the connection ends
     /// (or stays silent for `within`).
     pub async fn try_next(&mut self, within: Duration) -> Option<Value> {
+        self.receive(within).await?.ok()
+    }
+
+    /// The next JSON message, answering pings on the way; `Err` with its close
+    /// frame when the server closes; `None` when nothing comes within
+    /// `within` or the connection breaks.
+    async fn receive(&mut self, within: Duration) -> Option<Result<Value, Option<CloseFrame>>> {
         loop {
             let message = tokio::time::timeout(within, self.0.next())
                 .await
@@ -664,9 +658,9 @@ impl Client {
                         self.send(json!({ "type": "pong" })).await;
                         continue;
                     }
-                    return Some(value);
+                    return Some(Ok(value));
                 }
-                Message::Close(_) => return None,
+                Message::Close(frame) => return Some(Err(frame)),
                 _ => continue,
             }
         }
