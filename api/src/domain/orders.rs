@@ -248,9 +248,9 @@ pub async fn cancel_order(
             Ok((order, row.try_get::<bool>("", "past_window")?))
         })
         .transpose()?
-        .filter(|(order, _)| order.user_id == viewer.user_id || viewer.is_admin());
+        .filter(|(order, _)| visible_to(viewer, order));
     let Some((order, past_window)) = locked else {
-        return Err(ApiError::not_found(format!("order {id} does not exist")));
+        return Err(no_such_order(id));
     };
     if order.status == orders::OrderStatus::Cancelled {
         return Ok(CancelledOrder {
@@ -296,8 +296,19 @@ pub async fn find_order<C: ConnectionTrait>(
     orders::Entity::find_by_id(id)
         .one(db)
         .await?
-        .filter(|order| order.user_id == viewer.user_id || viewer.is_admin())
-        .ok_or_else(|| ApiError::not_found(format!("order {id} does not exist")))
+        .filter(|order| visible_to(viewer, order))
+        .ok_or_else(|| no_such_order(id))
+}
+
+/// An order is its customer's and the admins' to see and cancel.
+fn visible_to(viewer: Viewer, order: &orders::Model) -> bool {
+    order.user_id == viewer.user_id || viewer.is_admin()
+}
+
+/// What anyone else is told, so that other customers' order ids reveal
+/// nothing.
+fn no_such_order(id: i64) -> ApiError {
+    ApiError::not_found(format!("order {id} does not exist"))
 }
 
 /// A page of a user's orders, newest first.
