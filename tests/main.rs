@@ -11,6 +11,7 @@ mod cancellation;
 mod cart;
 mod catalog;
 mod graphql_over_http;
+mod held_back;
 mod hostile;
 mod http;
 mod metrics;

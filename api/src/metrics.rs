@@ -43,6 +43,7 @@ pub struct Metrics {
     pub jobs: JobMetrics,
     jobs_by_status: Family<StatusLabels, Gauge>,
     analytics_lag: Gauge<f64, AtomicU64>,
+    orders_held_back: Gauge,
     websockets: Gauge,
 }
 
@@ -85,6 +86,13 @@ impl Default for Metrics {
             "Age of the oldest order not yet counted into the figures (all processes)",
             analytics_lag.clone(),
         );
+        let orders_held_back = Gauge::default();
+        registry.register(
+            "tally_orders_held_back",
+            "Placed orders left out of every batch because counting them failed on their own; \
+             they wait for an operator to retry their job (all processes)",
+            orders_held_back.clone(),
+        );
         let websockets = Gauge::default();
         registry.register(
             "tally_websockets_open",
@@ -101,6 +109,7 @@ impl Default for Metrics {
             jobs,
             jobs_by_status,
             analytics_lag,
+            orders_held_back,
         }
     }
 }
@@ -180,10 +189,16 @@ impl Metrics {
                 include_str!("domain/sql/analytics_lag.sql"),
             ))
             .await?
-            .map(|r| r.try_get::<f64>("", "lag_seconds"))
+            .map(|r| {
+                Ok::<_, DbErr>((
+                    r.try_get::<f64>("", "lag_seconds")?,
+                    r.try_get::<i64>("", "held_back")?,
+                ))
+            })
             .transpose()?
-            .unwrap_or(0.0);
-        self.analytics_lag.set(lag);
+            .unwrap_or((0.0, 0));
+        self.analytics_lag.set(lag.0);
+        self.orders_held_back.set(lag.1);
 
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)

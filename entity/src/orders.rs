@@ -19,6 +19,11 @@ pub struct Model {
     /// taken a cancelled order's contribution back (or found it was never
     /// counted): the exactly-once marker of the reversal.
     pub analytics_reversed_at: Option<DateTimeWithTimeZone>,
+    /// Set when counting this order failed on its own: no other run's batch,
+    /// sweep or rebuild takes it until an operator retries its job.
+    pub analytics_held_back_at: Option<DateTimeWithTimeZone>,
+    /// The error that held it back, for operators.
+    pub analytics_failure: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]

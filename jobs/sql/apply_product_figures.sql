@@ -1,3 +1,12 @@
+-- Why the bigint figures cannot overflow, in any history: a unit price is at
+-- most 1e8 cents (MAX_PRICE; order_lines checks it and placement refuses a
+-- legacy price above it), so total_revenue_cents <= sales_count * 1e8. Bigint
+-- holds 9,223,372,036,854,775,807 cents, about 9.2e16 units of currency:
+-- revenue overflows only past 9.2e10 units sold at the maximum price, hundreds
+-- of years of world GDP (~1e14 a year). sales_count overflows only past 9.2e18
+-- units, 9.3e14 orders of 9,900 units (100 lines of 99): 29 years at a million
+-- orders a second (this machine does 1e3 to 1e4). A reversal only undoes.
+--
 -- One statement for every product of the batch, whatever the number of lines
 -- (locked by lock_products.sql). $2 is 1 to count the orders in, -1 to take a
 -- cancelled order back out: the reversal is this statement's exact inverse.

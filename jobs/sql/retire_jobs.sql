@@ -3,13 +3,13 @@
 -- the transaction that settled their orders, with $3 as their result:
 -- a backlog drains at many orders per run, instead of one apalis job (fetch,
 -- run, ack) per order. Jobs already taken (queued or running) are left to
--- their worker, and find their order counted. A job that failed (say, its
--- attempts ran out while PostgreSQL was down) is done too once its order is
--- counted: nothing is left for an operator to retry.
+-- their worker, and find their order counted. A job that failed or was
+-- killed (say, its attempts ran out while PostgreSQL was down) is done too
+-- once its order is counted: nothing is left for an operator to retry.
 update apalis.jobs
 set status = 'Done',
     done_at = now(),
     last_result = jsonb_build_object('Ok', $3::text)
 where job_type = $2
   and idempotency_key = any ($1::text[])
-  and status in ('Pending', 'Failed')
+  and status in ('Pending', 'Failed', 'Killed')

@@ -1,16 +1,30 @@
 -- Puts failed (or killed) jobs back to pending with their attempts reset:
 -- the job with id $2, or every one of the queue when $2 is null. Running,
 -- pending and finished jobs are left alone. The job stays idempotent, so a
--- retry of an order that meanwhile got counted is a harmless no-op.
-update apalis.jobs
-set status = 'Pending',
-    attempts = 0,
-    run_at = now(),
-    lock_by = null,
-    lock_at = null,
-    done_at = null,
-    last_result = null
-where job_type = $1
-  and ($2::text is null or id = $2)
-  and status in ('Failed', 'Killed')
-returning id
+-- retry of an order that meanwhile got counted is a harmless no-op. The
+-- retried jobs' orders that were held back (hold_back_order.sql) are
+-- released in the same statement: batches and sweeps may take them again.
+with retried as (
+    update apalis.jobs
+    set status = 'Pending',
+        attempts = 0,
+        run_at = now(),
+        lock_by = null,
+        lock_at = null,
+        done_at = null,
+        last_result = null
+    where job_type = $1
+      and ($2::text is null or id = $2)
+      and status in ('Failed', 'Killed')
+    returning id, job
+),
+released as (
+    update orders o
+    set analytics_held_back_at = null,
+        analytics_failure = null
+    from retried r
+    where o.id = (convert_from(r.job, 'UTF8')::jsonb ->> 'order_id')::bigint
+      and o.analytics_held_back_at is not null
+)
+select id
+from retried

@@ -1,6 +1,14 @@
 //! Counting orders into the figures, and taking cancelled orders back out:
 //! one transaction, a fixed number of statements however many orders, lines
 //! or products a run covers.
+//!
+//! One order that cannot be counted (a row the figures cannot take, a
+//! constraint or trigger an operator added) must not stop the others, though
+//! a batch succeeds or fails as a whole. A batch that fails on its data is
+//! run again without the others (the run's own order alone), and its other
+//! orders are split in halves until the failing one stands alone; that order
+//! is then held back: no batch, sweep or rebuild takes it again until an
+//! operator retries its job.
 
 use std::collections::BTreeSet;
 
@@ -8,7 +16,7 @@ use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, QueryResult, Statement,
     TransactionTrait, Value,
 };
-use tracing::warn;
+use tracing::{info, warn};
 
 use crate::JobError;
 use crate::fail_points::FailPoints;
@@ -17,6 +25,13 @@ use crate::figures_changed::{self, FiguresChanged};
 /// How often a run that lost a deadlock or serialization race starts over
 /// before the failure goes to apalis's retry with backoff.
 const CONFLICT_RETRIES: u32 = 3;
+
+/// The advisory lock every run that writes figures shares, and that a
+/// rebuild takes alone (`sql/lock_figures_shared.sql`).
+pub(crate) const FIGURES_LOCK: i64 = 0x7461_6c6c_79; // "tally"
+
+/// The result the sweep gives the jobs it settles.
+const SWEEP_LABEL: &str = "the sweep after a placement";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -30,7 +45,7 @@ pub enum Outcome {
     AlreadyReversed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Applied {
     /// The order numbers this run counted: its own first (unless another run
     /// counted it), then the coalesced ones.
@@ -53,103 +68,359 @@ pub struct Reversed {
     pub preference_user_ids: Vec<i64>,
 }
 
+/// What a run is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Run {
+    /// The job of this order: it settles the order, and counts what waits.
+    Job(i64),
+    /// Right after placements: counts what waits, for no job in particular.
+    Sweep,
+}
+
+/// Which orders a counting transaction takes.
+#[derive(Debug, Clone)]
+enum Claim {
+    /// The run's own order (if it still waits) and up to this many other
+    /// waiting orders, oldest first.
+    Waiting(i64),
+    /// Those of these orders that still wait: part of a batch that failed.
+    Listed(Vec<i64>),
+}
+
+/// A counting transaction that failed and was rolled back, with the orders
+/// it had claimed (none when it failed before its claim).
+#[derive(Debug)]
+struct Failed {
+    error: JobError,
+    claimed: Vec<i64>,
+}
+
+impl From<JobError> for Failed {
+    fn from(error: JobError) -> Self {
+        Self {
+            error,
+            claimed: Vec::new(),
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for Failed {
+    fn from(error: sea_orm::DbErr) -> Self {
+        JobError::from(error).into()
+    }
+}
+
 /// Settles `order_id`. A placed order is counted unless it is counted already,
 /// with other uncounted orders (up to `batch_size` in all), into product
 /// figures and customer preferences. A cancelled order's contribution is
 /// taken back out, if it was counted. Exactly once each way: the
 /// `analytics_applied_at` and `analytics_reversed_at` markers commit with the
 /// figures.
+///
+/// A batch that fails on its data is run again with the order alone; if that
+/// fails too the order is held back and the error returned (apalis retries
+/// it, then keeps it Failed for an operator). Either way the batch's other
+/// orders are counted but for the one that failed, which is held back.
 pub async fn apply_order(
     db: &DatabaseConnection,
     order_id: i64,
     batch_size: u32,
     fail_points: &FailPoints,
 ) -> Result<Outcome, JobError> {
-    with_conflict_retries(|| apply_once(db, Some(order_id), batch_size, fail_points)).await
+    let run = Run::Job(order_id);
+    let failed =
+        match with_conflict_retries(|| run_job(db, order_id, batch_size, fail_points)).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(failed) if failed.error.is_data_failure() && !failed.claimed.is_empty() => failed,
+            Err(failed) => return Err(failed.error),
+        };
+    let others: Vec<i64> = failed
+        .claimed
+        .iter()
+        .copied()
+        .filter(|id| *id != order_id)
+        .collect();
+    let own = match (failed.claimed.contains(&order_id), others.is_empty()) {
+        // the order alone is what failed
+        (true, true) => Err(hold_back(db, order_id, failed.error).await),
+        (true, false) => {
+            warn!(order_id, orders = failed.claimed.len(), error = %failed.error,
+                  "a batch failed on its data; counting the run's own order alone");
+            match with_conflict_retries(|| run_job(db, order_id, 1, fail_points)).await {
+                Ok(outcome) => Ok(outcome),
+                Err(alone) if alone.error.is_data_failure() && alone.claimed == [order_id] => {
+                    Err(hold_back(db, order_id, alone.error).await)
+                }
+                Err(alone) => Err(alone.error),
+            }
+        }
+        // counted earlier: the batch was of other orders only
+        (false, _) => Ok(Outcome::AlreadyApplied),
+    };
+    if let Err(e) = isolate(db, run, others, fail_points).await {
+        warn!(error = %e, "counting the rest of a failed batch stopped; their jobs will count them");
+    }
+    own
 }
 
 /// Counts up to `batch_size` waiting orders, oldest first, for no job in
 /// particular: what a process does right after its own placements commit, so
 /// their figures do not wait for their jobs' turn in the queue. The jobs stay
-/// the guarantee: whatever this leaves or fails to count, they count.
+/// the guarantee: whatever this leaves or fails to count, they count. A batch
+/// that fails on its data is split until the order that fails stands alone,
+/// and that one is held back.
 pub async fn apply_waiting(
     db: &DatabaseConnection,
     batch_size: u32,
     fail_points: &FailPoints,
 ) -> Result<Outcome, JobError> {
-    with_conflict_retries(|| apply_once(db, None, batch_size, fail_points)).await
+    let claim = Claim::Waiting(i64::from(batch_size));
+    match with_conflict_retries(|| count(db, Run::Sweep, &claim, fail_points)).await {
+        Ok(counted) => Ok(Counted::outcome(counted)),
+        Err(failed) if failed.error.is_data_failure() && !failed.claimed.is_empty() => {
+            warn!(orders = failed.claimed.len(), error = %failed.error,
+                  "the sweep's batch failed on its data; splitting it to find the order that fails");
+            let applied = isolate(db, Run::Sweep, failed.claimed, fail_points).await?;
+            Ok(match applied.order_numbers.is_empty() {
+                true => Outcome::AlreadyApplied,
+                false => Outcome::Applied(applied),
+            })
+        }
+        Err(failed) => Err(failed.error),
+    }
 }
 
-async fn with_conflict_retries<F, Fut>(run: F) -> Result<Outcome, JobError>
+async fn with_conflict_retries<T, F, Fut>(run: F) -> Result<T, Failed>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<Outcome, JobError>>,
+    Fut: std::future::Future<Output = Result<T, Failed>>,
 {
     let mut conflicts = 0;
     loop {
         match run().await {
-            Err(e) if e.is_transient_conflict() && conflicts < CONFLICT_RETRIES => {
+            Err(f) if f.error.is_transient_conflict() && conflicts < CONFLICT_RETRIES => {
                 conflicts += 1;
-                warn!(conflicts, error = %e, "post-order run lost a lock race; running it again");
+                warn!(conflicts, error = %f.error, "post-order run lost a lock race; running it again");
             }
             result => return result,
         }
     }
 }
 
-/// Order ids start at 1: this one matches no order.
-const NO_ORDER: i64 = 0;
-
-async fn apply_once(
+/// Counts the orders of a batch that failed on its data, in halves, and the
+/// halves of a half that fails, until the order that fails stands alone: it
+/// is held back, the others are counted. With one such order among n, about
+/// 2·log2(n) short transactions. Stops at the first failure that is not the
+/// data's (the database is unavailable, say): their jobs count what is left.
+async fn isolate(
     db: &DatabaseConnection,
-    own: Option<i64>,
-    batch_size: u32,
+    run: Run,
+    orders: Vec<i64>,
     fail_points: &FailPoints,
-) -> Result<Outcome, JobError> {
-    let txn = db.begin().await?;
-
-    let (order_id, own_counted, own_number) = match own {
-        None => (NO_ORDER, true, "the sweep after a placement".to_owned()),
-        Some(order_id) => {
-            let lock = txn
-                .query_one_raw(statement(
-                    include_str!("../sql/lock_order.sql"),
-                    [order_id.into()],
-                ))
-                .await?;
-            let Some(lock) = lock else {
-                warn!(
-                    order_id,
-                    "post-order job for an order that does not exist; nothing to do"
-                );
-                txn.commit().await?;
-                return Ok(Outcome::AlreadyApplied);
-            };
-            let number = lock.try_get::<String>("", "order_number")?;
-            let applied = lock.try_get::<bool>("", "applied")?;
-            if lock.try_get::<bool>("", "cancelled")? {
-                let reversed = lock.try_get::<bool>("", "reversed")?;
-                let outcome = match reversed {
-                    true => Outcome::AlreadyReversed,
-                    false => reverse(&txn, order_id, number, applied, fail_points).await?,
-                };
-                txn.commit().await?;
-                return Ok(outcome);
-            }
-            (order_id, applied, number)
+) -> Result<Applied, JobError> {
+    let mut counted = Applied::default();
+    if orders.is_empty() {
+        return Ok(counted);
+    }
+    let mut products = BTreeSet::new();
+    let mut preference_user_ids = BTreeSet::new();
+    let mut held_back = Vec::new();
+    let mut parts = match orders.len() {
+        1 => vec![orders],
+        n => {
+            let mut orders = orders;
+            let second = orders.split_off(n / 2);
+            vec![second, orders]
         }
     };
+    while let Some(mut part) = parts.pop() {
+        let claim = Claim::Listed(part.clone());
+        match with_conflict_retries(|| count(db, run, &claim, fail_points)).await {
+            Ok(Some(Counted {
+                applied,
+                product_ids,
+            })) => {
+                counted.order_numbers.extend(applied.order_numbers);
+                counted.jobs_retired += applied.jobs_retired;
+                products.extend(product_ids);
+                preference_user_ids.extend(applied.preference_user_ids);
+            }
+            Ok(None) => {}
+            Err(failed) if failed.error.is_data_failure() => match failed.claimed.as_slice() {
+                [] => {}
+                [order_id] => {
+                    hold_back(db, *order_id, failed.error).await;
+                    held_back.push(*order_id);
+                }
+                _ => {
+                    // only what the failed part still had to count
+                    part.retain(|id| failed.claimed.contains(id));
+                    let second = part.split_off(part.len() / 2);
+                    parts.push(second);
+                    parts.push(part);
+                }
+            },
+            Err(failed) => return Err(failed.error),
+        }
+    }
+    counted.products_updated = products.len();
+    counted.preference_user_ids = preference_user_ids.into_iter().collect();
+    info!(
+        orders_counted = counted.order_numbers.len(),
+        order_numbers = ?counted.order_numbers,
+        held_back = ?held_back,
+        "counted a failed batch's orders but for the ones that fail"
+    );
+    Ok(counted)
+}
 
-    let others = i64::from(batch_size) - i64::from(!own_counted);
-    let claimed = txn
-        .query_all_raw(statement(
-            include_str!("../sql/claim_orders.sql"),
-            [order_id.into(), others.into()],
+/// Holds back an order whose counting failed on its own, and hands back the
+/// error. If even that fails (the database went away), its job retries it.
+async fn hold_back(db: &DatabaseConnection, order_id: i64, error: JobError) -> JobError {
+    let held = db
+        .query_one_raw(statement(
+            include_str!("../sql/hold_back_order.sql"),
+            [order_id.into(), error.to_string().into()],
+        ))
+        .await;
+    match held {
+        Ok(Some(row)) => warn!(
+            order_id,
+            order_number = row.try_get::<String>("", "order_number").unwrap_or_default(),
+            error = %error,
+            "order held back: counting it fails on its own, so no other batch takes it until \
+             an operator retries its job"
+        ),
+        Ok(None) => {}
+        Err(e) => warn!(order_id, error = %e, "could not hold back an order that fails"),
+    }
+    error
+}
+
+/// One run of an order's job: lock the order, then take it back out if it
+/// was cancelled, or count it (and up to `batch_size - 1` other waiting
+/// orders; `batch_size` of them if it is counted already).
+async fn run_job(
+    db: &DatabaseConnection,
+    order_id: i64,
+    batch_size: u32,
+    fail_points: &FailPoints,
+) -> Result<Outcome, Failed> {
+    let txn = db.begin().await?;
+    let lock = txn
+        .query_one_raw(statement(
+            include_str!("../sql/lock_order.sql"),
+            [order_id.into(), FIGURES_LOCK.into()],
         ))
         .await?;
-    if claimed.is_empty() {
+    let Some(lock) = lock else {
+        warn!(
+            order_id,
+            "post-order job for an order that does not exist; nothing to do"
+        );
         txn.commit().await?;
         return Ok(Outcome::AlreadyApplied);
+    };
+    let number = lock.try_get::<String>("", "order_number")?;
+    let applied = lock.try_get::<bool>("", "applied")?;
+    if lock.try_get::<bool>("", "cancelled")? {
+        let outcome = match lock.try_get::<bool>("", "reversed")? {
+            true => Outcome::AlreadyReversed,
+            false => reverse(&txn, order_id, number, applied, fail_points).await?,
+        };
+        txn.commit().await?;
+        return Ok(outcome);
+    }
+    // a held-back order is counted alone: others must not fail with it
+    let others = match lock.try_get::<bool>("", "held_back")? {
+        true => 0,
+        false => i64::from(batch_size) - i64::from(!applied),
+    };
+    if applied && others == 0 {
+        txn.commit().await?;
+        return Ok(Outcome::AlreadyApplied);
+    }
+    count_in(
+        txn,
+        Run::Job(order_id),
+        &Claim::Waiting(others),
+        &number,
+        fail_points,
+    )
+    .await
+    .map(Counted::outcome)
+}
+
+/// A counting transaction that takes no order lock first: the sweep's, and
+/// the parts of a failed batch.
+async fn count(
+    db: &DatabaseConnection,
+    run: Run,
+    claim: &Claim,
+    fail_points: &FailPoints,
+) -> Result<Option<Counted>, Failed> {
+    let txn = db.begin().await?;
+    lock_figures(&txn).await?;
+    let label = match run {
+        Run::Sweep => SWEEP_LABEL.to_owned(),
+        Run::Job(order_id) => format!("the job of order {order_id}"),
+    };
+    count_in(txn, run, claim, &label, fail_points).await
+}
+
+async fn lock_figures(txn: &DatabaseTransaction) -> Result<(), JobError> {
+    txn.query_one_raw(statement(
+        include_str!("../sql/lock_figures_shared.sql"),
+        [FIGURES_LOCK.into()],
+    ))
+    .await?;
+    Ok(())
+}
+
+/// What one counting transaction counted.
+struct Counted {
+    applied: Applied,
+    product_ids: Vec<i64>,
+}
+
+impl Counted {
+    fn outcome(counted: Option<Counted>) -> Outcome {
+        counted.map_or(Outcome::AlreadyApplied, |c| Outcome::Applied(c.applied))
+    }
+}
+
+/// Claims the orders, counts them and commits; None when no order was left
+/// to count. `label` names the run in the result of the jobs it settles.
+async fn count_in(
+    txn: DatabaseTransaction,
+    run: Run,
+    claim: &Claim,
+    label: &str,
+    fail_points: &FailPoints,
+) -> Result<Option<Counted>, Failed> {
+    let own = match run {
+        Run::Job(order_id) => Some(order_id),
+        Run::Sweep => None,
+    };
+    let claimed = match claim {
+        Claim::Waiting(others) => {
+            txn.query_all_raw(statement(
+                include_str!("../sql/claim_orders.sql"),
+                [own.into(), (*others).into()],
+            ))
+            .await?
+        }
+        Claim::Listed(ids) => {
+            txn.query_all_raw(statement(
+                include_str!("../sql/claim_listed_orders.sql"),
+                [ids.clone().into()],
+            ))
+            .await?
+        }
+    };
+    if claimed.is_empty() {
+        txn.commit().await?;
+        return Ok(None);
     }
     let mut order_ids = Vec::with_capacity(claimed.len());
     let mut order_numbers = Vec::with_capacity(claimed.len());
@@ -157,15 +428,45 @@ async fn apply_once(
         let id: i64 = row.try_get("", "id")?;
         let number: String = row.try_get("", "order_number")?;
         // this run's own order leads the log line
-        if id == order_id {
+        if Some(id) == own {
             order_numbers.insert(0, number);
         } else {
             order_numbers.push(number);
         }
         order_ids.push(id);
     }
-    let ids = Value::from(order_ids.clone());
+    // whatever fails from here fails the claim with it: say which orders
+    let counted = count_claimed(&txn, own, &order_ids, label, fail_points).await;
+    let counted = match counted {
+        Ok(counted) => txn.commit().await.map(|_| counted).map_err(JobError::from),
+        Err(e) => Err(e),
+    };
+    let (product_ids, preference_user_ids, jobs_retired) = counted.map_err(|error| Failed {
+        error,
+        claimed: order_ids,
+    })?;
+    Ok(Some(Counted {
+        applied: Applied {
+            order_numbers,
+            products_updated: product_ids.len(),
+            preference_user_ids,
+            jobs_retired,
+        },
+        product_ids,
+    }))
+}
 
+/// The figure statements for the claimed orders, in the claim's transaction:
+/// the products they touch, the customers whose preferences changed, and how
+/// many of their jobs were retired.
+async fn count_claimed(
+    txn: &DatabaseTransaction,
+    own: Option<i64>,
+    order_ids: &[i64],
+    label: &str,
+    fail_points: &FailPoints,
+) -> Result<(Vec<i64>, Vec<i64>, u64), JobError> {
+    let ids = Value::from(order_ids.to_vec());
     txn.query_all_raw(statement(
         include_str!("../sql/lock_products.sql"),
         [ids.clone()],
@@ -192,7 +493,7 @@ async fn apply_once(
     // this run's own job is running: apalis acknowledges it
     let other_jobs: Vec<String> = order_ids
         .iter()
-        .filter(|id| **id != order_id)
+        .filter(|id| Some(**id) != own)
         .map(|id| format!("order-{id}"))
         .collect();
     let jobs_retired = txn
@@ -201,29 +502,26 @@ async fn apply_once(
             [
                 other_jobs.into(),
                 crate::QUEUE.into(),
-                format!("counted with {own_number}").into(),
+                format!("counted with {label}").into(),
             ],
         ))
         .await?
         .rows_affected();
 
     let product_ids = ids_of(&products)?;
-    let products_updated = product_ids.len();
     notify(
-        &txn,
+        txn,
         FiguresChanged {
-            orders: order_ids,
-            products: product_ids,
+            orders: order_ids.to_vec(),
+            products: product_ids.clone(),
         },
     )
     .await?;
-    txn.commit().await?;
-    Ok(Outcome::Applied(Applied {
-        order_numbers,
-        products_updated,
-        preference_user_ids: preference_user_ids.into_iter().collect(),
+    Ok((
+        product_ids,
+        preference_user_ids.into_iter().collect(),
         jobs_retired,
-    }))
+    ))
 }
 
 /// `apply_product_figures.sql`'s sign: add the orders' lines, or take them away.

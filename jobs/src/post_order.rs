@@ -93,7 +93,7 @@ pub async fn run(
                 attempt = attempt.current(),
                 duration_ms,
                 error = %e,
-                "post-order run failed; nothing of it was written"
+                "post-order run failed; its order was not counted (a failed batch counts the others without it)"
             );
             return Err(e);
         }

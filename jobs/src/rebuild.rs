@@ -4,16 +4,26 @@
 //! counting each order once through the job.
 //!
 //! It is safe while orders keep arriving and workers keep running: step 1
-//! locks every product the way a job's product update does, so no job is
-//! half-way through its figures while we recompute them; step 2 leaves out
-//! the orders a blocked job has claimed, and that job adds them after we
-//! commit. Placements only take key-share locks on products, which our
-//! locks allow, so ordering never stops.
+//! takes the figures' lock alone, which every run that writes figures shares,
+//! so no run is half-way through its figures while we recompute them, and
+//! none starts before we commit; step 2 leaves out the orders a cancellation
+//! holds, and its job settles them after we commit. Placements and product
+//! changes take no such lock, so ordering never stops, and a product created
+//! meanwhile is in the recount or has no counted order yet.
+//!
+//! An order that cannot be counted (see `analytics`) would fail the whole
+//! recount: the rebuild then counts the waiting orders through the jobs'
+//! path first, which holds that order back, and recomputes without it.
 
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::JobError;
+use crate::analytics::{self, FIGURES_LOCK, Outcome};
+use crate::fail_points::FailPoints;
+
+/// Orders per transaction when the rebuild counts waiting orders the jobs' way.
+const DRAIN_BATCH: u32 = 100;
 
 /// One bigint: how many figures differ from a recount over the order lines
 /// (0 when exact). What the rebuild must leave, and what every test and the
@@ -31,6 +41,34 @@ pub struct RebuildReport {
 }
 
 pub async fn rebuild_analytics(db: &DatabaseConnection) -> Result<RebuildReport, JobError> {
+    match recount(db).await {
+        Err(e) if e.is_data_failure() => {
+            warn!(error = %e, "the recount failed on an order's data; counting the waiting \
+                  orders the jobs' way to hold back the ones that fail, then recounting");
+            let drained = drain_waiting(db).await?;
+            info!(
+                orders_counted = drained,
+                "counted the waiting orders before the recount"
+            );
+            recount(db).await
+        }
+        result => result,
+    }
+}
+
+/// Counts every waiting order the way the sweep does (batches split until
+/// the order that fails stands alone, then held back) until none waits.
+async fn drain_waiting(db: &DatabaseConnection) -> Result<usize, JobError> {
+    let mut counted = 0;
+    while let Outcome::Applied(applied) =
+        analytics::apply_waiting(db, DRAIN_BATCH, &FailPoints::default()).await?
+    {
+        counted += applied.order_numbers.len();
+    }
+    Ok(counted)
+}
+
+async fn recount(db: &DatabaseConnection) -> Result<RebuildReport, JobError> {
     let txn = db.begin().await?;
     let run = |sql: &'static str| {
         let txn = &txn;
@@ -43,7 +81,12 @@ pub async fn rebuild_analytics(db: &DatabaseConnection) -> Result<RebuildReport,
     // An admin asked for it through the API, whose connections stop
     // statements after a few seconds: a long history needs longer.
     run("set local statement_timeout = 0").await?;
-    run(include_str!("../sql/rebuild/lock_products.sql")).await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        include_str!("../sql/rebuild/lock_figures.sql"),
+        [FIGURES_LOCK.into()],
+    ))
+    .await?;
     let orders_marked = run(include_str!("../sql/rebuild/mark_orders.sql")).await?;
     let products_updated = run(include_str!("../sql/rebuild/products.sql")).await?;
     run(include_str!("../sql/rebuild/clear_customer_products.sql")).await?;

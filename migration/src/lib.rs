@@ -36,6 +36,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("m20251125_000005_create_customer_stats"),
             sql_migration!("m20251125_000006_product_rankings"),
             sql_migration!("m20251125_000007_order_cancellation"),
+            sql_migration!("m20251202_000008_held_back_orders_and_money_bounds"),
         ]
     }
 }

@@ -7,7 +7,8 @@ with new_order as (
     values ($1, $2, $3)
     on conflict (user_id, idempotency_key) do nothing
     returning id, order_number, user_id, status, total_cents, idempotency_key,
-              created_at, analytics_applied_at, cancelled_at, analytics_reversed_at
+              created_at, analytics_applied_at, cancelled_at, analytics_reversed_at,
+              analytics_held_back_at, analytics_failure
 ),
 new_lines as (
     insert into order_lines (order_id, line_no, product_id, variant_id, product_name,
