@@ -1,5 +1,6 @@
 //! The cart: adding, merging, limits, updating and removing lines.
 
+use futures::future::join_all;
 use serde_json::{Value, json};
 
 use crate::harness::{TestApp, data, error_code, error_message};
@@ -365,4 +366,72 @@ async fn only_the_owner_of_a_line_can_update_or_remove_it() {
         .await;
     assert_eq!(error_code(&body), "NOT_FOUND");
     assert_eq!(error_message(&body), "cart line 999999 does not exist");
+}
+
+/// A double or triple click, or a client's retry, sends placeOrderFromCart
+/// again before the first answer: exactly one order, the others are told
+/// the cart is empty and write nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_orders_from_one_cart_place_one_order() {
+    let app = TestApp::spawn_without_workers().await;
+    let menu = menu(&app).await;
+    let (token, user_id) = app.register_customer("Ann").await;
+    for round in 0..20 {
+        let callers = 2 + round % 7;
+        data(&add(&app, &token, &menu.pizza, Some(&menu.large), 2).await);
+        data(&add(&app, &token, &menu.cola, None, 1).await);
+        let answers = join_all((0..callers).map(|_| {
+            app.gql_as(
+                &token,
+                "mutation { placeOrderFromCart { total lines { productName quantity } } }",
+                json!({}),
+            )
+        }))
+        .await;
+        let placed: Vec<&Value> = answers.iter().filter(|a| a["errors"].is_null()).collect();
+        assert_eq!(placed.len(), 1, "round {round}: {answers:?}");
+        assert_eq!(
+            data(placed[0])["placeOrderFromCart"],
+            json!({ "total": "27.49", "lines": [
+                { "productName": "Margherita", "quantity": 2 },
+                { "productName": "Cola", "quantity": 1 },
+            ] })
+        );
+        for refused in answers.iter().filter(|a| !a["errors"].is_null()) {
+            assert_eq!(error_code(refused), "BAD_USER_INPUT", "round {round}");
+            assert_eq!(error_message(refused), "the cart is empty");
+        }
+        assert_eq!(
+            app.count(&format!(
+                "select count(*) from orders where user_id = {user_id}"
+            ))
+            .await,
+            round as i64 + 1
+        );
+    }
+    assert_eq!(app.count("select count(*) from apalis.jobs").await, 20);
+    assert_eq!(app.count("select count(*) from cart_lines").await, 0);
+}
+
+/// With one idempotency key, concurrent calls all answer the one order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_orders_from_one_cart_with_one_key_answer_one_order() {
+    let app = TestApp::spawn_without_workers().await;
+    let menu = menu(&app).await;
+    let (token, _) = app.register_customer("Ann").await;
+    data(&add(&app, &token, &menu.cola, None, 3).await);
+    let answers = join_all((0..6).map(|_| {
+        app.gql_as(
+            &token,
+            "mutation { placeOrderFromCart(input: { idempotencyKey: \"tap\" }) { id total } }",
+            json!({}),
+        )
+    }))
+    .await;
+    let first = &data(&answers[0])["placeOrderFromCart"];
+    assert_eq!(first["total"], "8.97");
+    for answer in &answers {
+        assert_eq!(&data(answer)["placeOrderFromCart"], first);
+    }
+    assert_eq!(app.count("select count(*) from orders").await, 1);
 }

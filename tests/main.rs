@@ -15,6 +15,7 @@ mod held_back;
 mod hostile;
 mod http;
 mod metrics;
+mod money_bounds;
 mod operations;
 mod orders;
 mod overload;

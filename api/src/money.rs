@@ -6,6 +6,32 @@ use async_graphql::{InputValueError, InputValueResult, Scalar, ScalarType, Value
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Cents(pub i64);
 
+/// The highest unit price, 1000000.00: products, variants and order lines
+/// alike (the database checks the same bound, `*_price_cents_max`). With at
+/// most 99 units a line and 100 lines an order, an order's total stays below
+/// 10^12 cents, and the figures' bigints cannot overflow in any history (see
+/// `jobs/sql/apply_product_figures.sql`).
+pub const MAX_PRICE: Cents = Cents(100_000_000);
+
+impl Cents {
+    /// `self × n`, or `None` past `i64`.
+    pub fn checked_mul(self, n: i64) -> Option<Self> {
+        self.0.checked_mul(n).map(Self)
+    }
+
+    /// `self + other`, or `None` past `i64`.
+    pub fn checked_add(self, other: Self) -> Option<Self> {
+        self.0.checked_add(other.0).map(Self)
+    }
+
+    /// The sum of `amounts`, or `None` past `i64`.
+    pub fn checked_sum(amounts: impl IntoIterator<Item = Self>) -> Option<Self> {
+        amounts
+            .into_iter()
+            .try_fold(Self(0), |sum, amount| sum.checked_add(amount))
+    }
+}
+
 impl std::fmt::Display for Cents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let sign = if self.0 < 0 { "-" } else { "" };
@@ -81,5 +107,39 @@ mod tests {
         ] {
             assert!(bad.parse::<Cents>().is_err(), "{bad:?} should be rejected");
         }
+    }
+
+    #[test]
+    fn the_largest_amounts_format_exactly() {
+        // what `totalRevenue` shows of the largest figure a bigint holds
+        assert_eq!(Cents(i64::MAX).to_string(), "92233720368547758.07");
+        assert_eq!("92233720368547758.07".parse(), Ok(Cents(i64::MAX)));
+        assert_eq!(MAX_PRICE.to_string(), "1000000.00");
+    }
+
+    #[test]
+    fn the_parser_takes_amounts_past_the_price_bound() {
+        // the bound is `Price`'s to enforce, with its own message
+        assert_eq!("1000000.00".parse(), Ok(MAX_PRICE));
+        assert_eq!("1000000.01".parse(), Ok(Cents(100_000_001)));
+    }
+
+    #[test]
+    fn checked_arithmetic_stops_at_i64() {
+        assert_eq!(Cents(250).checked_mul(3), Some(Cents(750)));
+        assert_eq!(Cents(i64::MAX).checked_mul(2), None);
+        assert_eq!(Cents(i64::MAX).checked_add(Cents(1)), None);
+        assert_eq!(
+            Cents::checked_sum([Cents(1), Cents(2), Cents(3)]),
+            Some(Cents(6))
+        );
+        assert_eq!(Cents::checked_sum([Cents(i64::MAX), Cents(1)]), None);
+        assert_eq!(Cents::checked_sum([]), Some(Cents(0)));
+        // the largest order within the bounds: 100 lines of 99 at the maximum
+        let line = MAX_PRICE.checked_mul(99).unwrap();
+        assert_eq!(
+            Cents::checked_sum(std::iter::repeat_n(line, 100)),
+            Some(Cents(990_000_000_000))
+        );
     }
 }

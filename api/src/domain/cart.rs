@@ -20,9 +20,17 @@ pub struct CartLine {
     pub unit_price_cents: i64,
 }
 
+/// Within the bounds a cart cannot reach it; a legacy price above
+/// `MAX_PRICE` might, and gets this instead of a wrapped or panicking sum.
+fn too_large() -> ApiError {
+    ApiError::bad_input("the cart's total is too large")
+}
+
 impl CartLine {
-    pub fn subtotal(&self) -> Cents {
-        Cents(self.unit_price_cents * i64::from(self.quantity))
+    pub fn subtotal(&self) -> ApiResult<Cents> {
+        Cents(self.unit_price_cents)
+            .checked_mul(i64::from(self.quantity))
+            .ok_or_else(too_large)
     }
 }
 
@@ -32,8 +40,13 @@ pub struct Cart {
 }
 
 impl Cart {
-    pub fn total(&self) -> Cents {
-        Cents(self.lines.iter().map(|l| l.subtotal().0).sum())
+    pub fn total(&self) -> ApiResult<Cents> {
+        let subtotals = self
+            .lines
+            .iter()
+            .map(CartLine::subtotal)
+            .collect::<ApiResult<Vec<_>>>()?;
+        Cents::checked_sum(subtotals).ok_or_else(too_large)
     }
 }
 
@@ -41,6 +54,20 @@ pub async fn cart<C: ConnectionTrait>(db: &C, user_id: i64) -> ApiResult<Cart> {
     let lines = CartLine::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
         include_str!("sql/cart_lines.sql"),
+        [user_id.into()],
+    ))
+    .all(db)
+    .await?;
+    Ok(Cart { lines })
+}
+
+/// The cart as [`cart`] reads it, its lines locked until the caller's
+/// transaction ends: what an order from the cart is made of. A concurrent
+/// order from the same cart waits here, then finds the lines gone.
+pub async fn lock_cart<C: ConnectionTrait>(db: &C, user_id: i64) -> ApiResult<Cart> {
+    let lines = CartLine::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        concat!(include_str!("sql/cart_lines.sql"), "for update of c"),
         [user_id.into()],
     ))
     .all(db)

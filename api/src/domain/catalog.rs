@@ -5,6 +5,7 @@ use sea_orm::{
     QuerySelect,
 };
 
+use super::Price;
 use crate::error::{ApiError, ApiResult, OnConstraint};
 use crate::money::Cents;
 
@@ -56,7 +57,7 @@ fn description(raw: &str) -> ApiResult<String> {
 
 pub struct VariantSpec {
     pub name: String,
-    pub price: Cents,
+    pub price: Price,
 }
 
 impl VariantSpec {
@@ -67,6 +68,7 @@ impl VariantSpec {
                 "variant name must have 1 to 100 characters",
             ));
         }
+        let price = Price::parse_as(&format!("the price of variant {name:?}"), price)?;
         Ok(Self {
             name: name.to_owned(),
             price,
@@ -90,7 +92,7 @@ pub struct NewProduct {
     pub name: String,
     pub description: String,
     pub category: Category,
-    pub price: Cents,
+    pub price: Price,
     pub available: bool,
     pub variants: Vec<VariantSpec>,
 }
@@ -109,7 +111,7 @@ impl NewProduct {
             name: product_name(name)?,
             description: description(description_text)?,
             category: Category::parse(category)?,
-            price,
+            price: Price::parse(price)?,
             available,
             variants,
         })
@@ -124,7 +126,7 @@ pub struct ProductPatch {
     pub name: Option<String>,
     pub description: Option<String>,
     pub category: Option<Category>,
-    pub price: Option<Cents>,
+    pub price: Option<Price>,
     pub available: Option<bool>,
     pub variants: Vec<VariantSpec>,
 }
@@ -143,7 +145,7 @@ impl ProductPatch {
             name: name.map(product_name).transpose()?,
             description: description_text.map(description).transpose()?,
             category: category.map(Category::parse).transpose()?,
-            price,
+            price: price.map(Price::parse).transpose()?,
             available,
             variants,
         })
@@ -159,7 +161,7 @@ pub async fn create_product<C: ConnectionTrait>(
         name: Set(new.name),
         description: Set(new.description),
         category: Set(new.category.0),
-        price_cents: Set(new.price.0),
+        price_cents: Set(new.price.get().0),
         available: Set(new.available),
         ..Default::default()
     };
@@ -191,7 +193,7 @@ pub async fn update_product<C: ConnectionTrait>(
         product.category = Set(category.0);
     }
     if let Some(price) = patch.price {
-        product.price_cents = Set(price.0);
+        product.price_cents = Set(price.get().0);
     }
     if let Some(available) = patch.available {
         product.available = Set(available);
@@ -214,7 +216,7 @@ async fn upsert_variants<C: ConnectionTrait>(
     let rows = variants.into_iter().map(|v| product_variants::ActiveModel {
         product_id: Set(product_id),
         name: Set(v.name),
-        price_cents: Set(v.price.0),
+        price_cents: Set(v.price.get().0),
         ..Default::default()
     });
     product_variants::Entity::insert_many(rows)

@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use entity::{order_lines, orders};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
 };
 
@@ -85,9 +85,13 @@ pub async fn place_order<C: ConnectionTrait>(
 }
 
 /// Turns the viewer's whole cart into an order and empties it, atomically.
+/// The order is made of exactly the lines this call locked, and only the call
+/// that removes them places it: of concurrent calls (a double click, a
+/// client's retry), the others wait for the first, then find the cart empty,
+/// or, with the same idempotency key, its order.
 #[tracing::instrument(skip_all, fields(user_id = viewer.user_id))]
-pub async fn place_order_from_cart<C: ConnectionTrait>(
-    db: &C,
+pub async fn place_order_from_cart(
+    db: &DatabaseConnection,
     viewer: Viewer,
     key: Option<IdempotencyKey>,
     job: JobOptions,
@@ -95,9 +99,14 @@ pub async fn place_order_from_cart<C: ConnectionTrait>(
     if let Some(earlier) = find_by_key(db, viewer.user_id, key.as_ref()).await? {
         return Ok(earlier);
     }
-    let cart = cart::cart(db, viewer.user_id).await?;
+    let txn = db.begin().await?;
+    let cart = cart::lock_cart(&txn, viewer.user_id).await?;
     if cart.lines.is_empty() {
-        return Err(ApiError::bad_input("the cart is empty"));
+        // a concurrent call with the same key may have just ordered it
+        return match find_by_key(&txn, viewer.user_id, key.as_ref()).await? {
+            Some(earlier) => Ok(earlier),
+            None => Err(ApiError::bad_input("the cart is empty")),
+        };
     }
     if cart.lines.len() > MAX_LINES {
         return Err(ApiError::bad_input(format!(
@@ -109,14 +118,16 @@ pub async fn place_order_from_cart<C: ConnectionTrait>(
         .iter()
         .map(|l| (l.product_id, l.variant_id))
         .collect();
-    let priced = price_items(db, &pairs).await?;
+    let priced = price_items(&txn, &pairs).await?;
     let lines = priced
         .into_iter()
         .zip(&cart.lines)
         .map(|(item, line)| Ok((item, Quantity::parse(line.quantity)?)))
         .collect::<ApiResult<Vec<_>>>()?;
     let cart_line_ids: Vec<i64> = cart.lines.iter().map(|l| l.id).collect();
-    insert_order(db, viewer, &lines, key, job, &cart_line_ids).await
+    let placed = insert_order(&txn, viewer, &lines, key, job, &cart_line_ids).await?;
+    txn.commit().await?;
+    Ok(placed)
 }
 
 async fn insert_order<C: ConnectionTrait>(
@@ -127,10 +138,19 @@ async fn insert_order<C: ConnectionTrait>(
     job: JobOptions,
     cart_line_ids: &[i64],
 ) -> ApiResult<PlacedOrder> {
-    let total = lines
+    // Within the bounds (a price at most MAX_PRICE, 99 units, 100 lines) a
+    // total stays below 10^12 cents; checked all the same, so that no input
+    // can make it wrap or panic.
+    let too_large = || ApiError::bad_input("the order's total is too large");
+    let subtotals = lines
         .iter()
-        .map(|(item, qty)| item.unit_price.0 * i64::from(qty.get()))
-        .sum::<i64>();
+        .map(|(item, qty)| {
+            item.unit_price
+                .checked_mul(i64::from(qty.get()))
+                .ok_or_else(too_large)
+        })
+        .collect::<ApiResult<Vec<Cents>>>()?;
+    let total = Cents::checked_sum(subtotals.iter().copied()).ok_or_else(too_large)?;
     let line_rows: serde_json::Value = lines
         .iter()
         .map(|(item, qty)| {
@@ -147,7 +167,7 @@ async fn insert_order<C: ConnectionTrait>(
         .collect();
     let values: Vec<Value> = vec![
         viewer.user_id.into(),
-        total.into(),
+        total.0.into(),
         key.as_ref().map(|k| k.0.clone()).into(),
         line_rows.into(),
         ulid::Ulid::generate().to_string().into(),
@@ -171,11 +191,12 @@ async fn insert_order<C: ConnectionTrait>(
             .await?
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("idempotent order vanished")));
     };
-    tracing::info!(order_number = %order.order_number, total = %Cents(total), "placed an order");
+    tracing::info!(order_number = %order.order_number, total = %total, "placed an order");
     let lines = lines
         .iter()
+        .zip(subtotals)
         .enumerate()
-        .map(|(n, (item, qty))| order_lines::Model {
+        .map(|(n, ((item, qty), subtotal))| order_lines::Model {
             order_id: order.id,
             line_no: n as i32 + 1,
             product_id: item.product_id,
@@ -185,7 +206,7 @@ async fn insert_order<C: ConnectionTrait>(
             category: item.category.clone(),
             unit_price_cents: item.unit_price.0,
             quantity: qty.get(),
-            subtotal_cents: item.unit_price.0 * i64::from(qty.get()),
+            subtotal_cents: subtotal.0,
         })
         .collect();
     Ok(PlacedOrder {
@@ -320,6 +341,104 @@ pub async fn list_orders<C: ConnectionTrait>(
 ) -> ApiResult<Vec<orders::Model>> {
     let mut query = orders::Entity::find()
         .filter(orders::Column::UserId.eq(user_id))
+        .order_by_desc(orders::Column::Id)
+        .limit(limit);
+    if let Some(before) = before_id {
+        query = query.filter(orders::Column::Id.lt(before));
+    }
+    Ok(query.all(db).await?)
+}
+
+/// Where an order's figures stand, from its status and the job's markers.
+/// A held-back order is `Pending`: holding back sets neither marker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnalyticsState {
+    /// Placed and not counted yet, or cancelled and not taken back out yet.
+    Pending,
+    /// Placed and counted.
+    Applied,
+    /// Cancelled and taken back out (or never counted).
+    Reversed,
+}
+
+impl AnalyticsState {
+    /// The state `Order.analyticsStatus` shows. The filter
+    /// `orders(analyticsStatus:)` is [`AnalyticsState::condition`] just below,
+    /// the same three cases in SQL: change one, change the other, so that a
+    /// filtered list and the field it filters on never disagree.
+    pub fn of(order: &orders::Model) -> Self {
+        use orders::OrderStatus::{Cancelled, Placed};
+        match (
+            order.status,
+            order.analytics_applied_at,
+            order.analytics_reversed_at,
+        ) {
+            (Placed, None, _) | (Cancelled, _, None) => Self::Pending,
+            (Placed, Some(_), _) => Self::Applied,
+            (Cancelled, _, Some(_)) => Self::Reversed,
+        }
+    }
+
+    /// The orders [`AnalyticsState::of`] puts in this state, case for case
+    /// (the field and the filter must never disagree: keep them in step).
+    fn condition(self) -> Condition {
+        use orders::Column::{AnalyticsAppliedAt, AnalyticsReversedAt, Status};
+        use orders::OrderStatus::{Cancelled, Placed};
+        let case = |status: orders::OrderStatus, marker: sea_orm::sea_query::Expr| {
+            Condition::all().add(Status.eq(status)).add(marker)
+        };
+        match self {
+            Self::Pending => Condition::any()
+                .add(case(Placed, AnalyticsAppliedAt.is_null()))
+                .add(case(Cancelled, AnalyticsReversedAt.is_null())),
+            Self::Applied => case(Placed, AnalyticsAppliedAt.is_not_null()),
+            Self::Reversed => case(Cancelled, AnalyticsReversedAt.is_not_null()),
+        }
+    }
+}
+
+/// What the admins' list of all orders may be narrowed to: every part is
+/// optional, and the parts combine with AND.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrderFilter {
+    pub status: Option<orders::OrderStatus>,
+    pub analytics: Option<AnalyticsState>,
+    pub user_id: Option<i64>,
+    /// `true`: only held-back orders; `false`: only the others.
+    pub held_back: Option<bool>,
+}
+
+impl OrderFilter {
+    fn condition(&self) -> Condition {
+        let mut condition = Condition::all();
+        if let Some(status) = self.status {
+            condition = condition.add(orders::Column::Status.eq(status));
+        }
+        if let Some(analytics) = self.analytics {
+            condition = condition.add(analytics.condition());
+        }
+        if let Some(user_id) = self.user_id {
+            condition = condition.add(orders::Column::UserId.eq(user_id));
+        }
+        condition = match self.held_back {
+            Some(true) => condition.add(orders::Column::AnalyticsHeldBackAt.is_not_null()),
+            Some(false) => condition.add(orders::Column::AnalyticsHeldBackAt.is_null()),
+            None => condition,
+        };
+        condition
+    }
+}
+
+/// A page of every customer's orders, newest first, narrowed by `filter`.
+/// For admins: the caller checks the role.
+pub async fn list_all_orders<C: ConnectionTrait>(
+    db: &C,
+    filter: &OrderFilter,
+    before_id: Option<i64>,
+    limit: u64,
+) -> ApiResult<Vec<orders::Model>> {
+    let mut query = orders::Entity::find()
+        .filter(filter.condition())
         .order_by_desc(orders::Column::Id)
         .limit(limit);
     if let Some(before) = before_id {

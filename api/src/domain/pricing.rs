@@ -2,8 +2,9 @@
 
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement};
 
+use super::Price;
 use crate::error::{ApiError, ApiResult};
-use crate::money::Cents;
+use crate::money::{Cents, MAX_PRICE};
 
 /// A product (and variant) someone asked for, checked and priced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,7 +34,8 @@ struct PriceRow {
 
 /// Checks and prices `(product, variant)` pairs in one query, whatever their
 /// number. Unknown products or variants are `NOT_FOUND`; a variant of another
-/// product or an unavailable product is `BAD_USER_INPUT`.
+/// product, an unavailable product or a price above [`MAX_PRICE`] is
+/// `BAD_USER_INPUT`.
 pub async fn price_items<C: ConnectionTrait>(
     db: &C,
     items: &[(i64, Option<i64>)],
@@ -100,13 +102,27 @@ impl PriceRow {
                 "product {product_id} ({product_name}) is not available"
             )));
         }
+        // The database checks the bound only on rows written since it was
+        // added (NOT VALID): an older row above it is refused here, so no
+        // order line or figure is made of it.
+        let Some(unit_price) = Price::new(Cents(unit_price)) else {
+            let priced = match (&self.variant_id, &self.variant_name) {
+                (Some(id), Some(name)) => format!("variant {id} ({name}) of product"),
+                _ => "product".to_owned(),
+            };
+            return Err(ApiError::bad_input(format!(
+                "{priced} {product_id} ({product_name}) is priced {}, outside 0.00 to \
+                 {MAX_PRICE}: an admin must correct its price",
+                Cents(unit_price)
+            )));
+        };
         Ok(PricedItem {
             product_id,
             variant_id: self.variant_id,
             product_name,
             variant_name: self.variant_name,
             category,
-            unit_price: Cents(unit_price),
+            unit_price: unit_price.get(),
         })
     }
 }

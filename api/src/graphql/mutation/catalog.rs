@@ -11,6 +11,7 @@ use crate::money::Cents;
 pub struct VariantInput {
     /// Unique within the product, e.g. `Small`.
     pub name: String,
+    /// At most 1000000.00 (a higher price is refused with BAD_USER_INPUT).
     pub price: Cents,
 }
 
@@ -21,6 +22,7 @@ pub struct CreateProductInput {
     pub description: String,
     /// A lowercase slug such as `pizza` or `soft-drinks`.
     pub category: String,
+    /// At most 1000000.00 (a higher price is refused with BAD_USER_INPUT).
     pub price: Cents,
     #[graphql(default = true)]
     pub available: bool,
@@ -35,6 +37,7 @@ pub struct UpdateProductInput {
     pub name: Option<String>,
     pub description: Option<String>,
     pub category: Option<String>,
+    /// At most 1000000.00 (a higher price is refused with BAD_USER_INPUT).
     pub price: Option<Cents>,
     pub available: Option<bool>,
     #[graphql(default)]

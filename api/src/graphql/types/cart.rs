@@ -15,8 +15,8 @@ impl Cart {
     }
 
     /// The sum of the lines' subtotals at current prices.
-    async fn total(&self) -> Cents {
-        self.0.total()
+    async fn total(&self) -> Result<Cents> {
+        Ok(self.0.total()?)
     }
 }
 
@@ -56,7 +56,7 @@ impl CartLine {
         Cents(self.0.unit_price_cents)
     }
 
-    async fn subtotal(&self) -> Cents {
-        self.0.subtotal()
+    async fn subtotal(&self) -> Result<Cents> {
+        Ok(self.0.subtotal()?)
     }
 }
