@@ -361,6 +361,18 @@ impl TestApp {
         data(&body)["product"].clone()
     }
 
+    /// The `/metrics` page as text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Waits until no post-order job is waiting, running or due for a retry.
     pub async fn wait_for_jobs(&self) {
         let deadline = Instant::now() + Duration::from_secs(60);

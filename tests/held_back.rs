@@ -160,15 +160,7 @@ async fn a_poisoned_order_among_200_fails_alone_and_counts_once_after_a_retry() 
         vec![json!({ "id": poisoned, "waiting": true, "frozen": true })]
     );
 
-    let metrics = app
-        .http()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.lines().any(|l| l == "tally_orders_held_back 1"),
         "{metrics}"

@@ -210,15 +210,7 @@ async fn past_the_in_flight_limit_requests_are_refused_at_once_and_the_rest_fail
     }
 
     // operators see both kinds in the metrics
-    let metrics = app
-        .http()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     for line in [
         "tally_requests_unavailable_total{reason=\"in_flight_limit\"} 32",
         "tally_requests_unavailable_total{reason=\"database\"} 8",
