@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod admin_orders;
 mod analytics;
 mod auth;
 mod authorization;

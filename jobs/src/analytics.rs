@@ -239,6 +239,7 @@ async fn isolate(
             Ok(Some(Counted {
                 applied,
                 product_ids,
+                ..
             })) => {
                 counted.order_numbers.extend(applied.order_numbers);
                 counted.jobs_retired += applied.jobs_retired;
@@ -307,6 +308,19 @@ async fn run_job(
     fail_points: &FailPoints,
 ) -> Result<Outcome, Failed> {
     let txn = db.begin().await?;
+    let ran = job_in(&txn, order_id, batch_size, fail_points).await;
+    end(txn, ran, |(_, claimed)| claimed.clone())
+        .await
+        .map(|(outcome, _)| outcome)
+}
+
+/// `run_job`'s statements: its outcome, and the orders it claimed.
+async fn job_in(
+    txn: &DatabaseTransaction,
+    order_id: i64,
+    batch_size: u32,
+    fail_points: &FailPoints,
+) -> Result<(Outcome, Vec<i64>), Failed> {
     let lock = txn
         .query_one_raw(statement(
             include_str!("../sql/lock_order.sql"),
@@ -318,18 +332,16 @@ async fn run_job(
             order_id,
             "post-order job for an order that does not exist; nothing to do"
         );
-        txn.commit().await?;
-        return Ok(Outcome::AlreadyApplied);
+        return Ok((Outcome::AlreadyApplied, Vec::new()));
     };
     let number = lock.try_get::<String>("", "order_number")?;
     let applied = lock.try_get::<bool>("", "applied")?;
     if lock.try_get::<bool>("", "cancelled")? {
         let outcome = match lock.try_get::<bool>("", "reversed")? {
             true => Outcome::AlreadyReversed,
-            false => reverse(&txn, order_id, number, applied, fail_points).await?,
+            false => reverse(txn, order_id, number, applied, fail_points).await?,
         };
-        txn.commit().await?;
-        return Ok(outcome);
+        return Ok((outcome, Vec::new()));
     }
     // a held-back order is counted alone: others must not fail with it
     let others = match lock.try_get::<bool>("", "held_back")? {
@@ -337,18 +349,20 @@ async fn run_job(
         false => i64::from(batch_size) - i64::from(!applied),
     };
     if applied && others == 0 {
-        txn.commit().await?;
-        return Ok(Outcome::AlreadyApplied);
+        return Ok((Outcome::AlreadyApplied, Vec::new()));
     }
-    count_in(
+    let counted = count_in(
         txn,
         Run::Job(order_id),
         &Claim::Waiting(others),
         &number,
         fail_points,
     )
-    .await
-    .map(Counted::outcome)
+    .await?;
+    let claimed = counted
+        .as_ref()
+        .map_or_else(Vec::new, |c| c.order_ids.clone());
+    Ok((Counted::outcome(counted), claimed))
 }
 
 /// A counting transaction that takes no order lock first: the sweep's, and
@@ -359,13 +373,49 @@ async fn count(
     claim: &Claim,
     fail_points: &FailPoints,
 ) -> Result<Option<Counted>, Failed> {
-    let txn = db.begin().await?;
-    lock_figures(&txn).await?;
     let label = match run {
         Run::Sweep => SWEEP_LABEL.to_owned(),
         Run::Job(order_id) => format!("the job of order {order_id}"),
     };
-    count_in(txn, run, claim, &label, fail_points).await
+    let txn = db.begin().await?;
+    let counted = match lock_figures(&txn).await {
+        Ok(()) => count_in(&txn, run, claim, &label, fail_points).await,
+        Err(e) => Err(e.into()),
+    };
+    end(txn, counted, |counted| {
+        counted
+            .as_ref()
+            .map_or_else(Vec::new, |c| c.order_ids.clone())
+    })
+    .await
+}
+
+/// Commits a run's transaction if it succeeded, failing with the orders it
+/// claimed if the commit does; rolls it back if it failed, and waits for
+/// that. A dropped transaction's rollback is only queued (sqlx sends it once
+/// the pool tends the connection, on a task of its own), and until then its
+/// row locks stand: the next part of a failed batch, claiming with skip
+/// locked, would pass over the very orders it is to count.
+async fn end<T>(
+    txn: DatabaseTransaction,
+    result: Result<T, Failed>,
+    claimed: impl FnOnce(&T) -> Vec<i64>,
+) -> Result<T, Failed> {
+    match result {
+        Ok(done) => match txn.commit().await {
+            Ok(()) => Ok(done),
+            Err(e) => Err(Failed {
+                error: e.into(),
+                claimed: claimed(&done),
+            }),
+        },
+        Err(failed) => {
+            if let Err(e) = txn.rollback().await {
+                warn!(error = %e, "could not roll back a failed post-order run; its connection will");
+            }
+            Err(failed)
+        }
+    }
 }
 
 async fn lock_figures(txn: &DatabaseTransaction) -> Result<(), JobError> {
@@ -380,6 +430,7 @@ async fn lock_figures(txn: &DatabaseTransaction) -> Result<(), JobError> {
 /// What one counting transaction counted.
 struct Counted {
     applied: Applied,
+    order_ids: Vec<i64>,
     product_ids: Vec<i64>,
 }
 
@@ -389,10 +440,11 @@ impl Counted {
     }
 }
 
-/// Claims the orders, counts them and commits; None when no order was left
-/// to count. `label` names the run in the result of the jobs it settles.
+/// Claims the orders and counts them, in the run's transaction; None when no
+/// order was left to count. `label` names the run in the result of the jobs
+/// it settles.
 async fn count_in(
-    txn: DatabaseTransaction,
+    txn: &DatabaseTransaction,
     run: Run,
     claim: &Claim,
     label: &str,
@@ -419,7 +471,6 @@ async fn count_in(
         }
     };
     if claimed.is_empty() {
-        txn.commit().await?;
         return Ok(None);
     }
     let mut order_ids = Vec::with_capacity(claimed.len());
@@ -436,15 +487,16 @@ async fn count_in(
         order_ids.push(id);
     }
     // whatever fails from here fails the claim with it: say which orders
-    let counted = count_claimed(&txn, own, &order_ids, label, fail_points).await;
-    let counted = match counted {
-        Ok(counted) => txn.commit().await.map(|_| counted).map_err(JobError::from),
-        Err(e) => Err(e),
-    };
-    let (product_ids, preference_user_ids, jobs_retired) = counted.map_err(|error| Failed {
-        error,
-        claimed: order_ids,
-    })?;
+    let (product_ids, preference_user_ids, jobs_retired) =
+        match count_claimed(txn, own, &order_ids, label, fail_points).await {
+            Ok(counted) => counted,
+            Err(error) => {
+                return Err(Failed {
+                    error,
+                    claimed: order_ids,
+                });
+            }
+        };
     Ok(Some(Counted {
         applied: Applied {
             order_numbers,
@@ -452,6 +504,7 @@ async fn count_in(
             preference_user_ids,
             jobs_retired,
         },
+        order_ids,
         product_ids,
     }))
 }

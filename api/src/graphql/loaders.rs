@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, Loader};
-use entity::{order_lines, product_variants, products};
+use entity::{order_lines, product_variants, products, users};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
 use crate::error::{ApiError, ApiResult};
@@ -15,6 +15,7 @@ pub struct Loaders {
     pub variants: DataLoader<VariantLoader>,
     pub variants_by_product: DataLoader<VariantsByProductLoader>,
     pub order_lines: DataLoader<OrderLinesLoader>,
+    pub users: DataLoader<UserLoader>,
 }
 
 impl Loaders {
@@ -24,6 +25,7 @@ impl Loaders {
             variants: DataLoader::new(VariantLoader(db.clone()), tokio::spawn),
             variants_by_product: DataLoader::new(VariantsByProductLoader(db.clone()), tokio::spawn),
             order_lines: DataLoader::new(OrderLinesLoader(db.clone()), tokio::spawn),
+            users: DataLoader::new(UserLoader(db.clone()), tokio::spawn),
         }
     }
 }
@@ -35,6 +37,14 @@ impl Loaders {
             .load_one(id)
             .await?
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("product {id} of a line is missing")))
+    }
+
+    /// A user that must exist: an order points at them.
+    pub async fn existing_user(&self, id: i64) -> ApiResult<users::Model> {
+        self.users
+            .load_one(id)
+            .await?
+            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("user {id} of an order is missing")))
     }
 }
 
@@ -113,5 +123,21 @@ impl Loader<i64> for OrderLinesLoader {
             by_order.entry(line.order_id).or_default().push(line);
         }
         Ok(by_order)
+    }
+}
+
+/// Users by id: orders' customers, and the viewer's current role.
+pub struct UserLoader(DatabaseConnection);
+
+impl Loader<i64> for UserLoader {
+    type Value = users::Model;
+    type Error = DbErr;
+
+    async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        let rows = users::Entity::find()
+            .filter(users::Column::Id.is_in(ids.iter().copied()))
+            .all(&self.0)
+            .await?;
+        Ok(rows.into_iter().map(|u| (u.id, u)).collect())
     }
 }

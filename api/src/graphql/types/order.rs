@@ -1,15 +1,16 @@
 use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::{order_lines, orders};
+use entity::{order_lines, orders, users};
 
-use super::Product;
-use crate::domain::orders::PlacedOrder;
+use super::{Product, User};
+use crate::domain::orders::{AnalyticsState, PlacedOrder};
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::money::Cents;
 
 #[derive(Enum, Copy, Clone, Debug, PartialEq, Eq)]
 pub enum OrderStatus {
+    /// Placed and not cancelled.
     Placed,
     /// By `cancelOrder`: its sales are taken back out of the figures.
     Cancelled,
@@ -27,6 +28,35 @@ pub enum AnalyticsStatus {
     /// Cancelled, and its contribution taken back out (or, cancelled before
     /// it was counted, never added).
     Reversed,
+}
+
+impl From<OrderStatus> for orders::OrderStatus {
+    fn from(status: OrderStatus) -> Self {
+        match status {
+            OrderStatus::Placed => Self::Placed,
+            OrderStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl From<AnalyticsState> for AnalyticsStatus {
+    fn from(state: AnalyticsState) -> Self {
+        match state {
+            AnalyticsState::Pending => Self::Pending,
+            AnalyticsState::Applied => Self::Applied,
+            AnalyticsState::Reversed => Self::Reversed,
+        }
+    }
+}
+
+impl From<AnalyticsStatus> for AnalyticsState {
+    fn from(status: AnalyticsStatus) -> Self {
+        match status {
+            AnalyticsStatus::Pending => Self::Pending,
+            AnalyticsStatus::Applied => Self::Applied,
+            AnalyticsStatus::Reversed => Self::Reversed,
+        }
+    }
 }
 
 pub struct Order {
@@ -52,6 +82,7 @@ impl From<PlacedOrder> for Order {
 
 #[Object]
 impl Order {
+    /// The order's id, as `order(id:)` takes it.
     async fn id(&self) -> ID {
         self.order.id.into()
     }
@@ -61,6 +92,7 @@ impl Order {
         &self.order.order_number
     }
 
+    /// Placed, or cancelled by `cancelOrder`.
     async fn status(&self) -> OrderStatus {
         match self.order.status {
             orders::OrderStatus::Placed => OrderStatus::Placed,
@@ -68,10 +100,12 @@ impl Order {
         }
     }
 
+    /// The sum of the lines' subtotals.
     async fn total(&self) -> Cents {
         Cents(self.order.total_cents)
     }
 
+    /// The lines, in the order they were ordered.
     async fn lines(&self, ctx: &Context<'_>) -> Result<Vec<OrderLine>> {
         let lines = match &self.lines {
             Some(lines) => lines.clone(),
@@ -86,6 +120,7 @@ impl Order {
         Ok(lines.into_iter().map(OrderLine).collect())
     }
 
+    /// When it was placed.
     async fn created_at(&self) -> DateTime<Utc> {
         self.order.created_at.with_timezone(&Utc)
     }
@@ -95,22 +130,66 @@ impl Order {
         self.order.cancelled_at.map(|at| at.with_timezone(&Utc))
     }
 
+    /// Whether the post-order job has counted the order into the figures
+    /// yet, and after a cancellation whether it has taken it back out. A
+    /// held-back order stays `PENDING`.
     async fn analytics_status(&self) -> AnalyticsStatus {
         analytics_status(&self.order)
     }
+
+    /// The customer who placed it: visible to whoever may see the order (its
+    /// customer and the admins).
+    async fn customer(&self, ctx: &Context<'_>) -> Result<User> {
+        Ok(User(ctx.loaders().existing_user(self.order.user_id).await?))
+    }
+
+    /// Set when counting this order into the figures failed on its own: the
+    /// order is held back, left out of every other job's batch, the sweep and
+    /// the rebuild, so that it cannot hold up the other orders' figures,
+    /// until an operator retries its job (`retryJob`), which clears it. Null
+    /// otherwise. A held-back order's `analyticsStatus` stays `PENDING`.
+    async fn analytics_held_back_at(&self) -> Option<DateTime<Utc>> {
+        self.order
+            .analytics_held_back_at
+            .map(|at| at.with_timezone(&Utc))
+    }
+
+    /// Admins only: the error that held the order back (see
+    /// `analyticsHeldBackAt`), for operators. Null when it is not held back,
+    /// and always null for anyone but an admin: internal error text is not
+    /// for customers.
+    async fn analytics_failure(&self, ctx: &Context<'_>) -> Result<Option<&str>> {
+        let Some(failure) = self.order.analytics_failure.as_deref() else {
+            return Ok(None);
+        };
+        Ok(viewer_is_admin_now(ctx).await?.then_some(failure))
+    }
 }
 
-pub fn analytics_status(order: &orders::Model) -> AnalyticsStatus {
-    use orders::OrderStatus::{Cancelled, Placed};
-    match (
-        order.status,
-        order.analytics_applied_at,
-        order.analytics_reversed_at,
-    ) {
-        (Placed, None, _) | (Cancelled, _, None) => AnalyticsStatus::Pending,
-        (Placed, Some(_), _) => AnalyticsStatus::Applied,
-        (Cancelled, _, Some(_)) => AnalyticsStatus::Reversed,
+/// Whether the caller is an admin now, by the account rather than the
+/// token, as admin operations check it. Through the users loader, so a page
+/// of orders asks once, in the batch that loads their customers.
+async fn viewer_is_admin_now(ctx: &Context<'_>) -> Result<bool> {
+    let Ok(viewer) = ctx.viewer() else {
+        return Ok(false);
+    };
+    if !viewer.is_admin() {
+        return Ok(false);
     }
+    let user = ctx
+        .loaders()
+        .users
+        .load_one(viewer.user_id)
+        .await
+        .map_err(ApiError::from)?;
+    Ok(user.is_some_and(|user| user.role == users::Role::Admin))
+}
+
+/// What `Order.analyticsStatus` shows: [`AnalyticsState::of`], which sits
+/// beside the SQL of the `orders(analyticsStatus:)` filter so that the field
+/// and the filter never disagree.
+pub fn analytics_status(order: &orders::Model) -> AnalyticsStatus {
+    AnalyticsState::of(order).into()
 }
 
 /// A line as it was ordered: names and prices are a snapshot of that moment.
