@@ -120,6 +120,11 @@ impl TestApp {
         // without that being what the test is about
         config.db_acquire_timeout = Duration::from_secs(30);
         config.workers = options.settings.clone();
+        // every test client is 127.0.0.1: tests place hundreds of orders at
+        // once and register many customers from it. The limits per address
+        // are proved against the binary (api/tests/attacks.rs).
+        config.http.auth.free_registrations = 10_000;
+        config.http.connections.max_per_address = 10_000;
         (options.configure)(&mut config);
 
         // creates the database, as `tally serve` would, and migrates it; the
@@ -152,13 +157,12 @@ impl TestApp {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let router = http::router(state.clone(), config.http.clone());
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .unwrap();
-        });
+        tokio::spawn(http::serve(
+            listener,
+            router,
+            config.http.connections.clone(),
+            shutdown.clone(),
+        ));
 
         let app = Self {
             addr,

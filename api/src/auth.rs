@@ -1,14 +1,12 @@
 //! Who is calling: passwords (argon2), bearer tokens (JWT, HS256), roles.
 
-use argon2::Argon2;
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use entity::users::Role;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Secret;
 use crate::error::{ApiError, ApiResult};
+use crate::hashing;
 
 /// How long a token stays valid.
 const TOKEN_TTL_SECS: i64 = 7 * 24 * 3600;
@@ -129,29 +127,17 @@ impl Password {
     }
 }
 
-/// Argon2 is slow on purpose; it runs off the async threads.
+/// On the hashing threads (see `hashing`), like every password check.
 pub async fn hash_password(password: Password) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        Argon2::default()
-            .hash_password(password.0.expose().as_bytes(), &salt)
-            .map(|hash| hash.to_string())
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("hashing a password: {e}")))
-    })
-    .await
-    .map_err(ApiError::internal)?
+    hashing::run(move || hashing::hash(password.0.expose().as_bytes()))
+        .await?
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("hashing a password: {e}")))
 }
 
 pub async fn verify_password(candidate: String, hash: String) -> ApiResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let parsed = PasswordHash::new(&hash)
-            .map_err(|e| ApiError::internal(anyhow::anyhow!("stored password hash: {e}")))?;
-        Ok(Argon2::default()
-            .verify_password(candidate.as_bytes(), &parsed)
-            .is_ok())
-    })
-    .await
-    .map_err(ApiError::internal)?
+    hashing::run(move || hashing::verify(candidate.as_bytes(), &hash))
+        .await?
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("stored password hash: {e}")))
 }
 
 #[cfg(test)]

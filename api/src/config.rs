@@ -42,6 +42,37 @@ pub struct HttpSettings {
     pub max_websockets: usize,
     /// Web origins whose pages may call the API from a browser (CORS).
     pub allowed_origins: AllowedOrigins,
+    /// The longest a request's body may take to arrive.
+    pub body_timeout: Duration,
+    /// The longest a request may take to be handled once its body is in.
+    pub request_timeout: Duration,
+    pub connections: ConnectionLimits,
+    pub auth: AuthLimits,
+}
+
+/// What the accept loop allows before any request is read.
+#[derive(Clone, Debug)]
+pub struct ConnectionLimits {
+    /// Connections open at once; past it, new ones are closed at once.
+    pub max_connections: usize,
+    /// Connections open at once from one client address.
+    pub max_per_address: usize,
+    /// The longest a connection may wait for a request's complete headers:
+    /// a slow client's, and a keep-alive connection's idle time alike.
+    pub header_timeout: Duration,
+}
+
+/// How sign-in attempts are throttled (see `auth_throttle`).
+#[derive(Clone, Debug)]
+pub struct AuthLimits {
+    /// Failed logins per client address, and per account, before each
+    /// further attempt waits (1 s, doubling with every failure).
+    pub free_failures: u32,
+    /// Registrations per client address before each further one waits.
+    pub free_registrations: u32,
+    /// The longest wait, and how long a quiet address or account takes to
+    /// be forgotten.
+    pub max_delay: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -235,6 +266,10 @@ impl Config {
             humantime::parse_duration(&parse(var, default)?)
                 .map_err(|_| invalid(var, "must be a duration such as 7days, 12h or 30m"))
         };
+        let timeout = |var: &'static str, default: &str| match duration(var, default)? {
+            d if d.is_zero() => Err(invalid(var, "must be longer than 0")),
+            d => Ok(d),
+        };
         let job_retention = duration("JOB_RETENTION", "7days")?;
         let order_cancel_window = duration("ORDER_CANCEL_WINDOW", "15m")?;
 
@@ -266,6 +301,28 @@ impl Config {
                 allowed_origins: match get("ALLOWED_ORIGINS") {
                     Some(raw) => AllowedOrigins::parse(&raw)?,
                     None => AllowedOrigins::SameOrigin,
+                },
+                body_timeout: timeout("HTTP_BODY_TIMEOUT", "10s")?,
+                request_timeout: timeout("HTTP_REQUEST_TIMEOUT", "30s")?,
+                connections: ConnectionLimits {
+                    max_connections: number(&get, "MAX_CONNECTIONS", 4096, 1..=1_000_000)?,
+                    max_per_address: number(
+                        &get,
+                        "MAX_CONNECTIONS_PER_ADDRESS",
+                        64,
+                        1..=1_000_000,
+                    )?,
+                    header_timeout: timeout("HTTP_HEADER_TIMEOUT", "10s")?,
+                },
+                auth: AuthLimits {
+                    free_failures: number(&get, "LOGIN_FREE_FAILURES", 5, 1..=1_000_000)?,
+                    free_registrations: number(
+                        &get,
+                        "REGISTRATIONS_PER_ADDRESS",
+                        20,
+                        1..=1_000_000,
+                    )?,
+                    max_delay: timeout("LOGIN_MAX_DELAY", "15m")?,
                 },
             },
             board,

@@ -26,6 +26,15 @@ pub enum ApiError {
     Unavailable(&'static str),
     /// The HTTP method cannot carry this operation (a mutation over GET).
     MethodNotAllowed(&'static str),
+    /// The request itself is unusable: its body too large, unreadable or
+    /// too slow to arrive. Answered with an HTTP status of its own.
+    BadRequest(&'static str),
+    /// Too many sign-in attempts (failed logins, registrations) from this
+    /// address or for this account: refused without looking at the
+    /// password, until `retry_after` has passed.
+    TooManyRequests {
+        retry_after: std::time::Duration,
+    },
     /// Anything unexpected: logged in full, shown to clients as a fixed message.
     Internal(anyhow::Error),
 }
@@ -42,6 +51,8 @@ impl ApiError {
             Self::Conflict(_) => "CONFLICT",
             Self::Unavailable(_) => Self::UNAVAILABLE_CODE,
             Self::MethodNotAllowed(_) => Self::METHOD_NOT_ALLOWED,
+            Self::BadRequest(_) => Self::BAD_USER_INPUT,
+            Self::TooManyRequests { .. } => Self::TOO_MANY_REQUESTS,
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -57,7 +68,11 @@ impl ApiError {
             | Self::NotFound(m)
             | Self::Conflict(m)
             | Self::NotPermitted(m) => m.clone(),
-            Self::Unavailable(m) | Self::MethodNotAllowed(m) => (*m).into(),
+            Self::Unavailable(m) | Self::MethodNotAllowed(m) | Self::BadRequest(m) => (*m).into(),
+            Self::TooManyRequests { retry_after } => format!(
+                "too many attempts; try again in {} s",
+                retry_after.as_secs().max(1)
+            ),
             Self::Internal(_) => "internal server error".into(),
         }
     }
@@ -93,6 +108,7 @@ impl ApiError {
     pub const BAD_USER_INPUT: &'static str = "BAD_USER_INPUT";
     pub const UNAVAILABLE_CODE: &'static str = "SERVICE_UNAVAILABLE";
     pub const METHOD_NOT_ALLOWED: &'static str = "METHOD_NOT_ALLOWED";
+    pub const TOO_MANY_REQUESTS: &'static str = "TOO_MANY_REQUESTS";
     /// An automatic persisted query whose hash this server does not know:
     /// the client sends the query text with it, once.
     pub const PERSISTED_QUERY_NOT_FOUND: &'static str = "PERSISTED_QUERY_NOT_FOUND";
@@ -118,6 +134,23 @@ impl ApiError {
         Self::Unavailable("the server is at its limit of requests in flight; try again shortly");
     pub const WEBSOCKETS_FULL: Self =
         Self::Unavailable("the server is at its limit of open WebSockets; try again later");
+    pub const TOO_SLOW: Self = Self::Unavailable(
+        "the request was not handled within HTTP_REQUEST_TIMEOUT; try again shortly",
+    );
+    pub const HASHING_BUSY: Self =
+        Self::Unavailable("the server is busy checking other passwords; try again shortly");
+    pub const BODY_TOO_LARGE: Self = Self::BadRequest("the request body is too large");
+    pub const BODY_UNREADABLE: Self = Self::BadRequest("the request body could not be read");
+    pub const SLOW_BODY: Self =
+        Self::BadRequest("the request body did not arrive within HTTP_BODY_TIMEOUT");
+
+    /// How long a client should wait before trying again, when that is known.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::TooManyRequests { retry_after } => Some(*retry_after),
+            _ => None,
+        }
+    }
 }
 
 impl From<DbErr> for ApiError {
@@ -167,7 +200,13 @@ impl From<ApiError> for async_graphql::Error {
             _ => {}
         }
         let code = err.code();
-        async_graphql::Error::new(err.message()).extend_with(|_, e| e.set("code", code))
+        let retry_after = err.retry_after().map(|d| d.as_secs().max(1));
+        async_graphql::Error::new(err.message()).extend_with(|_, e| {
+            e.set("code", code);
+            if let Some(seconds) = retry_after {
+                e.set("retryAfter", seconds);
+            }
+        })
     }
 }
 

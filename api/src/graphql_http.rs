@@ -3,16 +3,18 @@
 //! media type negotiated from `Accept`, and status codes that say whether the
 //! request ever ran.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_graphql::http::parse_query_string;
 use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
+use crate::auth_throttle::ClientAddr;
 use crate::error::ApiError;
 use crate::graphiql;
 use crate::graphql::loaders::Loaders;
@@ -83,8 +85,9 @@ pub async fn post(State(endpoint): State<Endpoint>, request: Request) -> Respons
         );
     }
     let headers = request.headers().clone();
+    let client = client_addr(&request);
     match GraphQLRequest::<GraphQLRejection>::from_request(request, &()).await {
-        Ok(graphql) => execute(&endpoint, &headers, graphql.into_inner(), media).await,
+        Ok(graphql) => execute(&endpoint, &headers, client, graphql.into_inner(), media).await,
         Err(rejection) => {
             let message = format!("the request is not a GraphQL request: {}", rejection.0);
             let status = rejection.into_response().status();
@@ -113,7 +116,8 @@ pub async fn get(State(endpoint): State<Endpoint>, request: Request) -> Response
     match parse_query_string(query) {
         Ok(graphql) => {
             let graphql = graphql.data(ViaGet);
-            execute(&endpoint, request.headers(), graphql, media).await
+            let client = client_addr(&request);
+            execute(&endpoint, request.headers(), client, graphql, media).await
         }
         Err(e) => refusal(
             StatusCode::BAD_REQUEST,
@@ -126,10 +130,14 @@ pub async fn get(State(endpoint): State<Endpoint>, request: Request) -> Response
 async fn execute(
     endpoint: &Endpoint,
     headers: &HeaderMap,
+    client: Option<ClientAddr>,
     request: async_graphql::Request,
     media: Media,
 ) -> Response {
     let mut request = request.data(Loaders::new(&endpoint.state.db));
+    if let Some(client) = client {
+        request = request.data(client);
+    }
     if let Some(token) = bearer_token(headers) {
         match endpoint.state.tokens.verify(token) {
             Ok(viewer) => request = request.data(viewer),
@@ -168,11 +176,41 @@ async fn execute(
             .insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
         return answer;
     }
+    if let Some(retry_after) = throttled(&response) {
+        let mut answer = respond(StatusCode::TOO_MANY_REQUESTS, &response, media);
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, retry_after.into());
+        return answer;
+    }
     let status = match (refused, media) {
         (true, Media::GraphqlResponse) => StatusCode::BAD_REQUEST,
         _ => StatusCode::OK,
     };
     respond(status, &response, media)
+}
+
+/// When throttling refused the whole request (no data came of it): the
+/// seconds to wait, for `Retry-After`.
+fn throttled(response: &async_graphql::Response) -> Option<u64> {
+    if response.data != async_graphql::Value::Null {
+        return None;
+    }
+    response
+        .errors
+        .iter()
+        .filter(|e| ApiError::code_of(e) == Some(ApiError::TOO_MANY_REQUESTS))
+        .filter_map(|e| match e.extensions.as_ref()?.get("retryAfter")? {
+            async_graphql::Value::Number(n) => n.as_u64(),
+            _ => None,
+        })
+        .max()
+}
+
+/// The address the request came from, as the accept loop recorded it.
+pub(crate) fn client_addr<B>(request: &axum::http::Request<B>) -> Option<ClientAddr> {
+    let ConnectInfo(addr) = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
+    Some(addr.ip().into())
 }
 
 /// The response body as the spec wants it: with the newer media type, a

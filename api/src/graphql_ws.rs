@@ -16,6 +16,7 @@ use axum::extract::{FromRequestParts, Request, WebSocketUpgrade};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth_throttle::ClientAddr;
 use crate::error::ApiError;
 use crate::graphql::SubscriptionSlots;
 use crate::graphql::loaders::Loaders;
@@ -37,6 +38,7 @@ pub async fn upgrade(endpoint: Endpoint, request: Request) -> Response {
     let Ok(permit) = endpoint.websockets.clone().try_acquire_owned() else {
         return http::unavailable(ApiError::WEBSOCKETS_FULL);
     };
+    let client = crate::graphql_http::client_addr(&request);
     let (mut parts, _) = request.into_parts();
     let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
         Ok(protocol) => protocol,
@@ -54,7 +56,7 @@ pub async fn upgrade(endpoint: Endpoint, request: Request) -> Response {
             let open = state.metrics.websocket_opened();
             GraphQLWebSocket::new(socket, schema, protocol)
                 .on_connection_init(move |payload| async move {
-                    connection_data(&state, header_token, &payload)
+                    connection_data(&state, header_token, client, &payload)
                 })
                 .serve()
                 .await;
@@ -69,9 +71,13 @@ pub async fn upgrade(endpoint: Endpoint, request: Request) -> Response {
 fn connection_data(
     state: &AppState,
     header_token: Option<String>,
+    client: Option<ClientAddr>,
     payload: &serde_json::Value,
 ) -> Result<Data> {
     let mut data = Data::default();
+    if let Some(client) = client {
+        data.insert(client);
+    }
     data.insert(Loaders::new(&state.db));
     data.insert(SubscriptionSlots::default());
     let from_payload = payload

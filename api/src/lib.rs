@@ -2,6 +2,7 @@
 //! this library is what it (and the tests) put together.
 
 pub mod auth;
+pub mod auth_throttle;
 pub mod board;
 pub mod config;
 pub mod db;
@@ -11,6 +12,7 @@ pub mod graphiql;
 pub mod graphql;
 pub mod graphql_http;
 pub mod graphql_ws;
+pub mod hashing;
 pub mod http;
 pub mod live;
 pub mod metrics;

@@ -51,9 +51,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(config.bind_addr).await?;
     let addr = listener.local_addr()?;
     info!("Tally is listening: GraphiQL at http://{addr}/graphql");
-    axum::serve(listener, http::router(state, config.http.clone()))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
+    http::serve(
+        listener,
+        http::router(state, config.http.clone()),
+        config.http.connections.clone(),
+        shutdown.clone(),
+    )
+    .await?;
     info!("HTTP server stopped; waiting for running jobs");
     if let Some(workers) = workers {
         workers.await??;

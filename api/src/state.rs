@@ -5,6 +5,7 @@ use jobs::Wakeup;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Tokens;
+use crate::auth_throttle::AuthThrottle;
 use crate::config::Config;
 use crate::domain::orders::JobOptions;
 use crate::live::LiveFigures;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// What post-order runs changed, for subscriptions.
     pub live: LiveFigures,
+    /// Failed sign-ins and registrations, per client address and account.
+    pub auth_throttle: Arc<AuthThrottle>,
 }
 
 impl AppState {
@@ -37,6 +40,7 @@ impl AppState {
             cancel_window: config.order_cancel_window,
             metrics: Arc::default(),
             live,
+            auth_throttle: Arc::new(AuthThrottle::new(&config.http.auth)),
         }
     }
 }

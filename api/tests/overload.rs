@@ -40,6 +40,9 @@ async fn a_blocked_database_under_a_thousand_clients_costs_fast_errors_and_bound
             ("DATABASE_ACQUIRE_TIMEOUT_MS", "1000"),
             ("DATABASE_STATEMENT_TIMEOUT_MS", "1000"),
             ("MAX_REQUESTS_IN_FLIGHT", "64"),
+            // the 1,000 clients all come from 127.0.0.1 (per-address limits:
+            // api/tests/attacks.rs)
+            ("MAX_CONNECTIONS_PER_ADDRESS", "2000"),
         ],
     )]);
     common::wait_until_ready(&addr).await;

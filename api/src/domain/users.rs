@@ -3,6 +3,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryFilter};
 
 use crate::auth::{self, Email, Password};
+use crate::auth_throttle::{AuthThrottle, ClientAddr};
 use crate::error::{ApiError, ApiResult, OnConstraint};
 
 pub struct Registration {
@@ -48,6 +49,42 @@ pub async fn register<C: ConnectionTrait>(
         })?;
     tracing::info!(user_id = user.id, "registered a customer");
     Ok(user)
+}
+
+/// `register` for a client at `from`, unless it registered too often (or
+/// the email was tried too often): then `TOO_MANY_REQUESTS`, and no hash.
+pub async fn register_throttled<C: ConnectionTrait>(
+    db: &C,
+    throttle: &AuthThrottle,
+    from: Option<ClientAddr>,
+    registration: Registration,
+) -> ApiResult<users::Model> {
+    let email = registration.email.as_str().to_owned();
+    throttle.begin_registration(from, &email)?;
+    let registered = register(db, registration).await;
+    if let Err(ApiError::Conflict(_)) = &registered {
+        throttle.email_taken(&email);
+    }
+    registered
+}
+
+/// `login` for a client at `from`, unless it or the account failed too
+/// often lately: then `TOO_MANY_REQUESTS`, without looking at the password.
+pub async fn login_throttled<C: ConnectionTrait>(
+    db: &C,
+    throttle: &AuthThrottle,
+    from: Option<ClientAddr>,
+    email: &str,
+    password: &str,
+) -> ApiResult<users::Model> {
+    throttle.begin_login(from, email)?;
+    let user = login(db, email, password).await;
+    match &user {
+        Ok(_) => throttle.logged_in(from, email),
+        Err(ApiError::InvalidCredentials) => {}
+        Err(_) => throttle.login_abandoned(from, email),
+    }
+    user
 }
 
 /// Unknown email and wrong password give the same error, after the same work.

@@ -4,6 +4,7 @@ use super::loaders::Loaders;
 use entity::users::Role;
 
 use crate::auth::Viewer;
+use crate::auth_throttle::ClientAddr;
 use crate::domain::users;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -14,6 +15,9 @@ pub(crate) trait ContextExt {
     fn loaders(&self) -> &Loaders;
     /// The caller, or `UNAUTHENTICATED`.
     fn viewer(&self) -> ApiResult<Viewer>;
+    /// The client's address, for limits kept per address; None when the
+    /// transport does not know it.
+    fn client_addr(&self) -> Option<ClientAddr>;
     /// The caller if an admin now: `UNAUTHENTICATED` or `FORBIDDEN` otherwise.
     async fn admin(&self) -> ApiResult<Viewer>;
 }
@@ -31,6 +35,10 @@ impl ContextExt for Context<'_> {
         self.data_opt::<Viewer>()
             .copied()
             .ok_or(ApiError::Unauthenticated)
+    }
+
+    fn client_addr(&self) -> Option<ClientAddr> {
+        self.data_opt::<ClientAddr>().copied()
     }
 
     /// A token carries the role it was issued with, for days: admin powers

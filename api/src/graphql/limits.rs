@@ -1,9 +1,15 @@
-//! A document's size once its fragments are expanded, checked before any
-//! other check. A few hundred bytes of fragments that each spread the next
-//! one twice expand exponentially, and async-graphql's recursion-depth check
-//! and validation passes walk every expanded path before the complexity
-//! limit can answer (a 2^22 expansion took 1.3 s). This counts with memoised
-//! fragments, in time linear in the document, and refuses first.
+//! What a document may ask for, checked before any other check.
+//!
+//! Its size once its fragments are expanded: a few hundred bytes of
+//! fragments that each spread the next one twice expand exponentially, and
+//! async-graphql's recursion-depth check and validation passes walk every
+//! expanded path before the complexity limit can answer (a 2^22 expansion
+//! took 1.3 s). This counts with memoised fragments, in time linear in the
+//! document, and refuses first.
+//!
+//! At most one field that checks a password per operation: aliases would
+//! otherwise turn one request into hundreds of guesses (and hundreds of
+//! argon2 hashes) that no per-request limit sees.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +23,9 @@ use async_graphql::{Request, ServerError, ServerResult};
 /// Field selections a document may expand to (the complexity limit then
 /// judges what the fields cost).
 pub const MAX_EXPANDED_SELECTIONS: u64 = 10_000;
+
+/// The root fields that check or set a password.
+const PASSWORD_FIELDS: [&str; 2] = ["login", "register"];
 
 pub struct ExpansionLimit;
 
@@ -35,11 +44,18 @@ impl Extension for ExpansionLimit {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         // parsed here once: the request keeps the document for execution
-        if expanded_selections(request.parsed_query()?) > MAX_EXPANDED_SELECTIONS {
+        let document = request.parsed_query()?;
+        if expanded_selections(document) > MAX_EXPANDED_SELECTIONS {
             return Err(ServerError::new(
                 format!(
                     "Query is too large: over {MAX_EXPANDED_SELECTIONS} fields once its fragments are expanded."
                 ),
+                None,
+            ));
+        }
+        if password_fields(document) > 1 {
+            return Err(ServerError::new(
+                "An operation may sign in or register once: at most one login or register field.",
                 None,
             ));
         }
@@ -61,6 +77,53 @@ fn expanded_selections(document: &ExecutableDocument) -> u64 {
             )
         })
         .fold(0, u64::saturating_add)
+}
+
+/// The most password fields any one operation selects at its root, through
+/// fragments and aliases alike.
+fn password_fields(document: &ExecutableDocument) -> usize {
+    document
+        .operations
+        .iter()
+        .map(|(_, op)| root_password_fields(&op.node.selection_set.node, document, &mut Vec::new()))
+        .max()
+        .unwrap_or(0)
+}
+
+fn root_password_fields<'a>(
+    set: &'a SelectionSet,
+    document: &'a ExecutableDocument,
+    visiting: &mut Vec<&'a str>,
+) -> usize {
+    set.items
+        .iter()
+        .map(|item| match &item.node {
+            Selection::Field(field) => {
+                usize::from(PASSWORD_FIELDS.contains(&field.node.name.node.as_str()))
+            }
+            Selection::InlineFragment(inline) => {
+                root_password_fields(&inline.node.selection_set.node, document, visiting)
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                match document.fragments.get(&spread.node.fragment_name.node) {
+                    // unknown and cyclic fragments: validation names them
+                    Some(_) if visiting.contains(&name) => 0,
+                    None => 0,
+                    Some(fragment) => {
+                        visiting.push(name);
+                        let n = root_password_fields(
+                            &fragment.node.selection_set.node,
+                            document,
+                            visiting,
+                        );
+                        visiting.pop();
+                        n
+                    }
+                }
+            }
+        })
+        .fold(0, usize::saturating_add)
 }
 
 fn size<'a>(
@@ -140,6 +203,35 @@ mod tests {
         }
         query.push_str(" fragment F40 on Q { a }");
         assert_eq!(expanded(&query), 1 << 40);
+    }
+
+    #[test]
+    fn password_fields_are_counted_through_aliases_and_fragments() {
+        let count =
+            |query: &str| password_fields(&async_graphql::parser::parse_query(query).unwrap());
+        assert_eq!(count("mutation { login(input: {}) { token } }"), 1);
+        assert_eq!(
+            count("mutation { a: login { token } b: login { token } }"),
+            2
+        );
+        assert_eq!(count("mutation { login { token } register { token } }"), 2);
+        assert_eq!(
+            count(
+                "mutation { ...L ... on Mutation { login { token } } } fragment L on Mutation { login { token } }"
+            ),
+            2
+        );
+        // one per operation: only one of them runs
+        assert_eq!(
+            count("mutation A { login { token } } mutation B { login { token } }"),
+            1
+        );
+        // a field named login below the root is no sign-in
+        assert_eq!(count("{ me { login } } "), 0);
+        assert_eq!(
+            count("mutation { ...L } fragment L on Mutation { ...L login { t } }"),
+            1
+        );
     }
 
     #[test]

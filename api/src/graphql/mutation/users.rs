@@ -28,12 +28,27 @@ impl UserMutation {
     /// Creates a customer account and signs it in.
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let registration = Registration::parse(&input.name, &input.email, &input.password)?;
-        let user = users::register(&ctx.state().db, registration).await?;
+        let state = ctx.state();
+        let user = users::register_throttled(
+            &state.db,
+            &state.auth_throttle,
+            ctx.client_addr(),
+            registration,
+        )
+        .await?;
         signed_in(ctx, user)
     }
 
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
-        let user = users::login(&ctx.state().db, &input.email, &input.password).await?;
+        let state = ctx.state();
+        let user = users::login_throttled(
+            &state.db,
+            &state.auth_throttle,
+            ctx.client_addr(),
+            &input.email,
+            &input.password,
+        )
+        .await?;
         signed_in(ctx, user)
     }
 }

@@ -1,7 +1,14 @@
 //! The HTTP surface: GraphQL and GraphiQL on `/graphql` (see `graphql_http`),
-//! probes and metrics, and what every request goes through: load shedding,
-//! the body limit, CORS, tracing and panics caught.
+//! probes and metrics, and what every request goes through: the body limit
+//! and deadlines, load shedding, CORS, tracing and panics caught. `serve` is
+//! the accept loop in front of it all.
 
+mod deadlines;
+mod serve;
+
+pub use serve::serve;
+
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,6 +18,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::State;
 use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::sync::Semaphore;
@@ -22,6 +30,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
+use self::deadlines::Deadlines;
 use crate::config::{AllowedOrigins, HttpSettings};
 use crate::error::ApiError;
 use crate::graphiql;
@@ -34,12 +43,14 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
     // Past `max_in_flight` requests, more are refused at once rather than
     // queued: waiting ones would only pile up behind the database pool
     // (memory and latency without bound) and time out anyway.
-    let shed = Arc::new(ShedLog::default());
+    let shed = Arc::new(IntervalLog::new(
+        "refusing requests: MAX_REQUESTS_IN_FLIGHT are in flight",
+    ));
     let counted = state.metrics.clone();
     let shed_load = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(move |_: tower::BoxError| {
             counted.request_shed();
-            shed.refused();
+            shed.add(None);
             async { unavailable(ApiError::OVERLOADED) }
         }))
         .load_shed()
@@ -56,6 +67,11 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        // inside the body limit, whose 413 comes first
+        .layer(middleware::from_fn_with_state(
+            Deadlines::new(settings.body_timeout, settings.request_timeout),
+            deadlines::enforce,
+        ))
         .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes));
     if let Some(cors) = cors(&settings.allowed_origins) {
         router = router.layer(cors);
@@ -95,25 +111,34 @@ fn cors(origins: &AllowedOrigins) -> Option<CorsLayer> {
     )
 }
 
-/// While requests are being refused, one warning a second with their number,
-/// rather than a line per request when the server can least afford it.
-#[derive(Default)]
-struct ShedLog {
-    refused: AtomicU64,
+/// While something is being refused, one warning a second with how many
+/// (and the last client address), rather than a line per refusal when the
+/// server can least afford it.
+pub(crate) struct IntervalLog {
+    what: &'static str,
+    count: AtomicU64,
     last_warning: Mutex<Option<Instant>>,
 }
 
-impl ShedLog {
-    fn refused(&self) {
-        self.refused.fetch_add(1, Ordering::Relaxed);
+impl IntervalLog {
+    pub(crate) fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            count: AtomicU64::new(0),
+            last_warning: Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn add(&self, from: impl Into<Option<IpAddr>>) {
+        self.count.fetch_add(1, Ordering::Relaxed);
         let mut last = self.last_warning.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(1)) {
             *last = Some(Instant::now());
-            let refused = self.refused.swap(0, Ordering::Relaxed);
-            tracing::warn!(
-                refused,
-                "refusing requests: MAX_REQUESTS_IN_FLIGHT are in flight"
-            );
+            let count = self.count.swap(0, Ordering::Relaxed);
+            match from.into() {
+                Some(last_address) => tracing::warn!(count, %last_address, "{}", self.what),
+                None => tracing::warn!(count, "{}", self.what),
+            }
         }
     }
 }
@@ -121,16 +146,21 @@ impl ShedLog {
 /// 503 with `Retry-After` and a GraphQL-shaped body saying why, so clients
 /// read it like any other error.
 pub(crate) fn unavailable(error: ApiError) -> Response {
+    let mut answer = refused(StatusCode::SERVICE_UNAVAILABLE, error);
+    answer
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    answer
+}
+
+/// A request refused before GraphQL ran it: `status`, and a GraphQL-shaped
+/// body with the error's code.
+pub(crate) fn refused(status: StatusCode, error: ApiError) -> Response {
     let body = serde_json::json!({
         "data": null,
         "errors": [{ "message": error.message(), "extensions": { "code": error.code() } }],
     });
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        [(header::RETRY_AFTER, "1")],
-        axum::Json(body),
-    )
-        .into_response()
+    (status, axum::Json(body)).into_response()
 }
 
 /// The process is up.

@@ -1,0 +1,706 @@
+//! Hostile clients against the real binary, with its defaults, over
+//! loopback. Attackers connect from 127.0.0.2 and up, each address standing
+//! for a machine of its own; a legitimate client on 127.0.0.1 keeps placing
+//! orders and reading products meanwhile. Each attack asserts what that
+//! client saw (at least 99 % answered, its p99 within a few times its quiet
+//! p99, its orders placed) and the server's memory after it. The numbers go
+//! to stderr, for RELIABILITY.md.
+//!
+//! The attacks run one at a time: each measures latency, which attacks of
+//! other tests would disturb.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::common::{Database, Processes, Shop, spawn};
+
+mod common;
+
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const PRODUCTS: &str = "{ products(first: 5) { edges { node { id name salesCount } } } }";
+
+struct Server {
+    addr: SocketAddr,
+    processes: Processes,
+    pool: PgPool,
+    shop: Arc<Shop>,
+    _database: Database,
+}
+
+impl Server {
+    async fn start() -> Self {
+        let database = Database::new("tally_attacks");
+        let url = database.url();
+        let (pool, shop) = common::open_shop(&url).await;
+        let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+            .parse()
+            .unwrap();
+        // clients bound to 127.0.0.2 and up reach 127.0.0.1 all the same
+        let processes = Processes(vec![spawn(
+            &url,
+            &["serve"],
+            &[("BIND_ADDR", &addr.to_string()), ("RUST_LOG", "error")],
+        )]);
+        common::wait_until_ready(&addr.to_string()).await;
+        Self {
+            addr,
+            processes,
+            pool,
+            shop: Arc::new(shop),
+            _database: database,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/graphql", self.addr)
+    }
+
+    fn rss_mib(&self) -> u64 {
+        let pid = self.processes.0[0].id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").parse().ok())
+            .unwrap();
+        kib / 1024
+    }
+
+    async fn orders(&self) -> i64 {
+        sqlx::query_scalar("select count(*) from orders")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+
+    /// An account with a real password, registered from an address of its own.
+    async fn register(&self, from: u8, email: &str, password: &str) -> Value {
+        graphql(
+            &client_from(from),
+            &self.url(),
+            None,
+            "mutation($input: RegisterInput!) { register(input: $input) { token } }",
+            json!({ "input": { "name": "Victim", "email": email, "password": password } }),
+        )
+        .await
+        .1
+    }
+
+    /// Runs the legitimate client alone for a while, then beside `attack`;
+    /// asserts what it saw and the server's memory; returns the attack's
+    /// result and the report line.
+    async fn under_attack<T>(&self, name: &str, attack: impl Future<Output = T>) -> (T, String) {
+        let quiet = Legit::run(self, Duration::from_secs(3)).await;
+        let before = self.rss_mib();
+        let legit = tokio::spawn(Legit::run_until_stopped(self.url(), self.shop.clone()));
+        let started = Instant::now();
+        let outcome = attack.await;
+        let lasted = started.elapsed();
+        STOP.store(true, Ordering::SeqCst);
+        let during = legit.await.unwrap();
+        STOP.store(false, Ordering::SeqCst);
+        let after = self.rss_mib();
+
+        let quiet_p99 = quiet.p99();
+        let allowed = 5 * quiet_p99.max(Duration::from_millis(25));
+        let line = format!(
+            "{name}: {:.1} s; the legitimate client: {} of {} answered, {} orders placed, \
+             p99 {} ms (quiet {} ms); RSS {before} MiB before, {after} MiB after",
+            lasted.as_secs_f64(),
+            during.answered,
+            during.sent,
+            during.placed,
+            during.p99().as_millis(),
+            quiet_p99.as_millis(),
+        );
+        eprintln!("{line}");
+        assert!(during.sent >= 20, "{line}");
+        assert!(
+            during.answered * 100 >= during.sent * 99,
+            "{line}\n{:?}",
+            during.failures
+        );
+        assert!(during.placed > 0, "{line}");
+        assert!(during.p99() <= allowed, "{line}");
+        assert!(after <= before + 100, "{line}");
+        (outcome, line)
+    }
+}
+
+/// Tells the legitimate client the attack is over.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+#[derive(Default)]
+struct Legit {
+    sent: usize,
+    answered: usize,
+    placed: usize,
+    latencies: Vec<Duration>,
+    failures: Vec<String>,
+}
+
+impl Legit {
+    async fn run(server: &Server, duration: Duration) -> Self {
+        let until = Instant::now() + duration;
+        let mut legit = Self::default();
+        let http = client_from(1);
+        while Instant::now() < until {
+            legit.one(&http, &server.url(), &server.shop).await;
+        }
+        legit
+    }
+
+    async fn run_until_stopped(url: String, shop: Arc<Shop>) -> Self {
+        let mut legit = Self::default();
+        let http = client_from(1);
+        while !STOP.load(Ordering::SeqCst) {
+            legit.one(&http, &url, &shop).await;
+        }
+        legit
+    }
+
+    /// An order every other time, the first page of products otherwise,
+    /// then a pause, as an app's user would.
+    async fn one(&mut self, http: &reqwest::Client, url: &str, shop: &Shop) {
+        let ordering = self.sent.is_multiple_of(2);
+        self.sent += 1;
+        let started = Instant::now();
+        let (status, body) = if ordering {
+            let (token, items) = shop.random_order();
+            graphql(
+                http,
+                url,
+                Some(&token),
+                common::PLACE_ORDER,
+                json!({ "input": { "items": items } }),
+            )
+            .await
+        } else {
+            graphql(http, url, None, PRODUCTS, json!({})).await
+        };
+        self.latencies.push(started.elapsed());
+        if status == 200 && body.get("errors").is_none() {
+            self.answered += 1;
+            self.placed += usize::from(ordering);
+        } else {
+            self.failures.push(format!("{status} {body}"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    fn p99(&self) -> Duration {
+        let mut sorted = self.latencies.clone();
+        sorted.sort();
+        sorted
+            .get((sorted.len() * 99).div_ceil(100).saturating_sub(1))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+/// A client whose connections leave from 127.0.0.`host`.
+fn client_from(host: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, host)))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// The status and body of one GraphQL POST; status 0 when no answer came.
+async fn graphql(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    query: &str,
+    variables: Value,
+) -> (u16, Value) {
+    let mut request = http
+        .post(url)
+        .json(&json!({ "query": query, "variables": variables }));
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let mut body: Value = response.json().await.unwrap_or_default();
+            if let Some(retry_after) = retry_after {
+                body["retry-after header"] = json!(retry_after);
+            }
+            (status, body)
+        }
+        Err(e) => (0, json!(e.to_string())),
+    }
+}
+
+/// A raw TCP connection from 127.0.0.`host`.
+async fn connect_from(host: u8, server: SocketAddr) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(Ipv4Addr::new(127, 0, 0, host).into(), 0))?;
+    socket.connect(server).await
+}
+
+/// What the server did with a connection that dribbles `head` and then
+/// `dribble`, a byte every `every`, for at most `limit`.
+#[derive(Debug, PartialEq, Eq)]
+enum Dribbled {
+    /// The server answered with this status line, then or later closed.
+    Answered(String),
+    /// Closed without an answer.
+    Closed,
+    /// Still open when the client gave up.
+    Open,
+    /// Not accepted at all.
+    Refused,
+}
+
+async fn dribble(
+    host: u8,
+    server: SocketAddr,
+    head: &'static str,
+    dribble: &'static [u8],
+    every: Duration,
+    limit: Duration,
+) -> (Dribbled, Duration) {
+    let started = Instant::now();
+    let Ok(mut stream) = connect_from(host, server).await else {
+        return (Dribbled::Refused, started.elapsed());
+    };
+    if stream.write_all(head.as_bytes()).await.is_err() {
+        return (Dribbled::Closed, started.elapsed());
+    }
+    let mut answer = Vec::new();
+    let mut next = dribble.iter();
+    let mut buffer = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let tick = tokio::time::sleep(every);
+        tokio::select! {
+            read = stream.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            },
+            _ = tick => {
+                if let Some(byte) = next.next() {
+                    // the server may have closed its side already
+                    let _ = stream.write_all(&[*byte]).await;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return (Dribbled::Open, started.elapsed());
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    let text = String::from_utf8_lossy(&answer);
+    match text.lines().next() {
+        Some(status) if !status.is_empty() => (Dribbled::Answered(status.to_owned()), elapsed),
+        _ => (Dribbled::Closed, elapsed),
+    }
+}
+
+/// Tallies of the outcomes: how many of each, and the longest any took.
+fn tally(outcomes: &[(Dribbled, Duration)]) -> (Vec<(String, usize)>, Duration) {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for (outcome, _) in outcomes {
+        *counts.entry(format!("{outcome:?}")).or_default() += 1;
+    }
+    let longest = outcomes.iter().map(|(_, d)| *d).max().unwrap_or_default();
+    (counts.into_iter().collect(), longest)
+}
+
+const SLOW_BODY_HEAD: &str = "POST /graphql HTTP/1.1\r\nHost: tally\r\nContent-Type: application/json\r\nContent-Length: 60000\r\n\r\n";
+const SLOW_HEADERS_HEAD: &str = "GET /graphql HTTP/1.1\r\nHost: tally\r\n";
+const DRIBBLE: &[u8] =
+    b"{\"query\":\"{ __typename }\"                                                              ";
+const HEADER_DRIBBLE: &[u8] = b"X-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_slow_bodies_are_answered_408_and_hold_no_request_slot() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    let placed_before = server.orders().await;
+    let addr = server.addr;
+    let (outcomes, line) = server
+        .under_attack(
+            "300 slow bodies (a byte every 3 s) from 5 addresses",
+            join_all((0..300).map(|n| {
+                dribble(
+                    2 + (n % 5) as u8,
+                    addr,
+                    SLOW_BODY_HEAD,
+                    DRIBBLE,
+                    Duration::from_secs(3),
+                    Duration::from_secs(16),
+                )
+            })),
+        )
+        .await;
+    let (counts, longest) = tally(&outcomes);
+    eprintln!(
+        "slow bodies: {counts:?}, the last answered after {} ms",
+        longest.as_millis()
+    );
+    // HTTP_BODY_TIMEOUT (10 s): every one of them is answered, and closed
+    assert_eq!(
+        counts,
+        vec![("Answered(\"HTTP/1.1 408 Request Timeout\")".to_owned(), 300)],
+        "{line}"
+    );
+    assert!(longest < Duration::from_secs(14), "{longest:?}");
+    assert!(server.orders().await > placed_before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_dropped_and_one_address_gets_at_most_its_share_of_connections() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    let addr = server.addr;
+    let ((slow, crowd), line) = server
+        .under_attack(
+            "300 slow headers from 5 addresses, and 100 connections from one more",
+            async {
+                let slow = join_all((0..300).map(|n| {
+                    dribble(
+                        2 + (n % 5) as u8,
+                        addr,
+                        SLOW_HEADERS_HEAD,
+                        HEADER_DRIBBLE,
+                        Duration::from_secs(3),
+                        Duration::from_secs(16),
+                    )
+                }));
+                // idle connections that send nothing at all
+                let crowd = join_all((0..100).map(|_| {
+                    dribble(
+                        7,
+                        addr,
+                        "",
+                        b"",
+                        Duration::from_secs(60),
+                        Duration::from_secs(16),
+                    )
+                }));
+                tokio::join!(slow, crowd)
+            },
+        )
+        .await;
+    let (counts, longest) = tally(&slow);
+    eprintln!(
+        "slow headers: {counts:?}, the last closed after {} ms",
+        longest.as_millis()
+    );
+    // HTTP_HEADER_TIMEOUT (10 s): closed (no request, so no answer)
+    assert_eq!(counts, vec![("Closed".to_owned(), 300)], "{line}");
+    assert!(longest < Duration::from_secs(14), "{longest:?}");
+    // MAX_CONNECTIONS_PER_ADDRESS (64): the rest are closed at once
+    let closed_at_once = crowd
+        .iter()
+        .filter(|(outcome, took)| *outcome == Dribbled::Closed && *took < Duration::from_secs(2))
+        .count();
+    let timed_out = crowd
+        .iter()
+        .filter(|(_, took)| *took >= Duration::from_secs(9))
+        .count();
+    eprintln!(
+        "one address, 100 idle connections: {closed_at_once} closed at once, {timed_out} after the header timeout"
+    );
+    assert_eq!((closed_at_once, timed_out), (36, 64), "{:?}", tally(&crowd));
+}
+
+const LOGIN: &str = "mutation($email: String!, $password: String!) { login(input: { email: $email, password: $password }) { token } }";
+const REGISTER: &str = "mutation($input: RegisterInput!) { register(input: $input) { token } }";
+
+/// How many clients, how many requests each (at most), for how long (at
+/// most), with what pause between a client's requests.
+struct Flood {
+    workers: usize,
+    each: usize,
+    lasting: Duration,
+    pause: Duration,
+}
+
+/// `flood.workers` concurrent clients sending requests; `request(worker,
+/// n)` says from which 127.0.0.x host the n-th request of a worker leaves,
+/// and its query and variables. Every answer, in no particular order.
+async fn flood(
+    url: &str,
+    flood: Flood,
+    request: impl Fn(usize, usize) -> (u8, &'static str, Value),
+) -> Vec<(u16, Value)> {
+    let Flood {
+        workers,
+        each,
+        lasting,
+        pause,
+    } = flood;
+    let until = Instant::now() + lasting;
+    let request = &request;
+    let answers = join_all((0..workers).map(|worker| async move {
+        let mut clients = std::collections::HashMap::new();
+        let mut answers = Vec::new();
+        for n in 0..each {
+            if Instant::now() >= until {
+                break;
+            }
+            let (host, query, variables) = request(worker, n);
+            let http = clients.entry(host).or_insert_with(|| client_from(host));
+            answers.push(graphql(http, url, None, query, variables).await);
+            tokio::time::sleep(pause).await;
+        }
+        answers
+    }))
+    .await;
+    answers.into_iter().flatten().collect()
+}
+
+/// A login from 127.0.0.1, as the account's owner signs in.
+async fn owner_logs_in(server: &Server, email: &str, password: &str) -> Value {
+    let (status, body) = graphql(
+        &client_from(1),
+        &server.url(),
+        None,
+        LOGIN,
+        json!({ "email": email, "password": password }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+/// How many answers came with each HTTP status and error code.
+fn codes(answers: &[(u16, Value)]) -> Vec<(String, usize)> {
+    let mut codes = std::collections::BTreeMap::<String, usize>::new();
+    for (status, body) in answers {
+        let code = body["errors"][0]["extensions"]["code"]
+            .as_str()
+            .unwrap_or("-");
+        *codes.entry(format!("{status} {code}")).or_default() += 1;
+    }
+    codes.into_iter().collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliased_logins_are_refused_before_any_password_is_checked() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    server
+        .register(9, "victim@shop.test", "the right password")
+        .await;
+    let aliases: String = (0..200)
+        .map(|n| format!("g{n}: login(input: {{ email: \"victim@shop.test\", password: \"guess {n}\" }}) {{ token }} "))
+        .collect();
+    let query: &'static str = Box::leak(format!("mutation {{ {aliases} }}").into_boxed_str());
+    let (answers, _) = server
+        .under_attack(
+            "requests of 200 aliased logins from one address, for 5 s",
+            flood(
+                &server.url(),
+                Flood {
+                    workers: 1,
+                    each: 1_000,
+                    lasting: Duration::from_secs(5),
+                    pause: Duration::ZERO,
+                },
+                |_, _| (2, query, json!({})),
+            ),
+        )
+        .await;
+    eprintln!("aliased logins: {} requests of 200 each", answers.len());
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["data"], Value::Null, "{body}");
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{body}"
+        );
+        assert_eq!(
+            body["errors"][0]["message"],
+            "An operation may sign in or register once: at most one login or register field."
+        );
+    }
+    // no guess was counted against the account: its owner signs in at once
+    let body = owner_logs_in(&server, "victim@shop.test", "the right password").await;
+    assert!(body["data"]["login"]["token"].is_string(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_guesses_at_one_account_are_throttled_with_429_and_a_growing_wait() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    server
+        .register(9, "victim@shop.test", "the right password")
+        .await;
+    server
+        .register(9, "other@shop.test", "another password")
+        .await;
+    let (answers, _) = server
+        .under_attack(
+            "guesses at one account from one address, 10 at a time, for 6 s",
+            flood(
+                &server.url(),
+                Flood {
+                    workers: 10,
+                    each: 10_000,
+                    lasting: Duration::from_secs(6),
+                    pause: Duration::ZERO,
+                },
+                |worker, n| {
+                    let guess = format!("guess {worker}-{n}");
+                    (
+                        2,
+                        LOGIN,
+                        json!({ "email": "victim@shop.test", "password": guess }),
+                    )
+                },
+            ),
+        )
+        .await;
+    let checked = answers
+        .iter()
+        .filter(|(status, body)| {
+            *status == 200 && body["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+        })
+        .count();
+    let throttled: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == 429)
+        .collect();
+    eprintln!(
+        "guesses: {} sent, {checked} passwords checked, {} refused with 429",
+        answers.len(),
+        throttled.len()
+    );
+    // 5 free, then one after 1 s, 2 s more, 4 s more: within 6 s, 7 or 8
+    assert!((5..=8).contains(&checked), "{:?}", codes(&answers));
+    assert_eq!(checked + throttled.len(), answers.len());
+    for (_, body) in &throttled {
+        assert_eq!(
+            body["errors"][0]["extensions"]["code"], "TOO_MANY_REQUESTS",
+            "{body}"
+        );
+        let wait = body["errors"][0]["extensions"]["retryAfter"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(
+            body["retry-after header"],
+            json!(wait.to_string()),
+            "{body}"
+        );
+        assert!((1..=8).contains(&wait), "{body}");
+    }
+    // another account signs in from another machine as usual
+    let body = owner_logs_in(&server, "other@shop.test", "another password").await;
+    assert!(body["data"]["login"]["token"].is_string(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_flood_from_one_address_gets_its_free_share_then_429() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    let users = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from users")
+            .fetch_one(&server.pool)
+            .await
+            .unwrap()
+    };
+    let users_before = users().await;
+    let (answers, _) = server
+        .under_attack(
+            "registrations from one address, 10 at a time, 40 ms apart, for 5 s",
+            flood(
+                &server.url(),
+                Flood {
+                    workers: 10,
+                    each: 100,
+                    lasting: Duration::from_secs(5),
+                    pause: Duration::from_millis(40),
+                },
+                |worker, n| {
+                    let input = json!({
+                        "name": "Bot",
+                        "email": format!("bot{worker}-{n}@flood.test"),
+                        "password": "a password of bots",
+                    });
+                    (3, REGISTER, json!({ "input": input }))
+                },
+            ),
+        )
+        .await;
+    let registered = answers
+        .iter()
+        .filter(|(_, body)| body["data"]["register"]["token"].is_string())
+        .count();
+    let throttled = answers.iter().filter(|(status, _)| *status == 429).count();
+    eprintln!("registrations: {registered} accounts created, {throttled} refused with 429");
+    // REGISTRATIONS_PER_ADDRESS (20), then 1 s, then 2 s more: 22 in 5 s
+    assert!((20..=23).contains(&registered), "{:?}", codes(&answers));
+    assert_eq!(registered + throttled, answers.len());
+    assert_eq!(users().await, users_before + registered as i64);
+    // someone else registers as usual
+    let fresh = server.register(4, "fresh@shop.test", "a real person").await;
+    assert!(fresh["data"]["register"]["token"].is_string(), "{fresh}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_flood_from_two_hundred_addresses_keeps_hashing_to_the_cores_and_memory_flat() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    let (answers, _) = server
+        .under_attack(
+            "wrong logins from 200 addresses, 50 at a time, for 6 s",
+            // each address stays within its free failures: 4 each at most
+            flood(
+                &server.url(),
+                Flood {
+                    workers: 50,
+                    each: 16,
+                    lasting: Duration::from_secs(6),
+                    pause: Duration::ZERO,
+                },
+                |worker, n| {
+                    let host = 10 + ((worker * 16 + n) % 200) as u8;
+                    let email = format!("nobody{worker}-{n}@x.test");
+                    (
+                        host,
+                        LOGIN,
+                        json!({ "email": email, "password": "wrong wrong" }),
+                    )
+                },
+            ),
+        )
+        .await;
+    let codes = codes(&answers);
+    eprintln!("login flood: {codes:?}");
+    // every guess was checked, or refused at once while the cores were busy
+    let allowed = [
+        "200 UNAUTHENTICATED",
+        "503 SERVICE_UNAVAILABLE",
+        "200 SERVICE_UNAVAILABLE",
+    ];
+    assert!(
+        codes.iter().all(|(c, _)| allowed.contains(&c.as_str())),
+        "{codes:?}"
+    );
+    assert!(
+        codes
+            .iter()
+            .any(|(c, n)| c == "200 UNAUTHENTICATED" && *n > 0),
+        "{codes:?}"
+    );
+}
