@@ -60,6 +60,11 @@ impl Tokens {
 
     /// Accepts only HS256 tokens signed with our secret and not expired.
     pub fn verify(&self, token: &str) -> ApiResult<Viewer> {
+        self.verify_with_lifetime(token).map(|(viewer, _)| viewer)
+    }
+
+    /// `verify`, and how long the token stays valid.
+    pub fn verify_with_lifetime(&self, token: &str) -> ApiResult<(Viewer, std::time::Duration)> {
         let mut validation = Validation::new(Algorithm::HS256);
         // only this server issues tokens: no clock skew to allow for
         validation.leeway = 0;
@@ -75,7 +80,10 @@ impl Tokens {
             "admin" => Role::Admin,
             _ => return Err(ApiError::InvalidToken),
         };
-        Ok(Viewer { user_id, role })
+        let now = chrono::Utc::now().timestamp();
+        let valid_for =
+            std::time::Duration::from_secs(data.claims.exp.saturating_sub(now).max(0) as u64);
+        Ok((Viewer { user_id, role }, valid_for))
     }
 }
 

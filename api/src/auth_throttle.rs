@@ -34,6 +34,12 @@ const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientAddr(IpAddr);
 
+impl ClientAddr {
+    pub fn ip(self) -> IpAddr {
+        self.0
+    }
+}
+
 impl From<IpAddr> for ClientAddr {
     fn from(ip: IpAddr) -> Self {
         match ip.to_canonical() {

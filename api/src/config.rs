@@ -40,6 +40,14 @@ pub struct HttpSettings {
     /// WebSocket connections (subscriptions) open at once; more are refused
     /// with 503.
     pub max_websockets: usize,
+    /// WebSocket connections open at once from one client address; more
+    /// are refused with 429.
+    pub max_websockets_per_address: usize,
+    /// How long a new WebSocket has to send `connection_init`.
+    pub websocket_init_timeout: Duration,
+    /// How often an open WebSocket is pinged; two intervals without a word
+    /// from the peer close it.
+    pub websocket_ping_interval: Duration,
     /// Web origins whose pages may call the API from a browser (CORS).
     pub allowed_origins: AllowedOrigins,
     /// The longest a request's body may take to arrive.
@@ -298,6 +306,14 @@ impl Config {
                 body_limit_bytes: 64 * 1024,
                 max_in_flight: number(&get, "MAX_REQUESTS_IN_FLIGHT", 256, 1..=100_000)?,
                 max_websockets: number(&get, "MAX_WEBSOCKETS", 1024, 1..=100_000)?,
+                max_websockets_per_address: number(
+                    &get,
+                    "MAX_WEBSOCKETS_PER_ADDRESS",
+                    16,
+                    1..=100_000,
+                )?,
+                websocket_init_timeout: timeout("WEBSOCKET_INIT_TIMEOUT", "3s")?,
+                websocket_ping_interval: timeout("WEBSOCKET_PING_INTERVAL", "15s")?,
                 allowed_origins: match get("ALLOWED_ORIGINS") {
                     Some(raw) => AllowedOrigins::parse(&raw)?,
                     None => AllowedOrigins::SameOrigin,

@@ -35,6 +35,8 @@ pub enum ApiError {
     TooManyRequests {
         retry_after: std::time::Duration,
     },
+    /// This client holds as many of something (open WebSockets) as one may.
+    TooMany(&'static str),
     /// Anything unexpected: logged in full, shown to clients as a fixed message.
     Internal(anyhow::Error),
 }
@@ -52,7 +54,7 @@ impl ApiError {
             Self::Unavailable(_) => Self::UNAVAILABLE_CODE,
             Self::MethodNotAllowed(_) => Self::METHOD_NOT_ALLOWED,
             Self::BadRequest(_) => Self::BAD_USER_INPUT,
-            Self::TooManyRequests { .. } => Self::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::TooMany(_) => Self::TOO_MANY_REQUESTS,
             Self::Internal(_) => "INTERNAL_SERVER_ERROR",
         }
     }
@@ -68,7 +70,10 @@ impl ApiError {
             | Self::NotFound(m)
             | Self::Conflict(m)
             | Self::NotPermitted(m) => m.clone(),
-            Self::Unavailable(m) | Self::MethodNotAllowed(m) | Self::BadRequest(m) => (*m).into(),
+            Self::Unavailable(m)
+            | Self::MethodNotAllowed(m)
+            | Self::BadRequest(m)
+            | Self::TooMany(m) => (*m).into(),
             Self::TooManyRequests { retry_after } => format!(
                 "too many attempts; try again in {} s",
                 retry_after.as_secs().max(1)
@@ -134,6 +139,9 @@ impl ApiError {
         Self::Unavailable("the server is at its limit of requests in flight; try again shortly");
     pub const WEBSOCKETS_FULL: Self =
         Self::Unavailable("the server is at its limit of open WebSockets; try again later");
+    pub const WEBSOCKETS_PER_ADDRESS: Self = Self::TooMany(
+        "this address has MAX_WEBSOCKETS_PER_ADDRESS WebSockets open; close one first",
+    );
     pub const TOO_SLOW: Self = Self::Unavailable(
         "the request was not handled within HTTP_REQUEST_TIMEOUT; try again shortly",
     );

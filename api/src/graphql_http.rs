@@ -19,15 +19,20 @@ use crate::error::ApiError;
 use crate::graphiql;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::{TallySchema, ViaGet};
-use crate::graphql_ws;
+use crate::graphql_ws::{self, SocketLimits};
+use crate::http::gate::Gate;
 use crate::state::AppState;
 
 #[derive(Clone)]
 pub struct Endpoint {
     pub state: AppState,
     pub schema: TallySchema,
-    /// One permit per open WebSocket, `MAX_WEBSOCKETS` in all.
-    pub websockets: Arc<Semaphore>,
+    /// `MAX_WEBSOCKETS` open in all, `MAX_WEBSOCKETS_PER_ADDRESS` from one address.
+    pub(crate) websockets: Arc<Gate>,
+    /// `MAX_REQUESTS_IN_FLIGHT`: HTTP requests take them in the router,
+    /// WebSocket queries and mutations in `graphql::limits`.
+    pub in_flight: Arc<Semaphore>,
+    pub socket_limits: SocketLimits,
 }
 
 /// The two media types a GraphQL response may come as.

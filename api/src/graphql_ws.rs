@@ -8,20 +8,38 @@
 //! A bad token closes the connection before any operation runs (code 1002,
 //! reason "invalid or expired token": async-graphql has no way to send the
 //! 4403 the protocol suggests).
+//!
+//! What a socket may cost is bounded as for HTTP: `MAX_WEBSOCKETS` open in
+//! all and `MAX_WEBSOCKETS_PER_ADDRESS` from one address; messages no larger
+//! than the HTTP body limit; `connection_init` within
+//! `WEBSOCKET_INIT_TIMEOUT` or the socket is closed with 4408; a ping every
+//! `WEBSOCKET_PING_INTERVAL`, and a peer silent for two of them is taken
+//! for dead and closed; when the caller's token expires the socket is
+//! closed with 4403. Queries and mutations over it take a slot of
+//! `MAX_REQUESTS_IN_FLIGHT` (see `graphql::limits`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{Data, Result};
 use async_graphql_axum::{GraphQLProtocol, GraphQLWebSocket};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{FromRequestParts, Request, WebSocketUpgrade};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use crate::auth_throttle::ClientAddr;
 use crate::error::ApiError;
-use crate::graphql::SubscriptionSlots;
+use crate::graphql::limits::SocketInFlight;
 use crate::graphql::loaders::Loaders;
+use crate::graphql::{SubscriptionSlots, TallySchema};
 use crate::graphql_http::{Endpoint, bearer, bearer_token};
-use crate::http;
+use crate::http::{self, gate::Full};
 use crate::state::AppState;
 
 /// Whether `request` asks to become a WebSocket.
@@ -33,12 +51,20 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 }
 
 pub async fn upgrade(endpoint: Endpoint, request: Request) -> Response {
-    // a subscription holds its connection for as long as the client likes:
-    // past `MAX_WEBSOCKETS` open ones, more are refused rather than queued
-    let Ok(permit) = endpoint.websockets.clone().try_acquire_owned() else {
-        return http::unavailable(ApiError::WEBSOCKETS_FULL);
-    };
     let client = crate::graphql_http::client_addr(&request);
+    // a subscription holds its connection for as long as the client likes:
+    // past the limits, more are refused rather than queued
+    let ip = client.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), ClientAddr::ip);
+    let permit = match endpoint.websockets.admit(ip) {
+        Ok(permit) => permit,
+        Err(Full::Total) => return http::unavailable(ApiError::WEBSOCKETS_FULL),
+        Err(Full::Address) => {
+            return http::refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                ApiError::WEBSOCKETS_PER_ADDRESS,
+            );
+        }
+    };
     let (mut parts, _) = request.into_parts();
     let protocol = match GraphQLProtocol::from_request_parts(&mut parts, &()).await {
         Ok(protocol) => protocol,
@@ -49,37 +75,168 @@ pub async fn upgrade(endpoint: Endpoint, request: Request) -> Response {
         Err(rejection) => return rejection.into_response(),
     };
     let header_token = bearer_token(&parts.headers).map(str::to_owned);
-    let Endpoint { state, schema, .. } = endpoint;
+    let limits = endpoint.socket_limits.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .max_message_size(limits.max_message_bytes)
+        .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |socket| async move {
-            let open = state.metrics.websocket_opened();
-            GraphQLWebSocket::new(socket, schema, protocol)
-                .on_connection_init(move |payload| async move {
-                    connection_data(&state, header_token, client, &payload)
-                })
-                .serve()
-                .await;
+            let open = endpoint.state.metrics.websocket_opened();
+            let session = Session {
+                state: endpoint.state.clone(),
+                schema: endpoint.schema.clone(),
+                in_flight: endpoint.in_flight.clone(),
+                header_token,
+                client,
+                limits,
+            };
+            session.run(socket, protocol).await;
             drop((open, permit));
         })
         .into_response()
 }
 
+/// What bounds one socket.
+#[derive(Clone, Debug)]
+pub struct SocketLimits {
+    pub max_message_bytes: usize,
+    pub init_timeout: Duration,
+    pub ping_interval: Duration,
+}
+
+struct Session {
+    state: AppState,
+    schema: TallySchema,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    header_token: Option<String>,
+    client: Option<ClientAddr>,
+    limits: SocketLimits,
+}
+
+/// Where a connection stands: waiting for `connection_init`, or accepted
+/// (with its token's expiry, if it has a token).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stage {
+    Waiting,
+    Accepted(Option<Instant>),
+}
+
+impl Session {
+    /// Relays between the socket and async-graphql's protocol handler, and
+    /// closes the socket when a deadline passes.
+    async fn run(self, socket: WebSocket, protocol: GraphQLProtocol) {
+        let (mut to_client, from_client) = socket.split();
+        let (outgoing, mut relayed) = futures::channel::mpsc::channel::<Message>(16);
+        let (stage_tx, mut stage) = watch::channel(Stage::Waiting);
+        let heard = Arc::new(Mutex::new(Instant::now()));
+        let unreadable = Arc::new(AtomicBool::new(false));
+        let (heard_from_client, unreadable_from_client) = (heard.clone(), unreadable.clone());
+        let from_client = from_client.inspect(move |message| {
+            *heard_from_client.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+            // too large (the limit is the HTTP body limit), or no WebSocket frame
+            if message.is_err() {
+                unreadable_from_client.store(true, Ordering::Relaxed);
+            }
+        });
+        let Self {
+            state,
+            schema,
+            in_flight,
+            header_token,
+            client,
+            limits,
+        } = self;
+        let protocol_handler =
+            GraphQLWebSocket::new_with_pair(outgoing, from_client, schema, protocol)
+                .on_connection_init(move |payload| async move {
+                    let accepted =
+                        connection_data(&state, header_token, client, in_flight, &payload);
+                    if let Ok((_, expires_at)) = &accepted {
+                        let _ = stage_tx.send(Stage::Accepted(*expires_at));
+                    }
+                    accepted.map(|(data, _)| data)
+                })
+                .serve();
+        tokio::pin!(protocol_handler);
+
+        let init_deadline = tokio::time::sleep(limits.init_timeout);
+        tokio::pin!(init_deadline);
+        let mut pings = tokio::time::interval(limits.ping_interval);
+        pings.reset();
+        // the stage is set once, by the init callback, which then drops it
+        let mut stage_set = false;
+        let close = loop {
+            let accepted = *stage.borrow();
+            let expires_at = match accepted {
+                Stage::Accepted(Some(at)) => at,
+                _ => Instant::now() + Duration::from_secs(365 * 24 * 3600),
+            };
+            tokio::select! {
+                _ = &mut protocol_handler => {
+                    break unreadable
+                        .load(Ordering::Relaxed)
+                        .then_some((1009, "a message was too large (64 KiB at most) or unreadable"));
+                }
+                message = relayed.next() => match message {
+                    Some(message) => {
+                        if to_client.send(message).await.is_err() {
+                            return;
+                        }
+                    }
+                    None => break None,
+                },
+                changed = stage.changed(), if !stage_set => stage_set = changed.is_err(),
+                _ = &mut init_deadline, if accepted == Stage::Waiting => {
+                    break Some((4408, "Connection initialisation timeout"));
+                }
+                _ = tokio::time::sleep_until(expires_at) => {
+                    break Some((4403, "Forbidden: the token expired"));
+                }
+                _ = pings.tick() => {
+                    let silent = heard.lock().unwrap_or_else(|e| e.into_inner()).elapsed();
+                    if silent > 2 * limits.ping_interval {
+                        break Some((1001, "no answer to pings"));
+                    }
+                    if to_client.send(Message::Ping(Default::default())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        // what the protocol handler said last (a close of its own, say)
+        while let Ok(message) = relayed.try_recv() {
+            if to_client.send(message).await.is_err() {
+                return;
+            }
+        }
+        if let Some((code, reason)) = close {
+            let frame = CloseFrame {
+                code,
+                reason: reason.into(),
+            };
+            let _ = to_client.send(Message::Close(Some(frame))).await;
+        }
+    }
+}
+
 /// What every operation of the connection sees: its loaders (they batch but
 /// never cache, so a long-lived connection reads fresh rows), its room for
-/// subscriptions and the caller.
+/// subscriptions, its share of the in-flight slots, the client's address
+/// and the caller; and when the caller's token expires.
 fn connection_data(
     state: &AppState,
     header_token: Option<String>,
     client: Option<ClientAddr>,
+    in_flight: Arc<tokio::sync::Semaphore>,
     payload: &serde_json::Value,
-) -> Result<Data> {
+) -> Result<(Data, Option<Instant>)> {
     let mut data = Data::default();
+    data.insert(Loaders::new(&state.db));
+    data.insert(SubscriptionSlots::default());
+    data.insert(SocketInFlight(in_flight));
     if let Some(client) = client {
         data.insert(client);
     }
-    data.insert(Loaders::new(&state.db));
-    data.insert(SubscriptionSlots::default());
     let from_payload = payload
         .as_object()
         .and_then(|fields| {
@@ -92,12 +249,14 @@ fn connection_data(
         Some(value) => bearer(value).map(str::to_owned),
         None => header_token,
     };
+    let mut expires_at = None;
     if let Some(token) = token {
-        let viewer = state
+        let (viewer, valid_for) = state
             .tokens
-            .verify(&token)
+            .verify_with_lifetime(&token)
             .map_err(|e| async_graphql::Error::new(e.message()))?;
         data.insert(viewer);
+        expires_at = Some(Instant::now() + valid_for);
     }
-    Ok(data)
+    Ok((data, expires_at))
 }

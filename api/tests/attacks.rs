@@ -20,7 +20,11 @@ use sqlx::PgPool;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use crate::common::{Database, Processes, Shop, spawn};
+use futures::SinkExt;
+use futures::StreamExt;
+use tokio_tungstenite::tungstenite::Message as TungsteniteMessage;
+
+use crate::common::{Client, Database, Processes, Shop, spawn};
 
 mod common;
 
@@ -703,4 +707,182 @@ async fn a_login_flood_from_two_hundred_addresses_keeps_hashing_to_the_cores_and
             .any(|(c, n)| c == "200 UNAUTHENTICATED" && *n > 0),
         "{codes:?}"
     );
+}
+
+/// The close code a socket ends with, and when: `None` if it was still open
+/// after `limit`, `Some(0)` if it broke without a close frame.
+async fn closed_with(client: &mut Client, limit: Duration) -> (Option<u16>, Duration) {
+    let started = Instant::now();
+    let until = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(until, client.0.next()).await {
+            Err(_) => return (None, started.elapsed()),
+            Ok(None | Some(Err(_))) => return (Some(0), started.elapsed()),
+            Ok(Some(Ok(TungsteniteMessage::Close(frame)))) => {
+                return (
+                    Some(frame.map_or(0, |f| u16::from(f.code))),
+                    started.elapsed(),
+                );
+            }
+            Ok(Some(Ok(_))) => continue,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websockets_that_never_init_are_closed_with_4408_and_real_subscribers_still_get_in() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    let addr = server.addr.to_string();
+    let ((closes, over_share, subscriber), _) = server
+        .under_attack(
+            "640 WebSockets from 40 addresses that never send connection_init",
+            async {
+                let sockets = join_all((0..640).map(|n| {
+                    let addr = addr.clone();
+                    async move {
+                        let mut client = Client::open_from(10 + (n % 40) as u8, &addr)
+                            .await
+                            .expect("within the address's share");
+                        closed_with(&mut client, Duration::from_secs(10)).await
+                    }
+                }));
+                // one address past its share (MAX_WEBSOCKETS_PER_ADDRESS 16)
+                let over_share = async {
+                    let held = join_all((0..16).map(|_| Client::open_from(60, &addr))).await;
+                    let refused = Client::open_from(60, &addr)
+                        .await
+                        .err()
+                        .map(|e| e.to_string());
+                    drop(held);
+                    refused
+                };
+                // a real subscriber connects and is acknowledged meanwhile
+                let subscriber = async {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    let (_client, ack) = Client::connect(&addr, json!({})).await;
+                    ack
+                };
+                tokio::join!(sockets, over_share, subscriber)
+            },
+        )
+        .await;
+    let mut codes = std::collections::BTreeMap::<Option<u16>, usize>::new();
+    for (code, _) in &closes {
+        *codes.entry(*code).or_default() += 1;
+    }
+    let slowest = closes.iter().map(|(_, took)| *took).max().unwrap();
+    eprintln!(
+        "uninitialised sockets: {codes:?}, the last closed after {} ms; one address past its share: {over_share:?}",
+        slowest.as_millis()
+    );
+    // WEBSOCKET_INIT_TIMEOUT (3 s)
+    assert_eq!(codes, [(Some(4408), 640)].into_iter().collect());
+    assert!(slowest < Duration::from_secs(6), "{slowest:?}");
+    assert!(
+        over_share.as_deref().is_some_and(|e| e.contains("429")),
+        "{over_share:?}"
+    );
+    assert_eq!(subscriber, json!({ "type": "connection_ack" }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_socket_messages_and_aliased_logins_over_a_socket_are_refused() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    server
+        .register(9, "victim@shop.test", "the right password")
+        .await;
+    let addr = server.addr.to_string();
+    let aliases: String = (0..100)
+        .map(|n| format!("g{n}: login(input: {{ email: \"victim@shop.test\", password: \"guess {n}\" }}) {{ token }} "))
+        .collect();
+    let ((oversized, aliased), _) = server
+        .under_attack(
+            "10 clients sending 70 KiB socket messages, 2 sending 100 aliased logins, 20 ms apart, for 5 s",
+            async {
+                let until = Instant::now() + Duration::from_secs(5);
+                let oversized = join_all((0..10).map(|n| {
+                    let addr = addr.clone();
+                    async move {
+                        let mut closes = Vec::new();
+                        while Instant::now() < until && closes.len() < 100 {
+                            let mut client = Client::open_from(2 + (n % 4) as u8, &addr).await.unwrap();
+                            client.send(json!({ "type": "connection_init", "payload": {} })).await;
+                            let _ack = client.next(Duration::from_secs(5)).await;
+                            let huge = json!({ "id": "1", "type": "subscribe", "payload": { "query": "x".repeat(70 * 1024) } });
+                            let _ = client.0.send(TungsteniteMessage::Text(huge.to_string().into())).await;
+                            closes.push(closed_with(&mut client, Duration::from_secs(5)).await);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        closes
+                    }
+                }));
+                let aliased = join_all((0..2).map(|n| {
+                    let (addr, aliases) = (addr.clone(), aliases.clone());
+                    async move {
+                        let mut client = Client::open_from(6 + (n % 4) as u8, &addr).await.unwrap();
+                        client.send(json!({ "type": "connection_init", "payload": {} })).await;
+                        let _ack = client.next(Duration::from_secs(5)).await;
+                        let mut answers = Vec::new();
+                        while Instant::now() < until && answers.len() < 1_000 {
+                            let id = answers.len().to_string();
+                            client.subscribe(&id, &format!("mutation {{ {aliases} }}"), json!({})).await;
+                            answers.push(client.next(Duration::from_secs(5)).await);
+                            let complete = client.next(Duration::from_secs(5)).await;
+                            assert_eq!(complete, json!({ "id": id, "type": "complete" }));
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        answers
+                    }
+                }));
+                let (oversized, aliased) = tokio::join!(oversized, aliased);
+                (
+                    oversized.into_iter().flatten().collect::<Vec<_>>(),
+                    aliased.into_iter().flatten().collect::<Vec<_>>(),
+                )
+            },
+        )
+        .await;
+    eprintln!(
+        "oversized messages: {} sockets closed; aliased logins over sockets: {} refused",
+        oversized.len(),
+        aliased.len()
+    );
+    // the message is over the 64 KiB limit: the socket is closed at once
+    for (code, took) in &oversized {
+        assert_eq!(*code, Some(1009), "after {took:?}");
+        assert!(*took < Duration::from_secs(2), "{took:?}");
+    }
+    // refused before anything ran: a result with no data
+    for answer in &aliased {
+        assert_eq!(answer["type"], "next", "{answer}");
+        assert_eq!(answer["payload"]["data"], Value::Null, "{answer}");
+        assert_eq!(
+            answer["payload"]["errors"][0]["message"],
+            "An operation may sign in or register once: at most one login or register field.",
+            "{answer}"
+        );
+    }
+    let body = owner_logs_in(&server, "victim@shop.test", "the right password").await;
+    assert!(body["data"]["login"]["token"].is_string(), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_is_closed_with_4403_when_its_token_expires() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({ "sub": "1", "role": "customer", "iat": now, "exp": now + 2 });
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(common::SECRET.as_bytes()),
+    )
+    .unwrap();
+    let (mut client, ack) = Client::connect(&server.addr.to_string(), common::bearer(&token)).await;
+    assert_eq!(ack, json!({ "type": "connection_ack" }));
+    let (code, took) = closed_with(&mut client, Duration::from_secs(6)).await;
+    assert_eq!(code, Some(4403));
+    assert!(took <= Duration::from_secs(3), "{took:?}");
 }

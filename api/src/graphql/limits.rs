@@ -10,15 +10,26 @@
 //! At most one field that checks a password per operation: aliases would
 //! otherwise turn one request into hundreds of guesses (and hundreds of
 //! argon2 hashes) that no per-request limit sees.
+//!
+//! No control characters but tab and line breaks in any string, in the
+//! document or its variables: PostgreSQL cannot store NUL (a statement with
+//! one fails), and the others have no place in names, emails or keys.
+//!
+//! And queries and mutations sent over a WebSocket take a slot of
+//! `MAX_REQUESTS_IN_FLIGHT`, as HTTP requests do in the router, which never
+//! sees them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest,
 };
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{Request, ServerError, ServerResult};
+use async_graphql::{Request, Response, ServerError, ServerResult, Value};
+use tokio::sync::Semaphore;
+
+use crate::error::ApiError;
 
 /// Field selections a document may expand to (the complexity limit then
 /// judges what the fields cost).
@@ -43,6 +54,7 @@ impl Extension for ExpansionLimit {
         mut request: Request,
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
+        let control_in_variables = request.variables.values().any(has_control);
         // parsed here once: the request keeps the document for execution
         let document = request.parsed_query()?;
         if expanded_selections(document) > MAX_EXPANDED_SELECTIONS {
@@ -59,7 +71,105 @@ impl Extension for ExpansionLimit {
                 None,
             ));
         }
+        if control_in_variables || has_control_characters(document) {
+            return Err(ServerError::new(
+                "A string may not hold control characters (such as NUL) other than tab and line breaks.",
+                None,
+            ));
+        }
         next.run(ctx, request).await
+    }
+}
+
+/// Whether any string argument of the document holds a control character
+/// other than tab and line breaks.
+fn has_control_characters(document: &ExecutableDocument) -> bool {
+    let mut sets: Vec<&SelectionSet> = document
+        .operations
+        .iter()
+        .map(|(_, op)| &op.node.selection_set.node)
+        .chain(
+            document
+                .fragments
+                .values()
+                .map(|f| &f.node.selection_set.node),
+        )
+        .collect();
+    while let Some(set) = sets.pop() {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => {
+                    // variables stand in as null: they are checked apart
+                    let has_control = field.node.arguments.iter().any(|(_, value)| {
+                        value
+                            .node
+                            .clone()
+                            .into_const_with(|_| Ok::<_, std::convert::Infallible>(Value::Null))
+                            .is_ok_and(|value| has_control(&value))
+                    });
+                    if has_control {
+                        return true;
+                    }
+                    sets.push(&field.node.selection_set.node);
+                }
+                Selection::InlineFragment(inline) => sets.push(&inline.node.selection_set.node),
+                // every fragment's own selections are walked above
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    false
+}
+
+fn is_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+}
+
+fn has_control(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.chars().any(is_control),
+        Value::List(items) => items.iter().any(has_control),
+        Value::Object(fields) => fields.values().any(has_control),
+        _ => false,
+    }
+}
+
+/// The in-flight slots, in a WebSocket connection's data.
+#[derive(Clone)]
+pub struct SocketInFlight(pub Arc<Semaphore>);
+
+pub struct InFlightOverSockets;
+
+impl ExtensionFactory for InFlightOverSockets {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(InFlightOverSockets)
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for InFlightOverSockets {
+    /// Queries and mutations only: a subscription's stream holds a slot of
+    /// its connection's own (`SubscriptionSlots`).
+    async fn execute(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        operation_name: Option<&str>,
+        next: NextExecute<'_>,
+    ) -> Response {
+        let Some(SocketInFlight(slots)) = ctx.data_opt::<SocketInFlight>() else {
+            return next.run(ctx, operation_name).await;
+        };
+        match slots.try_acquire() {
+            Ok(_slot) => next.run(ctx, operation_name).await,
+            Err(_) => {
+                let refused = ApiError::OVERLOADED;
+                let mut error = ServerError::new(refused.message(), None);
+                let mut extensions = async_graphql::ErrorExtensionValues::default();
+                extensions.set("code", refused.code());
+                error.extensions = Some(extensions);
+                Response::from_errors(vec![error])
+            }
+        }
     }
 }
 
@@ -232,6 +342,35 @@ mod tests {
             count("mutation { ...L } fragment L on Mutation { ...L login { t } }"),
             1
         );
+    }
+
+    #[test]
+    fn control_characters_are_found_in_literals_fragments_and_variables() {
+        let check = |query: &str, variables: serde_json::Value| {
+            has_control_characters(&async_graphql::parser::parse_query(query).unwrap())
+                || async_graphql::Variables::from_json(variables)
+                    .values()
+                    .any(has_control)
+        };
+        let none = serde_json::json!({});
+        assert!(!check(
+            "mutation { a(name: \"Ann\\tB\\nC\\r\") }",
+            none.clone()
+        ));
+        assert!(check("mutation { a(name: \"A\\u0000\") }", none.clone()));
+        assert!(check(
+            "{ ...F } fragment F on Q { a(x: [{ y: \"\\u001b[31m\" }]) }",
+            none.clone()
+        ));
+        assert!(check("{ a { b(x: \"\\u007f\") } }", none.clone()));
+        assert!(check(
+            "mutation($i: I) { a(input: $i) }",
+            serde_json::json!({ "i": { "names": ["ok", "nul\u{0}"] } })
+        ));
+        assert!(!check(
+            "mutation($i: I) { a(input: $i) }",
+            serde_json::json!({ "i": { "name": "Zoë 🍕" } })
+        ));
     }
 
     #[test]

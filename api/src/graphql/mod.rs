@@ -2,7 +2,7 @@
 //! batched nested loads in `loaders`.
 
 pub(crate) mod context;
-mod limits;
+pub(crate) mod limits;
 pub mod loaders;
 mod mutation;
 mod observe;
@@ -44,6 +44,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
             PERSISTED_QUERIES,
         )))
         .extension(limits::ExpansionLimit)
+        .extension(limits::InFlightOverSockets)
         .extension(transport::MutationsNeedPost)
 }
 

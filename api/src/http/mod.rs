@@ -4,6 +4,7 @@
 //! the accept loop in front of it all.
 
 mod deadlines;
+pub(crate) mod gate;
 mod serve;
 
 pub use serve::serve;
@@ -31,11 +32,13 @@ use tower_http::trace::{DefaultOnFailure, TraceLayer};
 use tracing::Level;
 
 use self::deadlines::Deadlines;
+use self::gate::Gate;
 use crate::config::{AllowedOrigins, HttpSettings};
 use crate::error::ApiError;
 use crate::graphiql;
 use crate::graphql;
 use crate::graphql_http::{self, Endpoint};
+use crate::graphql_ws::SocketLimits;
 use crate::state::AppState;
 
 pub fn router(state: AppState, settings: HttpSettings) -> Router {
@@ -43,6 +46,7 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
     // Past `max_in_flight` requests, more are refused at once rather than
     // queued: waiting ones would only pile up behind the database pool
     // (memory and latency without bound) and time out anyway.
+    let in_flight = Arc::new(Semaphore::new(settings.max_in_flight));
     let shed = Arc::new(IntervalLog::new(
         "refusing requests: MAX_REQUESTS_IN_FLIGHT are in flight",
     ));
@@ -56,7 +60,9 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
         .load_shed()
         // global: axum layers a handler anew for every request, and a plain
         // concurrency limit would then get a fresh semaphore each time
-        .layer(GlobalConcurrencyLimitLayer::new(settings.max_in_flight));
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(
+            in_flight.clone(),
+        ));
     let mut router = Router::new()
         .route(
             "/graphql",
@@ -85,7 +91,16 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
         .with_state(Endpoint {
             state,
             schema,
-            websockets: Arc::new(Semaphore::new(settings.max_websockets)),
+            websockets: Arc::new(Gate::new(
+                settings.max_websockets,
+                settings.max_websockets_per_address,
+            )),
+            in_flight,
+            socket_limits: SocketLimits {
+                max_message_bytes: settings.body_limit_bytes,
+                init_timeout: settings.websocket_init_timeout,
+                ping_interval: settings.websocket_ping_interval,
+            },
         })
 }
 

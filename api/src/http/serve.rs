@@ -6,9 +6,7 @@
 //! so one machine cannot take every socket. Each request carries its peer's
 //! address (`ConnectInfo`), for the limits kept per address further in.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -17,12 +15,12 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use super::IntervalLog;
+use super::gate::Gate;
 use crate::config::ConnectionLimits;
 
 /// Serves `router` on `listener` until `shutdown`; then stops accepting,
@@ -34,7 +32,7 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let gate = Arc::new(Gate::new(&limits));
+    let gate = Gate::new(limits.max_connections, limits.max_per_address);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout);
@@ -58,7 +56,7 @@ pub async fn serve(
                 }
             },
         };
-        let Some(permit) = gate.admit(peer.ip()) else {
+        let Ok(permit) = gate.admit(peer.ip()) else {
             refused.add(peer.ip());
             drop(stream);
             continue;
@@ -91,85 +89,7 @@ pub async fn serve(
             }
         });
     }
-    // every connection holds one of these until it closes
-    let _all = gate.open.acquire_many(limits.max_connections as u32).await;
+    // every connection holds a permit until it closes
+    gate.all_closed().await;
     Ok(())
-}
-
-/// Who may open one more connection.
-struct Gate {
-    open: Arc<Semaphore>,
-    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
-    max_per_address: usize,
-}
-
-impl Gate {
-    fn new(limits: &ConnectionLimits) -> Self {
-        Self {
-            open: Arc::new(Semaphore::new(limits.max_connections)),
-            per_address: Arc::default(),
-            max_per_address: limits.max_per_address,
-        }
-    }
-
-    fn admit(&self, ip: IpAddr) -> Option<ConnectionPermit> {
-        let total = self.open.clone().try_acquire_owned().ok()?;
-        let mut per_address = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
-        let open = per_address.entry(ip).or_default();
-        if *open >= self.max_per_address {
-            return None;
-        }
-        *open += 1;
-        Some(ConnectionPermit {
-            _total: total,
-            ip,
-            per_address: self.per_address.clone(),
-        })
-    }
-}
-
-/// One open connection, counted until it is dropped.
-struct ConnectionPermit {
-    _total: OwnedSemaphorePermit,
-    ip: IpAddr,
-    per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-impl Drop for ConnectionPermit {
-    fn drop(&mut self) {
-        let mut per_address = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(open) = per_address.get_mut(&self.ip) {
-            *open -= 1;
-            // an address with nothing open costs no memory
-            if *open == 0 {
-                per_address.remove(&self.ip);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_address_at_its_cap_is_refused_while_others_are_admitted() {
-        let gate = Gate::new(&ConnectionLimits {
-            max_connections: 3,
-            max_per_address: 2,
-            header_timeout: Duration::from_secs(1),
-        });
-        let (a, b): (IpAddr, IpAddr) = ("127.0.0.2".parse().unwrap(), "127.0.0.1".parse().unwrap());
-        let first = gate.admit(a).unwrap();
-        let _second = gate.admit(a).unwrap();
-        assert!(gate.admit(a).is_none());
-        let third = gate.admit(b).unwrap();
-        // the total is reached too
-        assert!(gate.admit(b).is_none());
-        drop(first);
-        assert!(gate.admit(a).is_some());
-        drop(third);
-        let map = gate.per_address.lock().unwrap();
-        assert_eq!(map.get(&b), None, "a closed address is forgotten");
-    }
 }

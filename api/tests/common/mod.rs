@@ -594,6 +594,21 @@ impl Client {
         Self::connect_using(addr, GRAPHQL_TRANSPORT_WS, payload).await
     }
 
+    /// A socket from 127.0.0.`host` (standing for a machine of its own),
+    /// with nothing sent yet; the upgrade's error if it is refused.
+    pub async fn open_from(
+        host: u8,
+        addr: &str,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(std::net::SocketAddr::from(([127, 0, 0, host], 0)))?;
+        let stream = socket.connect(addr.parse().unwrap()).await?;
+        let (socket, _) =
+            tokio_tungstenite::client_async(upgrade_request(addr), MaybeTlsStream::Plain(stream))
+                .await?;
+        Ok(Self(socket))
+    }
+
     /// [`Client::connect`] with the given subprotocol, which the server must
     /// accept.
     pub async fn connect_using(addr: &str, protocol: &str, payload: Value) -> (Self, Value) {
