@@ -380,17 +380,32 @@ async fn each_order_shows_its_customer_and_lines_and_only_admins_see_why_it_was_
         data(&mine)["myOrders"]["edges"],
         json!([{ "node": { "analyticsFailure": null, "customer": { "name": "Bob" } } }])
     );
-    // an admin demoted in the database no longer sees it, whatever the token says
+    // an admin demoted in the database: the token is revoked, and the
+    // account signed in again is a customer's, who does not see the order
     app.execute("update users set role = 'customer' where email = 'admin@example.com'")
         .await;
-    let seen = app
-        .gql_as(
-            &admin,
-            "query($id: ID!) { order(id: $id) { analyticsFailure } }",
-            json!({ "id": bob_order.to_string() }),
+    let read = "query($id: ID!) { order(id: $id) { analyticsFailure } }";
+    let id = json!({ "id": bob_order.to_string() });
+    let seen = app.gql_as(&admin, read, id.clone()).await;
+    assert_eq!(
+        seen["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
+        "{seen}"
+    );
+    let relogged = app.gql(
+            "mutation { login(input: {email: \"admin@example.com\", password: \"admin password\"}) { token } }",
+            json!({}),
         )
         .await;
-    assert_eq!(data(&seen)["order"]["analyticsFailure"], Value::Null);
+    let customer = data(&relogged)["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let seen = app.gql_as(&customer, read, id).await;
+    assert_eq!(
+        seen["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{seen}"
+    );
+    assert_eq!(seen["data"], Value::Null, "{seen}");
 }
 
 fn assert_same_instant(shown: &Value, stored: &Value) {
@@ -439,13 +454,27 @@ async fn only_an_admin_by_the_database_may_list_all_orders_and_bad_arguments_are
         strings(&["ORD-00000001"])
     );
 
+    // demoted: the token is revoked; signed in again, a customer
     app.execute("update users set role = 'customer' where email = 'admin@example.com'")
-        .await;
-    refused(app.gql_as(&admin, ORDERS, json!({})).await, "FORBIDDEN");
-    app.execute("delete from users where email = 'admin@example.com'")
         .await;
     refused(
         app.gql_as(&admin, ORDERS, json!({})).await,
+        "UNAUTHENTICATED",
+    );
+    let relogged = app.gql(
+            "mutation { login(input: {email: \"admin@example.com\", password: \"admin password\"}) { token } }",
+            json!({}),
+        )
+        .await;
+    let demoted = data(&relogged)["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    refused(app.gql_as(&demoted, ORDERS, json!({})).await, "FORBIDDEN");
+    app.execute("delete from users where email = 'admin@example.com'")
+        .await;
+    refused(
+        app.gql_as(&demoted, ORDERS, json!({})).await,
         "UNAUTHENTICATED",
     );
 }

@@ -224,10 +224,13 @@ async fn a_malformed_tampered_or_forged_token_is_rejected_for_any_query() {
     let bad_payload = format!("{}.{}.{}", parts[0], flip(parts[1], 10), parts[2]);
     // a well-formed admin token for the same user, signed with another secret
     let forged = Tokens::new(&Secret::new("another-secret-another-secret-another!"))
-        .issue(Viewer {
-            user_id,
-            role: Role::Admin,
-        })
+        .issue(
+            Viewer {
+                user_id,
+                role: Role::Admin,
+            },
+            0,
+        )
         .unwrap();
 
     let queries = [

@@ -571,21 +571,102 @@ async fn an_admin_demoted_or_deleted_loses_admin_powers_at_once_whatever_the_tok
         |name: &str| json!({ "input": { "name": name, "category": "pizza", "price": "5.00" } });
     data(&app.gql_as(&admin, create, input("Before")).await);
 
+    // demoted in the database: the token no longer stands
     app.execute("update users set role = 'customer' where email = 'admin@example.com'")
         .await;
-    let demoted = app.gql_as(&admin, create, input("Demoted")).await;
-    assert_eq!(error_code(&demoted), "FORBIDDEN");
-    let jobs = app.gql_as(&admin, "{ jobs { id } }", json!({})).await;
+    let revoked = app.gql_as(&admin, create, input("Demoted")).await;
+    assert_eq!(error_code(&revoked), "UNAUTHENTICATED");
+    assert_eq!(error_message(&revoked), "invalid or expired token");
+    // signed in again, the account is a customer's
+    let relogged = app
+        .gql(
+            "mutation { login(input: {email: \"admin@example.com\", password: \"admin password\"}) { token } }",
+            json!({}),
+        )
+        .await;
+    let demoted = data(&relogged)["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused = app.gql_as(&demoted, create, input("Demoted")).await;
+    assert_eq!(error_code(&refused), "FORBIDDEN");
+    let jobs = app.gql_as(&demoted, "{ jobs { id } }", json!({})).await;
     assert_eq!(error_code(&jobs), "FORBIDDEN");
 
     app.execute("delete from users where email = 'admin@example.com'")
         .await;
-    let deleted = app.gql_as(&admin, create, input("Deleted")).await;
+    let deleted = app.gql_as(&demoted, create, input("Deleted")).await;
     assert_eq!(error_code(&deleted), "UNAUTHENTICATED");
     assert_eq!(error_message(&deleted), "invalid or expired token");
 
     assert_eq!(
         app.rows("select name from products order by id").await,
         vec![json!({ "name": "Before" })]
+    );
+}
+
+#[tokio::test]
+async fn a_changed_password_or_role_ends_every_earlier_token_of_the_account() {
+    let app = TestApp::spawn_without_workers().await;
+    let admin = app.admin_token().await;
+    let (ann, ann_id) = app.register_customer("Ann").await;
+    let (bob, bob_id) = app.register_customer("Bob").await;
+    let me = "{ me { id role } }";
+    let me_of = |id: i64, role: &str| json!({ "me": { "id": id.to_string(), "role": role } });
+    assert_eq!(
+        data(&app.gql_as(&ann, me, json!({})).await),
+        &me_of(ann_id, "CUSTOMER")
+    );
+
+    // a second admin_token() keeps the password: the first token stands
+    let again = app.admin_token().await;
+    data(&app.gql_as(&admin, "{ jobs { id } }", json!({})).await);
+    // create-admin with a new password ends the earlier sessions
+    tally::domain::users::ensure_admin(&app.db, "admin@example.com", "a new admin password")
+        .await
+        .map_err(|e| e.message())
+        .unwrap();
+    for token in [&admin, &again] {
+        let body = app.gql_as(token, "{ jobs { id } }", json!({})).await;
+        assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+        assert_eq!(error_message(&body), "invalid or expired token");
+    }
+    let relogged = app
+        .gql(
+            "mutation { login(input: {email: \"admin@example.com\", password: \"a new admin password\"}) { token } }",
+            json!({}),
+        )
+        .await;
+    let admin = data(&relogged)["login"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    data(&app.gql_as(&admin, "{ jobs { id } }", json!({})).await);
+
+    // a promotion by an operator's SQL ends Ann's customer token too, and
+    // what the new token says is what the database says
+    app.execute(&format!(
+        "update users set role = 'admin' where id = {ann_id}"
+    ))
+    .await;
+    let body = app.gql_as(&ann, me, json!({})).await;
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+    // any other change leaves tokens alone
+    app.execute(&format!(
+        "update users set name = 'Robert' where id = {bob_id}"
+    ))
+    .await;
+    assert_eq!(
+        data(&app.gql_as(&bob, me, json!({})).await),
+        &me_of(bob_id, "CUSTOMER")
+    );
+    assert_eq!(
+        app.rows("select email, token_version from users order by id")
+            .await,
+        vec![
+            json!({ "email": "admin@example.com", "token_version": 1 }),
+            json!({ "email": "ann@example.com", "token_version": 1 }),
+            json!({ "email": "bob@example.com", "token_version": 0 }),
+        ]
     );
 }

@@ -28,8 +28,24 @@ impl Viewer {
 struct Claims {
     sub: String,
     role: String,
+    /// The account's `token_version` at issue; tokens from before versions
+    /// existed have none, and stand for version 0.
+    #[serde(default)]
+    ver: i32,
     iat: i64,
     exp: i64,
+}
+
+/// What a well-signed, unexpired token says; whether it still stands is the
+/// account's to say (`domain::users::current_viewer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// The caller, with the role the token was issued with.
+    pub viewer: Viewer,
+    /// The account's token version at issue.
+    pub version: i32,
+    /// How long the token stays valid.
+    pub valid_for: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -46,11 +62,13 @@ impl Tokens {
         }
     }
 
-    pub fn issue(&self, viewer: Viewer) -> ApiResult<String> {
+    /// A token for `viewer`, whose account is at token `version`.
+    pub fn issue(&self, viewer: Viewer, version: i32) -> ApiResult<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: viewer.user_id.to_string(),
             role: role_name(viewer.role).to_owned(),
+            ver: version,
             iat: now,
             exp: now + TOKEN_TTL_SECS,
         };
@@ -59,12 +77,7 @@ impl Tokens {
     }
 
     /// Accepts only HS256 tokens signed with our secret and not expired.
-    pub fn verify(&self, token: &str) -> ApiResult<Viewer> {
-        self.verify_with_lifetime(token).map(|(viewer, _)| viewer)
-    }
-
-    /// `verify`, and how long the token stays valid.
-    pub fn verify_with_lifetime(&self, token: &str) -> ApiResult<(Viewer, std::time::Duration)> {
+    pub fn verify(&self, token: &str) -> ApiResult<Verified> {
         let mut validation = Validation::new(Algorithm::HS256);
         // only this server issues tokens: no clock skew to allow for
         validation.leeway = 0;
@@ -81,9 +94,12 @@ impl Tokens {
             _ => return Err(ApiError::InvalidToken),
         };
         let now = chrono::Utc::now().timestamp();
-        let valid_for =
-            std::time::Duration::from_secs(data.claims.exp.saturating_sub(now).max(0) as u64);
-        Ok((Viewer { user_id, role }, valid_for))
+        let valid_for = data.claims.exp.saturating_sub(now).max(0);
+        Ok(Verified {
+            viewer: Viewer { user_id, role },
+            version: data.claims.ver,
+            valid_for: std::time::Duration::from_secs(valid_for as u64),
+        })
     }
 }
 
@@ -177,8 +193,9 @@ mod tests {
             user_id: 42,
             role: Role::Admin,
         };
-        let token = tokens.issue(viewer).unwrap();
-        assert_eq!(tokens.verify(&token).unwrap(), viewer);
+        let token = tokens.issue(viewer, 3).unwrap();
+        let verified = tokens.verify(&token).unwrap();
+        assert_eq!((verified.viewer, verified.version), (viewer, 3));
 
         let other = Tokens::new(&Secret::new("y".repeat(32)));
         assert!(matches!(other.verify(&token), Err(ApiError::InvalidToken)));

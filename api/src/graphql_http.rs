@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::sync::Semaphore;
 
 use crate::auth_throttle::ClientAddr;
+use crate::domain::users;
 use crate::error::ApiError;
 use crate::graphiql;
 use crate::graphql::loaders::Loaders;
@@ -144,7 +145,11 @@ async fn execute(
         request = request.data(client);
     }
     if let Some(token) = bearer_token(headers) {
-        match endpoint.state.tokens.verify(token) {
+        let viewer = match endpoint.state.tokens.verify(token) {
+            Ok(verified) => users::current_viewer(&endpoint.state.db, &verified).await,
+            Err(e) => Err(e),
+        };
+        match viewer {
             Ok(viewer) => request = request.data(viewer),
             Err(e) => {
                 let response = async_graphql::Response::from_errors(vec![e.into_server_error()]);

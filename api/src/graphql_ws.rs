@@ -33,11 +33,13 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::auth::Verified;
 use crate::auth_throttle::ClientAddr;
+use crate::domain::users;
 use crate::error::ApiError;
 use crate::graphql::limits::SocketInFlight;
 use crate::graphql::loaders::Loaders;
-use crate::graphql::{SubscriptionSlots, TallySchema};
+use crate::graphql::{SocketToken, SubscriptionSlots, TallySchema};
 use crate::graphql_http::{Endpoint, bearer, bearer_token};
 use crate::http::{self, gate::Full};
 use crate::state::AppState;
@@ -114,11 +116,11 @@ struct Session {
 }
 
 /// Where a connection stands: waiting for `connection_init`, or accepted
-/// (with its token's expiry, if it has a token).
+/// (with its token and when that expires, if it has one).
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Stage {
     Waiting,
-    Accepted(Option<Instant>),
+    Accepted(Option<(Verified, Instant)>),
 }
 
 impl Session {
@@ -146,13 +148,14 @@ impl Session {
             client,
             limits,
         } = self;
+        let db = state.db.clone();
         let protocol_handler =
             GraphQLWebSocket::new_with_pair(outgoing, from_client, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let accepted =
-                        connection_data(&state, header_token, client, in_flight, &payload);
-                    if let Ok((_, expires_at)) = &accepted {
-                        let _ = stage_tx.send(Stage::Accepted(*expires_at));
+                        connection_data(&state, header_token, client, in_flight, &payload).await;
+                    if let Ok((_, token)) = &accepted {
+                        let _ = stage_tx.send(Stage::Accepted(*token));
                     }
                     accepted.map(|(data, _)| data)
                 })
@@ -167,9 +170,9 @@ impl Session {
         let mut stage_set = false;
         let close = loop {
             let accepted = *stage.borrow();
-            let expires_at = match accepted {
-                Stage::Accepted(Some(at)) => at,
-                _ => Instant::now() + Duration::from_secs(365 * 24 * 3600),
+            let (token, expires_at) = match accepted {
+                Stage::Accepted(Some((token, at))) => (Some(token), at),
+                _ => (None, Instant::now() + Duration::from_secs(365 * 24 * 3600)),
             };
             tokio::select! {
                 _ = &mut protocol_handler => {
@@ -197,6 +200,13 @@ impl Session {
                     if silent > 2 * limits.ping_interval {
                         break Some((1001, "no answer to pings"));
                     }
+                    // a socket lives long: its account is asked again now
+                    // and then (every operation asks too, see SocketViewer)
+                    if let Some(token) = &token
+                        && let Err(ApiError::InvalidToken) = users::current_viewer(&db, token).await
+                    {
+                        break Some((4403, "Forbidden: the token was revoked"));
+                    }
                     if to_client.send(Message::Ping(Default::default())).await.is_err() {
                         return;
                     }
@@ -222,14 +232,15 @@ impl Session {
 /// What every operation of the connection sees: its loaders (they batch but
 /// never cache, so a long-lived connection reads fresh rows), its room for
 /// subscriptions, its share of the in-flight slots, the client's address
-/// and the caller; and when the caller's token expires.
-fn connection_data(
+/// and the caller's token (each operation reads the caller from it again);
+/// and the token with when it expires.
+async fn connection_data(
     state: &AppState,
     header_token: Option<String>,
     client: Option<ClientAddr>,
     in_flight: Arc<tokio::sync::Semaphore>,
     payload: &serde_json::Value,
-) -> Result<(Data, Option<Instant>)> {
+) -> Result<(Data, Option<(Verified, Instant)>)> {
     let mut data = Data::default();
     data.insert(Loaders::new(&state.db));
     data.insert(SubscriptionSlots::default());
@@ -249,14 +260,16 @@ fn connection_data(
         Some(value) => bearer(value).map(str::to_owned),
         None => header_token,
     };
-    let mut expires_at = None;
+    let mut accepted = None;
     if let Some(token) = token {
-        let (viewer, valid_for) = state
-            .tokens
-            .verify_with_lifetime(&token)
-            .map_err(|e| async_graphql::Error::new(e.message()))?;
-        data.insert(viewer);
-        expires_at = Some(Instant::now() + valid_for);
+        let refused = |e: ApiError| async_graphql::Error::new(e.message());
+        let verified = state.tokens.verify(&token).map_err(refused)?;
+        // refused now if the account is gone or the token revoked
+        users::current_viewer(&state.db, &verified)
+            .await
+            .map_err(refused)?;
+        data.insert(SocketToken(verified));
+        accepted = Some((verified, Instant::now() + verified.valid_for));
     }
-    Ok((data, expires_at))
+    Ok((data, accepted))
 }

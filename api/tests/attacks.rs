@@ -42,6 +42,10 @@ struct Server {
 
 impl Server {
     async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    async fn start_with(settings: &[(&str, &str)]) -> Self {
         let database = Database::new("tally_attacks");
         let url = database.url();
         let (pool, shop) = common::open_shop(&url).await;
@@ -49,11 +53,10 @@ impl Server {
             .parse()
             .unwrap();
         // clients bound to 127.0.0.2 and up reach 127.0.0.1 all the same
-        let processes = Processes(vec![spawn(
-            &url,
-            &["serve"],
-            &[("BIND_ADDR", &addr.to_string()), ("RUST_LOG", "error")],
-        )]);
+        let bind = addr.to_string();
+        let mut envs = vec![("BIND_ADDR", bind.as_str()), ("RUST_LOG", "error")];
+        envs.extend_from_slice(settings);
+        let processes = Processes(vec![spawn(&url, &["serve"], &envs)]);
         common::wait_until_ready(&addr.to_string()).await;
         Self {
             addr,
@@ -885,4 +888,43 @@ async fn a_socket_is_closed_with_4403_when_its_token_expires() {
     let (code, took) = closed_with(&mut client, Duration::from_secs(6)).await;
     assert_eq!(code, Some(4403));
     assert!(took <= Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_whose_token_is_revoked_is_refused_at_once_and_closed_with_4403() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start_with(&[("WEBSOCKET_PING_INTERVAL", "2s")]).await;
+    let addr = server.addr.to_string();
+    let token = &server.shop.tokens[0];
+    let (mut client, ack) = Client::connect(&addr, common::bearer(token)).await;
+    assert_eq!(ack, json!({ "type": "connection_ack" }));
+    client.subscribe("1", "{ me { id } }", json!({})).await;
+    assert_eq!(
+        client.next(Duration::from_secs(5)).await["payload"]["data"]["me"]["id"],
+        "1"
+    );
+    let _complete = client.next(Duration::from_secs(5)).await;
+
+    // an operator promotes the account: its earlier tokens no longer stand
+    sqlx::query("update users set role = 'admin' where id = 1")
+        .execute(&server.pool)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    client.subscribe("2", "{ me { id } }", json!({})).await;
+    let refused = client.next(Duration::from_secs(5)).await;
+    assert_eq!(
+        refused["payload"]["errors"][0]["message"], "invalid or expired token",
+        "{refused}"
+    );
+    assert_eq!(refused["payload"]["data"], Value::Null, "{refused}");
+    let _complete = client.next(Duration::from_secs(5)).await;
+    // and the socket is closed at the next ping (every 2 s here)
+    let (code, _) = closed_with(&mut client, Duration::from_secs(6)).await;
+    assert_eq!(code, Some(4403));
+    assert!(
+        started.elapsed() <= Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }

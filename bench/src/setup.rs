@@ -62,10 +62,13 @@ impl Bench {
             .into_iter()
             .map(|id| {
                 let token = tokens
-                    .issue(Viewer {
-                        user_id: id,
-                        role: Role::Customer,
-                    })
+                    .issue(
+                        Viewer {
+                            user_id: id,
+                            role: Role::Customer,
+                        },
+                        0,
+                    )
                     .map_err(|e| anyhow::anyhow!(e.message()))?;
                 Ok((id, token))
             })

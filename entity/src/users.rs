@@ -11,6 +11,9 @@ pub struct Model {
     pub password_hash: String,
     pub role: Role,
     pub created_at: DateTimeWithTimeZone,
+    /// Moves on when the password or the role changes (a trigger sees to
+    /// it): tokens issued before are refused.
+    pub token_version: i32,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, EnumIter, DeriveActiveEnum)]

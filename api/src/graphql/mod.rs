@@ -20,7 +20,7 @@ use async_graphql::{Schema, SchemaBuilder};
 pub use mutation::Mutation;
 pub use query::Query;
 pub use subscription::{Subscription, SubscriptionSlots};
-pub use transport::ViaGet;
+pub use transport::{SocketToken, ViaGet};
 
 use crate::state::AppState;
 
@@ -46,6 +46,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         .extension(limits::ExpansionLimit)
         .extension(limits::InFlightOverSockets)
         .extension(transport::MutationsNeedPost)
+        .extension(transport::SocketViewer)
 }
 
 pub fn schema(state: AppState) -> TallySchema {

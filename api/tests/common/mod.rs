@@ -286,7 +286,7 @@ pub async fn open_shop(url: &str) -> (PgPool, Shop) {
                 _ => entity::users::Role::Customer,
             };
             issuer
-                .issue(Viewer { user_id: *id, role })
+                .issue(Viewer { user_id: *id, role }, 0)
                 .map_err(|e| e.message())
                 .unwrap()
         })

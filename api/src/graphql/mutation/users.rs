@@ -54,10 +54,11 @@ impl UserMutation {
 }
 
 fn signed_in(ctx: &Context<'_>, user: Model) -> Result<AuthPayload> {
-    let token = ctx.state().tokens.issue(Viewer {
+    let viewer = Viewer {
         user_id: user.id,
         role: user.role,
-    })?;
+    };
+    let token = ctx.state().tokens.issue(viewer, user.token_version)?;
     Ok(AuthPayload {
         token,
         user: User(user),

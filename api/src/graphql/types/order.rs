@@ -1,6 +1,6 @@
 use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
-use entity::{order_lines, orders, users};
+use entity::{order_lines, orders};
 
 use super::{Product, User};
 use crate::domain::orders::{AnalyticsState, PlacedOrder};
@@ -162,27 +162,9 @@ impl Order {
         let Some(failure) = self.order.analytics_failure.as_deref() else {
             return Ok(None);
         };
-        Ok(viewer_is_admin_now(ctx).await?.then_some(failure))
+        let admin = ctx.viewer().is_ok_and(|viewer| viewer.is_admin());
+        Ok(admin.then_some(failure))
     }
-}
-
-/// Whether the caller is an admin now, by the account rather than the
-/// token, as admin operations check it. Through the users loader, so a page
-/// of orders asks once, in the batch that loads their customers.
-async fn viewer_is_admin_now(ctx: &Context<'_>) -> Result<bool> {
-    let Ok(viewer) = ctx.viewer() else {
-        return Ok(false);
-    };
-    if !viewer.is_admin() {
-        return Ok(false);
-    }
-    let user = ctx
-        .loaders()
-        .users
-        .load_one(viewer.user_id)
-        .await
-        .map_err(ApiError::from)?;
-    Ok(user.is_some_and(|user| user.role == users::Role::Admin))
 }
 
 /// What `Order.analyticsStatus` shows: [`AnalyticsState::of`], which sits
