@@ -182,3 +182,26 @@ async fn a_persisted_query_runs_from_its_hash_once_the_server_has_seen_it() {
         .await;
     assert_eq!(error_code(&wrong), "BAD_USER_INPUT");
 }
+
+#[tokio::test]
+async fn a_persisted_query_the_limits_refuse_is_never_stored() {
+    use sha2::{Digest, Sha256};
+    let app = TestApp::spawn_without_workers().await;
+    let deep = format!("{{ {}__typename{} }}", "me { ".repeat(20), " }".repeat(20));
+    let aliased = "mutation { a: login(input: { email: \"a@b.io\", password: \"12345678\" }) { token } b: login(input: { email: \"a@b.io\", password: \"12345678\" }) { token } }";
+    let syntax = "{ me { id ";
+    for query in [deep.as_str(), aliased, syntax] {
+        let hash = format!("{:x}", Sha256::digest(query.as_bytes()));
+        let persisted = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+        let sent = app
+            .gql_body(json!({ "query": query, "extensions": persisted }))
+            .await;
+        assert_eq!(error_code(&sent), "BAD_USER_INPUT", "{query}: {sent}");
+        let by_hash = app.gql_body(json!({ "extensions": persisted })).await;
+        assert_eq!(
+            error_code(&by_hash),
+            "PERSISTED_QUERY_NOT_FOUND",
+            "{query}: {by_hash}"
+        );
+    }
+}

@@ -125,6 +125,8 @@ impl TestApp {
         // are proved against the binary (api/tests/attacks.rs).
         config.http.auth.free_registrations = 10_000;
         config.http.connections.max_per_address = 10_000;
+        // metrics tests read figures right after changing them
+        config.http.metrics_refresh = Duration::ZERO;
         (options.configure)(&mut config);
 
         // creates the database, as `tally serve` would, and migrates it; the

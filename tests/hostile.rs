@@ -1676,3 +1676,54 @@ async fn a_fragment_bomb_of_under_a_kilobyte_is_refused_within_a_second() {
     assert_eq!(snapshot(&app).await, baseline);
     assert_still_answers(&app, &f.customer, f.customer_id, "a fragment bomb").await;
 }
+
+#[tokio::test]
+async fn control_characters_in_any_string_are_bad_input_and_write_nothing() {
+    let app = TestApp::spawn_without_workers().await;
+    let f = fixture(&app).await;
+    let baseline = snapshot(&app).await;
+    let register = "mutation($input: RegisterInput!) { register(input: $input) { token } }";
+    let product =
+        |name: &str| json!({ "input": { "name": name, "category": "pizza", "price": "5.00" } });
+    let mut order_with_key = order_of(&f, json!(1));
+    order_with_key["input"]["idempotencyKey"] = json!("key\u{1b}[2J");
+    for (token, query, variables) in [
+        (
+            None,
+            register,
+            json!({ "input": { "name": "Nul\u{0}", "email": "nul@example.com", "password": "correct horse" } }),
+        ),
+        (
+            None,
+            register,
+            json!({ "input": { "name": "Ann", "email": "a\u{0}@example.com", "password": "correct horse" } }),
+        ),
+        (Some(&f.admin), CREATE_PRODUCT, product("Pizza\u{7f}")),
+        (Some(&f.customer), PLACE_ORDER, order_with_key),
+        // in the document itself, as a GraphQL escape
+        (
+            Some(&f.admin),
+            "mutation { createProduct(input: { name: \"A\\u0000\", category: \"pizza\", price: \"1.00\" }) { id } }",
+            json!({}),
+        ),
+    ] {
+        let body = match token {
+            Some(token) => app.gql_as(token, query, variables.clone()).await,
+            None => app.gql(query, variables.clone()).await,
+        };
+        assert_eq!(error_code(&body), "BAD_USER_INPUT", "{variables}: {body}");
+        assert_eq!(
+            error_message(&body),
+            "A string may not hold control characters (such as NUL) other than tab and line breaks."
+        );
+    }
+    assert_eq!(snapshot(&app).await, baseline);
+    // tabs and line breaks are text like any other
+    let created = app
+        .gql_as(&f.admin, CREATE_PRODUCT, product("Two\tlines\r\nof pizza"))
+        .await;
+    assert!(
+        data(&created)["createProduct"]["id"].is_string(),
+        "{created}"
+    );
+}

@@ -209,6 +209,7 @@ async fn the_retry_page_lists_failed_jobs_and_retries_them() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
+    let page_headers = page.headers().clone();
     let html = page.text().await.unwrap();
     for expected in [
         job_id.as_str(),
@@ -238,6 +239,28 @@ async fn the_retry_page_lists_failed_jobs_and_retries_them() {
         .await
         .unwrap();
     assert_eq!(cross_site.status(), 403);
+    // no Origin at all: no form of the board's page either
+    let no_origin = http
+        .post(format!("{board}/retry"))
+        .basic_auth("ops", Some("s3cret-board"))
+        .form(&[("id", &job_id)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no_origin.status(), 403);
+    // a wrong password of another length is refused like any other
+    let short = http
+        .get(format!("{board}/retry"))
+        .basic_auth("ops", Some("s3"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(short.status(), 401);
+    assert_eq!(
+        page_headers.get("content-security-policy").unwrap(),
+        "frame-ancestors 'none'"
+    );
+    assert_eq!(page_headers.get("x-frame-options").unwrap(), "DENY");
     assert_eq!(
         app.count("select count(*) from apalis.jobs where status = 'Failed'")
             .await,
@@ -247,6 +270,7 @@ async fn the_retry_page_lists_failed_jobs_and_retries_them() {
     let retried = http
         .post(format!("{board}/retry"))
         .basic_auth("ops", Some("s3cret-board"))
+        .header("origin", board.as_str())
         .form(&[("id", &job_id)])
         .send()
         .await

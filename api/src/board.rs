@@ -9,7 +9,7 @@ use apalis_board::axum::sse::TracingBroadcaster;
 use apalis_board::axum::ui::ServeUI;
 use apalis_postgres::PostgresStorage;
 use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -19,6 +19,7 @@ use jobs::admin::{self, JobSummary};
 use jobs::{PostOrderJob, QUEUE, Wakeup};
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
@@ -57,6 +58,19 @@ pub fn router(
         .fallback_service(ServeUI::new())
         .layer(Extension(TracingBroadcaster::create()))
         .layer(middleware::from_fn_with_state(board, basic_auth))
+        .layer(middleware::map_response(never_framed))
+}
+
+/// No page of the board may be framed by another site's page (a Retry
+/// button under a decoy is a click away).
+async fn never_framed(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    response
 }
 
 async fn basic_auth(State(board): State<Board>, request: Request, next: Next) -> Response {
@@ -94,11 +108,11 @@ fn authorized(headers: &HeaderMap, credentials: &BoardConfig) -> bool {
     else {
         return false;
     };
-    // compare both, always, in constant time
-    let user_ok = user.as_bytes().ct_eq(credentials.username.as_bytes());
-    let password_ok = password
-        .as_bytes()
-        .ct_eq(credentials.password.expose().as_bytes());
+    // compare both, always, in constant time: digests, since a compare of
+    // slices returns early when their lengths differ
+    let digest = |s: &str| Sha256::digest(s.as_bytes());
+    let user_ok = digest(user).ct_eq(&digest(&credentials.username));
+    let password_ok = digest(password).ct_eq(&digest(credentials.password.expose()));
     (user_ok & password_ok).into()
 }
 
@@ -174,9 +188,11 @@ async fn retry(
     }
 }
 
+/// Browsers send `Origin` with every form they post; a request without one
+/// is no form of this page, and is refused with the rest.
 fn same_origin(headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
-        return true;
+        return false;
     };
     let host = headers
         .get(header::HOST)

@@ -56,6 +56,11 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     pub connections: ConnectionLimits,
     pub auth: AuthLimits,
+    /// How often `/metrics` reads the queue's figures from the database at
+    /// most (zero: on every scrape).
+    pub metrics_refresh: Duration,
+    /// When set, `/metrics` wants `Authorization: Bearer <token>`.
+    pub metrics_token: Option<Secret>,
 }
 
 /// What the accept loop allows before any request is read.
@@ -257,6 +262,12 @@ impl Config {
             .parse()
             .map_err(|_| invalid("BOARD_ADDR", "must be an address such as 127.0.0.1:8081"))?;
         let board = match (get("BOARD_USERNAME"), get("BOARD_PASSWORD")) {
+            (Some(_), Some(password)) if password.chars().count() < 12 => {
+                return Err(invalid(
+                    "BOARD_PASSWORD",
+                    "must be at least 12 characters: the board can retry any job",
+                ));
+            }
             (Some(username), Some(password)) => Some(BoardConfig {
                 addr: board_addr,
                 username,
@@ -329,6 +340,13 @@ impl Config {
                         1..=1_000_000,
                     )?,
                     header_timeout: timeout("HTTP_HEADER_TIMEOUT", "10s")?,
+                },
+                metrics_refresh: duration("METRICS_REFRESH", "5s")?,
+                metrics_token: match get("METRICS_TOKEN") {
+                    Some(token) if token.len() < 16 => {
+                        return Err(invalid("METRICS_TOKEN", "must be at least 16 characters"));
+                    }
+                    token => token.map(Secret),
                 },
                 auth: AuthLimits {
                     free_failures: number(&get, "LOGIN_FREE_FAILURES", 5, 1..=1_000_000)?,
@@ -404,7 +422,11 @@ mod tests {
 
     #[test]
     fn the_board_needs_both_credentials() {
-        let c = config(&[("BOARD_USERNAME", "ops"), ("BOARD_PASSWORD", "pw")]).unwrap();
+        let c = config(&[
+            ("BOARD_USERNAME", "ops"),
+            ("BOARD_PASSWORD", "twelve chars"),
+        ])
+        .unwrap();
         let board = c.board.unwrap();
         assert_eq!(
             (board.addr.to_string(), board.username),
@@ -414,6 +436,16 @@ mod tests {
             config(&[("BOARD_USERNAME", "ops")]).err().unwrap().var,
             "BOARD_PASSWORD"
         );
+        let short = config(&[("BOARD_USERNAME", "ops"), ("BOARD_PASSWORD", "eleven char")]);
+        assert_eq!(short.err().unwrap().var, "BOARD_PASSWORD");
+        for (var, bad) in [
+            ("HTTP_BODY_TIMEOUT", "0s"),
+            ("HTTP_HEADER_TIMEOUT", "soon"),
+            ("MAX_CONNECTIONS_PER_ADDRESS", "0"),
+            ("METRICS_TOKEN", "short"),
+        ] {
+            assert_eq!(config(&[(var, bad)]).err().unwrap().var, var, "{var}={bad}");
+        }
         assert_eq!(
             config(&[("JOB_RETENTION", "a while")]).err().unwrap().var,
             "JOB_RETENTION"

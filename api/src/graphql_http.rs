@@ -34,6 +34,7 @@ pub struct Endpoint {
     /// WebSocket queries and mutations in `graphql::limits`.
     pub in_flight: Arc<Semaphore>,
     pub socket_limits: SocketLimits,
+    pub metrics: crate::http::MetricsAccess,
 }
 
 /// The two media types a GraphQL response may come as.

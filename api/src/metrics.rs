@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
 
 use jobs::metrics::JobMetrics;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -45,6 +46,8 @@ pub struct Metrics {
     analytics_lag: Gauge<f64, AtomicU64>,
     orders_held_back: Gauge,
     websockets: Gauge,
+    /// When the queue-wide gauges were last read from the database.
+    database_read: tokio::sync::Mutex<Option<Instant>>,
 }
 
 impl Default for Metrics {
@@ -110,6 +113,7 @@ impl Default for Metrics {
             jobs_by_status,
             analytics_lag,
             orders_held_back,
+            database_read: tokio::sync::Mutex::default(),
         }
     }
 }
@@ -163,8 +167,29 @@ impl Metrics {
             .observe(seconds);
     }
 
-    /// Reads the queue-wide gauges from the database, then renders everything.
-    pub async fn render<C: ConnectionTrait>(&self, db: &C) -> Result<String, DbErr> {
+    /// Renders everything, the queue-wide gauges read from the database
+    /// first unless they were read less than `refresh` ago. One scrape reads
+    /// at a time, the others wait for its figures: a flood of scrapes costs
+    /// the database one read per `refresh`.
+    pub async fn render<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        refresh: Duration,
+    ) -> Result<String, DbErr> {
+        {
+            let mut read = self.database_read.lock().await;
+            if read.is_none_or(|at| at.elapsed() >= refresh) {
+                self.read_database(db).await?;
+                *read = Some(Instant::now());
+            }
+        }
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &self.registry)
+            .map_err(|e| DbErr::Custom(format!("encoding metrics: {e}")))?;
+        Ok(text)
+    }
+
+    async fn read_database<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
         let rows = db
             .query_all_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
@@ -199,11 +224,7 @@ impl Metrics {
             .unwrap_or((0.0, 0));
         self.analytics_lag.set(lag.0);
         self.orders_held_back.set(lag.1);
-
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)
-            .map_err(|e| DbErr::Custom(format!("encoding metrics: {e}")))?;
-        Ok(text)
+        Ok(())
     }
 }
 

@@ -223,6 +223,17 @@ fn client_from(host: u8) -> reqwest::Client {
         .unwrap()
 }
 
+/// The status and body of a POST of `body`; status 0 when no answer came.
+async fn post_body(http: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
+    match http.post(url).json(&body).send().await {
+        Ok(response) => (
+            response.status().as_u16(),
+            response.json().await.unwrap_or_default(),
+        ),
+        Err(e) => (0, json!(e.to_string())),
+    }
+}
+
 /// The status and body of one GraphQL POST; status 0 when no answer came.
 async fn graphql(
     http: &reqwest::Client,
@@ -467,7 +478,12 @@ async fn flood(
             }
             let (host, query, variables) = request(worker, n);
             let http = clients.entry(host).or_insert_with(|| client_from(host));
-            answers.push(graphql(http, url, None, query, variables).await);
+            // no query: `variables` is the whole body
+            let answer = match query {
+                "" => post_body(http, url, variables).await,
+                query => graphql(http, url, None, query, variables).await,
+            };
+            answers.push(answer);
             tokio::time::sleep(pause).await;
         }
         answers
@@ -927,4 +943,77 @@ async fn a_socket_whose_token_is_revoked_is_refused_at_once_and_closed_with_4403
         "{:?}",
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_large_persisted_queries_keeps_the_cache_to_its_bytes() {
+    use sha2::{Digest, Sha256};
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    let url = server.url();
+    let (answers, _) = server
+        .under_attack(
+            "distinct 60 KB persisted queries from one address, 50 ms apart, for 8 s",
+            flood(
+                &url,
+                Flood {
+                    workers: 1,
+                    each: 500,
+                    lasting: Duration::from_secs(8),
+                    pause: Duration::from_millis(50),
+                },
+                |worker, n| {
+                    // valid, so each would be kept: 60 KB, all but a few
+                    // bytes of it a comment
+                    let padding = "x".repeat(60_000);
+                    let query = format!("query Q{worker}x{n} {{ __typename }} # {padding}");
+                    let hash = format!("{:x}", Sha256::digest(query.as_bytes()));
+                    let body = json!({
+                        "query": query,
+                        "extensions": { "persistedQuery": { "version": 1, "sha256Hash": hash } },
+                    });
+                    (2 + worker as u8, "", body)
+                },
+            ),
+        )
+        .await;
+    let codes = codes(&answers);
+    eprintln!("persisted queries: {} sent, {codes:?}", answers.len());
+    assert!(codes.iter().all(|(c, _)| c == "200 -"), "{codes:?}");
+    // more than the cache's 4 MiB were sent
+    assert!(
+        answers.len() * 60_000 > 4 * 1024 * 1024,
+        "{}",
+        answers.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metrics_flood_leaves_other_clients_their_latency() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    let metrics = format!("http://{}/metrics", server.addr);
+    let (scrapes, _) = server
+        .under_attack("/metrics from 20 clients on one address for 5 s", async {
+            let until = Instant::now() + Duration::from_secs(5);
+            let scrapes = join_all((0..20).map(|_| {
+                let metrics = metrics.clone();
+                async move {
+                    let http = client_from(3);
+                    let mut ok = 0usize;
+                    while Instant::now() < until && ok < 5_000 {
+                        let answer = http.get(&metrics).send().await;
+                        if answer.is_ok_and(|a| a.status() == 200) {
+                            ok += 1;
+                        }
+                    }
+                    ok
+                }
+            }))
+            .await;
+            scrapes.into_iter().sum::<usize>()
+        })
+        .await;
+    eprintln!("metrics: {scrapes} scrapes answered");
+    assert!(scrapes >= 100, "{scrapes}");
 }

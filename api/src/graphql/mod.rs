@@ -7,14 +7,12 @@ pub mod loaders;
 mod mutation;
 mod observe;
 mod pagination;
+mod persisted_queries;
 mod query;
 mod subscription;
 mod transport;
 pub mod types;
 
-use async_graphql::extensions::apollo_persisted_queries::{
-    ApolloPersistedQueries, LruCacheStorage,
-};
 use async_graphql::{Schema, SchemaBuilder};
 
 pub use mutation::Mutation;
@@ -26,10 +24,6 @@ use crate::state::AppState;
 
 pub type TallySchema = Schema<Query, Mutation, Subscription>;
 
-/// Queries an automatic persisted query's hash can stand for, per process
-/// (least recently used ones go first).
-const PERSISTED_QUERIES: usize = 1_000;
-
 /// Deepest query accepted, and the most expensive (a connection's fields count
 /// once per item it may return). Both are checked before anything executes.
 pub const MAX_DEPTH: usize = 12;
@@ -40,9 +34,9 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         // first: the others check the query text it resolves a hash to
-        .extension(ApolloPersistedQueries::new(LruCacheStorage::new(
-            PERSISTED_QUERIES,
-        )))
+        .extension(persisted_queries::PersistedQueries::new(
+            persisted_queries::CACHE_BYTES,
+        ))
         .extension(limits::ExpansionLimit)
         .extension(limits::InFlightOverSockets)
         .extension(transport::MutationsNeedPost)

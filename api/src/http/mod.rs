@@ -18,10 +18,11 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::State;
 use axum::handler::Handler;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -96,6 +97,10 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
                 settings.max_websockets_per_address,
             )),
             in_flight,
+            metrics: MetricsAccess {
+                refresh: settings.metrics_refresh,
+                token: settings.metrics_token.clone(),
+            },
             socket_limits: SocketLimits {
                 max_message_bytes: settings.body_limit_bytes,
                 init_timeout: settings.websocket_init_timeout,
@@ -158,6 +163,13 @@ impl IntervalLog {
     }
 }
 
+/// How `/metrics` is served.
+#[derive(Clone)]
+pub struct MetricsAccess {
+    pub refresh: Duration,
+    pub token: Option<crate::config::Secret>,
+}
+
 /// 503 with `Retry-After` and a GraphQL-shaped body saying why, so clients
 /// read it like any other error.
 pub(crate) fn unavailable(error: ApiError) -> Response {
@@ -195,9 +207,25 @@ async fn readyz(State(endpoint): State<Endpoint>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus's text format.
-async fn metrics(State(endpoint): State<Endpoint>) -> Response {
-    match endpoint.state.metrics.render(&endpoint.state.db).await {
+/// Prometheus's text format; behind `METRICS_TOKEN` when it is set.
+async fn metrics(State(endpoint): State<Endpoint>, headers: HeaderMap) -> Response {
+    if let Some(expected) = &endpoint.metrics.token {
+        let given = graphql_http::bearer_token(&headers).unwrap_or_default();
+        if !bool::from(given.as_bytes().ct_eq(expected.expose().as_bytes())) {
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "the metrics need METRICS_TOKEN as a bearer token",
+            )
+                .into_response();
+        }
+    }
+    let rendered = endpoint
+        .state
+        .metrics
+        .render(&endpoint.state.db, endpoint.metrics.refresh)
+        .await;
+    match rendered {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

@@ -1,0 +1,172 @@
+//! Automatic persisted queries (Apollo's protocol): a client sends a query's
+//! SHA-256 alone, and its text only when the server does not know it yet.
+//! async-graphql's own extension caches every document it is sent, by
+//! count, before any limit has judged it: a client could fill the cache
+//! with the largest documents the body limit lets through, or with ones the
+//! limits refuse. Here a document is kept only once it has passed every
+//! check before execution (ours, then parsing and validation with depth and
+//! complexity), and the cache is bounded by the bytes of the texts it holds.
+
+use std::sync::{Arc, Mutex};
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
+};
+use async_graphql::{Request, ServerError, ServerResult, ValidationResult};
+use lru::LruCache;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+/// What the cache may hold, in bytes of query text.
+pub const CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+#[derive(Deserialize)]
+struct PersistedQuery {
+    version: i32,
+    #[serde(rename = "sha256Hash")]
+    sha256_hash: String,
+}
+
+/// The process's cache, shared by every request.
+#[derive(Clone)]
+pub struct PersistedQueries(Arc<Mutex<Texts>>);
+
+impl PersistedQueries {
+    pub fn new(budget: usize) -> Self {
+        Self(Arc::new(Mutex::new(Texts::new(budget))))
+    }
+}
+
+impl ExtensionFactory for PersistedQueries {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ForRequest {
+            cache: self.0.clone(),
+            sent: Mutex::default(),
+        })
+    }
+}
+
+/// The extension's state for one request: the hash and text it was sent,
+/// kept if the document passes validation.
+struct ForRequest {
+    cache: Arc<Mutex<Texts>>,
+    sent: Mutex<Option<(String, String)>>,
+}
+
+#[async_trait::async_trait]
+impl Extension for ForRequest {
+    async fn prepare_request(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        mut request: Request,
+        next: NextPrepareRequest<'_>,
+    ) -> ServerResult<Request> {
+        let Some(value) = request.extensions.remove("persistedQuery") else {
+            return next.run(ctx, request).await;
+        };
+        let persisted: PersistedQuery = async_graphql::from_value(value).map_err(|_| {
+            ServerError::new("Invalid \"PersistedQuery\" extension configuration.", None)
+        })?;
+        if persisted.version != 1 {
+            return Err(ServerError::new(
+                "Only version 1 of the \"PersistedQuery\" extension is supported.",
+                None,
+            ));
+        }
+        if request.query.is_empty() {
+            let known = lock(&self.cache).get(&persisted.sha256_hash);
+            // the message Apollo clients look for to send the text
+            request.query =
+                known.ok_or_else(|| ServerError::new("PersistedQueryNotFound", None))?;
+        } else {
+            let hash = format!("{:x}", Sha256::digest(request.query.as_bytes()));
+            if hash != persisted.sha256_hash {
+                return Err(ServerError::new("provided sha does not match query", None));
+            }
+            *lock(&self.sent) = Some((hash, request.query.clone()));
+        }
+        next.run(ctx, request).await
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await;
+        if result.is_ok()
+            && let Some((hash, text)) = lock(&self.sent).take()
+        {
+            lock(&self.cache).insert(hash, text);
+        }
+        result
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Query texts by hash, least recently used out first once their bytes
+/// pass the budget.
+struct Texts {
+    texts: LruCache<String, String>,
+    bytes: usize,
+    budget: usize,
+}
+
+impl Texts {
+    fn new(budget: usize) -> Self {
+        Self {
+            texts: LruCache::unbounded(),
+            bytes: 0,
+            budget,
+        }
+    }
+
+    fn get(&mut self, hash: &str) -> Option<String> {
+        self.texts.get(hash).cloned()
+    }
+
+    fn insert(&mut self, hash: String, text: String) {
+        let size = hash.len() + text.len();
+        if size > self.budget {
+            return;
+        }
+        if let Some(old) = self.texts.put(hash.clone(), text) {
+            self.bytes -= hash.len() + old.len();
+        }
+        self.bytes += size;
+        while self.bytes > self.budget {
+            match self.texts.pop_lru() {
+                Some((hash, text)) => self.bytes -= hash.len() + text.len(),
+                None => break,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_least_recently_used_texts_go_once_their_bytes_pass_the_budget() {
+        let mut texts = Texts::new(100);
+        texts.insert("a".into(), "x".repeat(39));
+        texts.insert("b".into(), "y".repeat(39));
+        // a is used: b is now the least recent
+        assert!(texts.get("a").is_some());
+        texts.insert("c".into(), "z".repeat(39));
+        assert_eq!(texts.bytes, 80);
+        assert!(texts.get("b").is_none());
+        assert!(texts.get("a").is_some() && texts.get("c").is_some());
+        // a text larger than the whole budget is not kept at all
+        texts.insert("d".into(), "w".repeat(200));
+        assert!(texts.get("d").is_none());
+        assert_eq!(texts.bytes, 80);
+        // the same hash again replaces, and counts once
+        texts.insert("a".into(), "x".repeat(19));
+        assert_eq!(texts.bytes, 60);
+    }
+}
