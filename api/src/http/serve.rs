@@ -39,9 +39,10 @@ pub async fn serve(
     let refused = Arc::new(IntervalLog::new(
         "refusing connections: MAX_CONNECTIONS or MAX_CONNECTIONS_PER_ADDRESS are open",
     ));
-    let slow = Arc::new(IntervalLog::new(
-        "dropped connections that sent no complete request headers within HTTP_HEADER_TIMEOUT \
-         (slow or idle clients)",
+    // idle keep-alive connections end the same way: routine, not a warning
+    let slow = Arc::new(IntervalLog::routine(
+        "closed connections that sent no complete request headers within HTTP_HEADER_TIMEOUT \
+         (idle keep-alive connections, or slow clients)",
     ));
     loop {
         let (stream, peer) = tokio::select! {
