@@ -63,6 +63,10 @@ fn logged_after(child: &mut Child, markers: &[&'static str]) -> Vec<String> {
     let count = markers.len();
     std::thread::spawn(move || {
         for line in BufReader::new(log).lines().map_while(Result::ok) {
+            // a log read from a pipe is plain text: no terminal colour codes
+            if line.contains('\x1b') {
+                let _ = tx.send((usize::MAX, line.clone()));
+            }
             for (n, marker) in markers.iter().enumerate() {
                 if let Some(rest) = line.split(marker).nth(1) {
                     let value: String = rest
@@ -79,6 +83,7 @@ fn logged_after(child: &mut Child, markers: &[&'static str]) -> Vec<String> {
         let (n, value) = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the process logs what we wait for");
+        assert_ne!(n, usize::MAX, "a terminal escape code in the log: {value:?}");
         found[n] = value;
     }
     found
