@@ -83,7 +83,11 @@ fn logged_after(child: &mut Child, markers: &[&'static str]) -> Vec<String> {
         let (n, value) = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the process logs what we wait for");
-        assert_ne!(n, usize::MAX, "a terminal escape code in the log: {value:?}");
+        assert_ne!(
+            n,
+            usize::MAX,
+            "a terminal escape code in the log: {value:?}"
+        );
         found[n] = value;
     }
     found

@@ -15,7 +15,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::LengthLimitError;
 
-use super::{IntervalLog, refused, unavailable};
+use super::answer::{refused, unavailable};
+use super::interval_log::IntervalLog;
 use crate::error::ApiError;
 
 #[derive(Clone)]

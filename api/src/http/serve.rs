@@ -19,8 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
-use super::IntervalLog;
 use super::gate::Gate;
+use super::interval_log::IntervalLog;
 use crate::config::ConnectionLimits;
 
 /// Serves `router` on `listener` until `shutdown`; then stops accepting,

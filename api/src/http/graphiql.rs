@@ -43,22 +43,22 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     (
         "graphiql.min.js",
         "application/javascript",
-        include_bytes!("../assets/graphiql/graphiql.min.js"),
+        include_bytes!("../../assets/graphiql/graphiql.min.js"),
     ),
     (
         "graphiql.min.css",
         "text/css",
-        include_bytes!("../assets/graphiql/graphiql.min.css"),
+        include_bytes!("../../assets/graphiql/graphiql.min.css"),
     ),
     (
         "react.production.min.js",
         "application/javascript",
-        include_bytes!("../assets/graphiql/react.production.min.js"),
+        include_bytes!("../../assets/graphiql/react.production.min.js"),
     ),
     (
         "react-dom.production.min.js",
         "application/javascript",
-        include_bytes!("../assets/graphiql/react-dom.production.min.js"),
+        include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
     ),
 ];
 

@@ -33,6 +33,10 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::answer;
+use super::caller::{bearer, bearer_token, client_addr};
+use super::endpoint::{Endpoint, SocketLimits};
+use super::gate::Full;
 use crate::auth::Verified;
 use crate::auth_throttle::ClientAddr;
 use crate::domain::users;
@@ -40,8 +44,6 @@ use crate::error::ApiError;
 use crate::graphql::limits::SocketInFlight;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::{SocketToken, SubscriptionSlots, TallySchema};
-use crate::graphql_http::{Endpoint, bearer, bearer_token};
-use crate::http::{self, gate::Full};
 use crate::state::AppState;
 
 /// Whether `request` asks to become a WebSocket.
@@ -53,15 +55,15 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
 }
 
 pub async fn upgrade(endpoint: Endpoint, request: Request) -> Response {
-    let client = crate::graphql_http::client_addr(&request);
+    let client = client_addr(&request);
     // a subscription holds its connection for as long as the client likes:
     // past the limits, more are refused rather than queued
     let ip = client.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), ClientAddr::ip);
     let permit = match endpoint.websockets.admit(ip) {
         Ok(permit) => permit,
-        Err(Full::Total) => return http::unavailable(ApiError::WEBSOCKETS_FULL),
+        Err(Full::Total) => return answer::unavailable(ApiError::WEBSOCKETS_FULL),
         Err(Full::Address) => {
-            return http::refused(
+            return answer::refused(
                 StatusCode::TOO_MANY_REQUESTS,
                 ApiError::WEBSOCKETS_PER_ADDRESS,
             );
@@ -96,14 +98,6 @@ pub async fn upgrade(endpoint: Endpoint, request: Request) -> Response {
             drop((open, permit));
         })
         .into_response()
-}
-
-/// What bounds one socket.
-#[derive(Clone, Debug)]
-pub struct SocketLimits {
-    pub max_message_bytes: usize,
-    pub init_timeout: Duration,
-    pub ping_interval: Duration,
 }
 
 struct Session {
@@ -262,7 +256,8 @@ async fn connection_data(
     };
     let mut accepted = None;
     if let Some(token) = token {
-        let refused = |e: ApiError| async_graphql::Error::new(e.message());
+        // with its code, for the protocol that sends it (`connection_error`)
+        let refused = async_graphql::Error::from;
         let verified = state.tokens.verify(&token).map_err(refused)?;
         // refused now if the account is gone or the token revoked
         users::current_viewer(&state.db, &verified)

@@ -3,39 +3,21 @@
 //! media type negotiated from `Accept`, and status codes that say whether the
 //! request ever ran.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
-
 use async_graphql::http::parse_query_string;
 use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
-use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use tokio::sync::Semaphore;
 
+use super::caller::{bearer_token, client_addr};
+use super::endpoint::Endpoint;
+use super::{answer, graphiql, websocket};
 use crate::auth_throttle::ClientAddr;
 use crate::domain::users;
 use crate::error::ApiError;
-use crate::graphiql;
+use crate::graphql::ViaGet;
 use crate::graphql::loaders::Loaders;
-use crate::graphql::{TallySchema, ViaGet};
-use crate::graphql_ws::{self, SocketLimits};
-use crate::http::gate::Gate;
-use crate::state::AppState;
-
-#[derive(Clone)]
-pub struct Endpoint {
-    pub state: AppState,
-    pub schema: TallySchema,
-    /// `MAX_WEBSOCKETS` open in all, `MAX_WEBSOCKETS_PER_ADDRESS` from one address.
-    pub(crate) websockets: Arc<Gate>,
-    /// `MAX_REQUESTS_IN_FLIGHT`: HTTP requests take them in the router,
-    /// WebSocket queries and mutations in `graphql::limits`.
-    pub in_flight: Arc<Semaphore>,
-    pub socket_limits: SocketLimits,
-    pub metrics: crate::http::MetricsAccess,
-}
 
 /// The two media types a GraphQL response may come as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,11 +86,11 @@ pub async fn post(State(endpoint): State<Endpoint>, request: Request) -> Respons
 }
 
 /// GET: a WebSocket for subscriptions when the client asks to upgrade (see
-/// `graphql_ws`); GraphiQL for a browser that asks for a page; otherwise the
+/// `websocket`); GraphiQL for a browser that asks for a page; otherwise the
 /// request in the query string, which may not be a mutation (405).
 pub async fn get(State(endpoint): State<Endpoint>, request: Request) -> Response {
-    if graphql_ws::is_upgrade(request.headers()) {
-        return graphql_ws::upgrade(endpoint, request).await;
+    if websocket::is_upgrade(request.headers()) {
+        return websocket::upgrade(endpoint, request).await;
     }
     let query = request.uri().query().unwrap_or_default();
     let wants_page = request
@@ -218,54 +200,38 @@ fn throttled(response: &async_graphql::Response) -> Option<u64> {
         .max()
 }
 
-/// The address the request came from, as the accept loop recorded it.
-pub(crate) fn client_addr<B>(request: &axum::http::Request<B>) -> Option<ClientAddr> {
-    let ConnectInfo(addr) = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
-    Some(addr.ip().into())
-}
-
 /// The response body as the spec wants it: with the newer media type, a
 /// request refused before execution has no `data` entry at all.
 fn respond(status: StatusCode, response: &async_graphql::Response, media: Media) -> Response {
     let body = if status == StatusCode::BAD_REQUEST && media == Media::GraphqlResponse {
         // only here is the body rebuilt: every other answer is written once
-        let mut body = serde_json::to_value(response).unwrap_or_default();
-        if let Some(body) = body.as_object_mut() {
-            body.remove("data");
-        }
-        serde_json::to_vec(&body)
+        serde_json::to_value(response).and_then(|mut body| {
+            if let Some(body) = body.as_object_mut() {
+                body.remove("data");
+            }
+            serde_json::to_vec(&body)
+        })
     } else {
         serde_json::to_vec(response)
     };
-    (
-        status,
-        [(header::CONTENT_TYPE, media.content_type())],
-        body.unwrap_or_default(),
-    )
-        .into_response()
+    match body {
+        Ok(body) => (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response(),
+        // never an empty 200
+        Err(e) => answer::refused(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::internal(anyhow::anyhow!("writing a GraphQL response: {e}")),
+        ),
+    }
 }
 
 /// A body that is no GraphQL request gets its status with a GraphQL-shaped
 /// error, so clients read it like any other.
 fn refusal(status: StatusCode, message: &str, media: Media) -> Response {
-    let body = serde_json::json!({
-        "errors": [{ "message": message, "extensions": { "code": ApiError::BAD_USER_INPUT } }],
-    });
+    let body = answer::body(&ApiError::bad_input(message), false);
     (
         status,
         [(header::CONTENT_TYPE, media.content_type())],
         body.to_string(),
     )
         .into_response()
-}
-
-/// `Authorization: Bearer <token>`; any other scheme counts as no token.
-pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    bearer(headers.get(header::AUTHORIZATION)?.to_str().ok()?)
-}
-
-/// The token of an `Authorization` value; any scheme but Bearer counts as none.
-pub(crate) fn bearer(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

@@ -1,0 +1,39 @@
+//! What every handler of the API's router shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::gate::Gate;
+use crate::config::Secret;
+use crate::graphql::TallySchema;
+use crate::state::AppState;
+
+#[derive(Clone)]
+pub struct Endpoint {
+    pub state: AppState,
+    pub schema: TallySchema,
+    /// `MAX_WEBSOCKETS` open in all, `MAX_WEBSOCKETS_PER_ADDRESS` from one address.
+    pub(crate) websockets: Arc<Gate>,
+    /// `MAX_REQUESTS_IN_FLIGHT`: HTTP requests take them in the router,
+    /// WebSocket queries and mutations in `graphql::limits`.
+    pub in_flight: Arc<Semaphore>,
+    pub socket_limits: SocketLimits,
+    pub metrics: MetricsAccess,
+}
+
+/// What bounds one socket.
+#[derive(Clone, Debug)]
+pub struct SocketLimits {
+    pub max_message_bytes: usize,
+    pub init_timeout: Duration,
+    pub ping_interval: Duration,
+}
+
+/// How `/metrics` is served.
+#[derive(Clone)]
+pub struct MetricsAccess {
+    pub refresh: Duration,
+    pub token: Option<Secret>,
+}
