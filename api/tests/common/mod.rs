@@ -21,7 +21,12 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub const MAINTENANCE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The server tests make their databases on, as the in-process tests read
+/// it: `TEST_DATABASE_URL`, or the local one.
+pub fn maintenance_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
 pub const SECRET: &str = "process-test-secret-process-test!!";
 
 /// The binary with a clean environment: only PATH, so no setting of the
@@ -35,37 +40,86 @@ pub fn tally() -> Command {
 }
 
 /// A database name of a test's own, dropped when the test ends, however it
-/// ends. Tally creates the database itself.
+/// ends (and by a later run, once an hour old, if the process was killed).
+/// Tally creates the database itself.
 pub struct Database(pub String);
+
+/// What the names of the process tests' databases start with.
+const DATABASE_PREFIX: &str = "tally_process_";
 
 impl Database {
     pub fn new(prefix: &str) -> Self {
-        Self(format!("{prefix}_{}", uuid::Uuid::new_v4().simple()))
+        static SWEPT: std::sync::Once = std::sync::Once::new();
+        SWEPT.call_once(|| on_a_runtime_of_its_own(sweep_abandoned_databases()));
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        // PostgreSQL keeps 63 bytes of a name: 12 hex digits of randomness
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        let name = format!("{DATABASE_PREFIX}{epoch}_{prefix}_{id}");
+        assert!(name.len() <= 63, "{name} is too long for PostgreSQL");
+        Self(name)
     }
 
     pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.0)
+        let mut url = reqwest::Url::parse(&maintenance_url()).expect("TEST_DATABASE_URL");
+        url.set_path(&self.0);
+        url.to_string()
     }
 }
 
 impl Drop for Database {
     fn drop(&mut self) {
         let name = self.0.clone();
-        // a thread of its own: Drop may run inside a tokio runtime or not
-        std::thread::spawn(move || {
-            tokio::runtime::Runtime::new()
-                .unwrap()
-                .block_on(async move {
-                    let mut conn = sqlx::PgConnection::connect(MAINTENANCE_URL).await.unwrap();
-                    let sql = format!("drop database if exists \"{name}\" with (force)");
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await
-                        .unwrap();
-                });
-        })
+        on_a_runtime_of_its_own(async move { drop_database(&name).await });
+    }
+}
+
+/// Runs `work` to its end on a thread and runtime of its own: callers may be
+/// inside a tokio runtime or not (Drop, a test's first line).
+fn on_a_runtime_of_its_own(work: impl Future<Output = ()> + Send + 'static) {
+    std::thread::spawn(move || tokio::runtime::Runtime::new().unwrap().block_on(work))
         .join()
         .unwrap();
+}
+
+async fn drop_database(name: &str) {
+    let mut conn = sqlx::PgConnection::connect(&maintenance_url())
+        .await
+        .unwrap();
+    let sql = format!("drop database if exists \"{name}\" with (force)");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+/// Drops the databases of process tests that a killed run left, an hour old
+/// or more (a running test's is younger).
+async fn sweep_abandoned_databases() {
+    let Ok(mut conn) = sqlx::PgConnection::connect(&maintenance_url()).await else {
+        return;
+    };
+    let names: Vec<String> =
+        sqlx::query_scalar("select datname from pg_database where starts_with(datname, $1)")
+            .bind(DATABASE_PREFIX)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+    let hour_ago = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 3600;
+    for name in names {
+        let epoch = name[DATABASE_PREFIX.len()..]
+            .split('_')
+            .next()
+            .and_then(|e| e.parse::<u64>().ok());
+        if epoch.is_some_and(|e| e < hour_ago) {
+            drop_database(&name).await;
+        }
     }
 }
 
