@@ -15,7 +15,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Form, Router};
 use base64::Engine;
-use jobs::admin::{self, JobSummary};
+use jobs::admin::{self, JobStatus, JobSummary};
 use jobs::{PostOrderJob, QUEUE, Wakeup};
 use sea_orm::DatabaseConnection;
 use serde::Deserialize;
@@ -124,8 +124,8 @@ struct Notice {
 /// Failed and killed jobs with their last error, each with a Retry button.
 async fn retry_page(State(board): State<Board>, Query(notice): Query<Notice>) -> Response {
     let mut jobs = Vec::new();
-    for status in ["Failed", "Killed"] {
-        match admin::list_jobs(&board.db, QUEUE, Some(status), 200).await {
+    for status in [JobStatus::Failed, JobStatus::Killed] {
+        match admin::list_jobs(&board.db, Some(status), 200).await {
             Ok(found) => jobs.extend(found),
             Err(e) => {
                 warn!(error = %e, "listing failed jobs for the board");
@@ -158,7 +158,7 @@ async fn retry(
     }
     let operator = &board.credentials.username;
     let retried = match form.id.as_deref() {
-        Some(id) => admin::retry_job(&board.db, QUEUE, id).await.map(|ok| {
+        Some(id) => admin::retry_job(&board.db, id).await.map(|ok| {
             info!(
                 operator,
                 job_id = id,
@@ -167,7 +167,7 @@ async fn retry(
             );
             usize::from(ok)
         }),
-        None => admin::retry_failed_jobs(&board.db, QUEUE).await.map(|ids| {
+        None => admin::retry_failed_jobs(&board.db).await.map(|ids| {
             info!(operator, job_ids = ?ids, "retry of every failed job requested on the board");
             ids.len()
         }),

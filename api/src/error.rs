@@ -167,6 +167,14 @@ impl From<DbErr> for ApiError {
     }
 }
 
+/// A job operation that failed: unavailable if the database is, internal
+/// otherwise.
+impl From<jobs::JobError> for ApiError {
+    fn from(err: jobs::JobError) -> Self {
+        Self::internal(err)
+    }
+}
+
 /// Why a failed database call is worth retrying later, if it is: no
 /// connection free or reachable in time, a connection lost, the server
 /// shutting down or starting up, or a statement past `statement_timeout`.

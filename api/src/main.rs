@@ -53,7 +53,7 @@ enum JobsCommand {
     List {
         /// pending, queued, running, done, failed or killed
         #[arg(long)]
-        status: Option<String>,
+        status: Option<jobs::admin::JobStatus>,
         #[arg(long, default_value_t = 50)]
         limit: u64,
     },
@@ -149,16 +149,7 @@ async fn jobs_command(
 ) -> anyhow::Result<()> {
     match command {
         JobsCommand::List { status, limit } => {
-            let status = match status.as_deref() {
-                None => None,
-                Some(raw) => Some(jobs::admin::status_name(raw).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "{raw:?} is not a job status: use one of {}",
-                        jobs::admin::STATUSES.join(", ")
-                    )
-                })?),
-            };
-            let found = jobs::admin::list_jobs(db, jobs::QUEUE, status, limit).await?;
+            let found = jobs::admin::list_jobs(db, status, limit).await?;
             println!(
                 "{:<26}  {:<8}  {:>8}  {:<27}  last error",
                 "id", "status", "attempts", "order"
@@ -176,7 +167,7 @@ async fn jobs_command(
             Ok(())
         }
         JobsCommand::Retry { id: Some(id), .. } => {
-            if !jobs::admin::retry_job(db, jobs::QUEUE, &id).await? {
+            if !jobs::admin::retry_job(db, &id).await? {
                 anyhow::bail!("no failed job {id}");
             }
             tracing::info!(operator = "cli", job_id = %id, "retried a failed job");
@@ -184,7 +175,7 @@ async fn jobs_command(
             Ok(())
         }
         JobsCommand::Retry { id: None, .. } => {
-            let ids = jobs::admin::retry_failed_jobs(db, jobs::QUEUE).await?;
+            let ids = jobs::admin::retry_failed_jobs(db).await?;
             tracing::info!(operator = "cli", job_ids = ?ids, "retried every failed job");
             println!("{} failed job(s) pending again", ids.len());
             Ok(())

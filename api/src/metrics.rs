@@ -197,7 +197,7 @@ impl Metrics {
                 [jobs::QUEUE.into()],
             ))
             .await?;
-        for status in jobs::admin::STATUSES {
+        for status in jobs::admin::JobStatus::ALL.map(|s| s.as_str()) {
             let count = rows
                 .iter()
                 .find(|r| r.try_get::<String>("", "status").is_ok_and(|s| s == status))

@@ -1,5 +1,6 @@
 //! What operators do to jobs: list them, retry failed ones, prune history.
-//! apalis-board 1.0 shows jobs but cannot retry them; these can.
+//! apalis-board 1.0 shows jobs but cannot retry them; these can. GraphQL,
+//! the board's retry page and the CLI all call these, on Tally's queue.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
@@ -7,11 +8,55 @@ use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 use crate::JobError;
 
 /// apalis's job statuses.
-pub const STATUSES: [&str; 6] = ["Pending", "Queued", "Running", "Done", "Failed", "Killed"];
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    Pending,
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Killed,
+}
 
-/// apalis's spelling of a status given in any case (`failed` → `Failed`).
-pub fn status_name(raw: &str) -> Option<&'static str> {
-    STATUSES.into_iter().find(|s| s.eq_ignore_ascii_case(raw))
+impl JobStatus {
+    pub const ALL: [Self; 6] = [
+        Self::Pending,
+        Self::Queued,
+        Self::Running,
+        Self::Done,
+        Self::Failed,
+        Self::Killed,
+    ];
+
+    /// apalis's spelling, as `apalis.jobs.status` holds it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Queued => "Queued",
+            Self::Running => "Running",
+            Self::Done => "Done",
+            Self::Failed => "Failed",
+            Self::Killed => "Killed",
+        }
+    }
+}
+
+impl std::str::FromStr for JobStatus {
+    type Err = String;
+
+    /// A status in any case (`failed`, `FAILED`); the error names the choices.
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(raw))
+            .ok_or_else(|| {
+                let choices: Vec<&str> = Self::ALL.iter().map(|s| s.as_str()).collect();
+                format!(
+                    "{raw:?} is not a job status: use one of {}",
+                    choices.join(", ")
+                )
+            })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
@@ -39,11 +84,10 @@ impl JobSummary {
     }
 }
 
-/// The newest `limit` jobs of `queue`, of one status (`Failed`, `Done`, …) or all.
+/// The newest `limit` jobs, of one status or all.
 pub async fn list_jobs<C: ConnectionTrait>(
     db: &C,
-    queue: &str,
-    status: Option<&str>,
+    status: Option<JobStatus>,
     limit: u64,
 ) -> Result<Vec<JobSummary>, JobError> {
     Ok(
@@ -51,8 +95,8 @@ pub async fn list_jobs<C: ConnectionTrait>(
             DbBackend::Postgres,
             include_str!("../sql/list_jobs.sql"),
             [
-                queue.into(),
-                status.map(str::to_owned).into(),
+                crate::QUEUE.into(),
+                status.map(|s| s.as_str().to_owned()).into(),
                 (limit as i64).into(),
             ],
         ))
@@ -62,32 +106,21 @@ pub async fn list_jobs<C: ConnectionTrait>(
 }
 
 /// Puts one failed or killed job back in the queue; false if there was none by that id.
-pub async fn retry_job<C: ConnectionTrait>(
-    db: &C,
-    queue: &str,
-    id: &str,
-) -> Result<bool, JobError> {
-    Ok(!retry(db, queue, Some(id)).await?.is_empty())
+pub async fn retry_job<C: ConnectionTrait>(db: &C, id: &str) -> Result<bool, JobError> {
+    Ok(!retry(db, Some(id)).await?.is_empty())
 }
 
-/// Puts every failed or killed job of `queue` back; returns their ids.
-pub async fn retry_failed_jobs<C: ConnectionTrait>(
-    db: &C,
-    queue: &str,
-) -> Result<Vec<String>, JobError> {
-    retry(db, queue, None).await
+/// Puts every failed or killed job back; returns their ids.
+pub async fn retry_failed_jobs<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, JobError> {
+    retry(db, None).await
 }
 
-async fn retry<C: ConnectionTrait>(
-    db: &C,
-    queue: &str,
-    id: Option<&str>,
-) -> Result<Vec<String>, JobError> {
+async fn retry<C: ConnectionTrait>(db: &C, id: Option<&str>) -> Result<Vec<String>, JobError> {
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             include_str!("../sql/retry_jobs.sql"),
-            [queue.into(), id.map(str::to_owned).into()],
+            [crate::QUEUE.into(), id.map(str::to_owned).into()],
         ))
         .await?;
     Ok(rows
@@ -138,5 +171,16 @@ mod tests {
         };
         assert_eq!(job(false).order_label(), "ORD-00000042");
         assert_eq!(job(true).order_label(), "ORD-00000042 (cancellation)");
+    }
+
+    #[test]
+    fn a_status_reads_in_any_case_and_a_wrong_one_names_the_choices() {
+        assert_eq!("failed".parse(), Ok(JobStatus::Failed));
+        assert_eq!("KILLED".parse(), Ok(JobStatus::Killed));
+        assert_eq!(JobStatus::Done.as_str(), "Done");
+        assert_eq!(
+            "stuck".parse::<JobStatus>(),
+            Err("\"stuck\" is not a job status: use one of Pending, Queued, Running, Done, Failed, Killed".to_owned())
+        );
     }
 }

@@ -15,9 +15,9 @@ impl JobMutation {
     async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let admin = ctx.admin().await?;
         let state = ctx.state();
-        let retried = jobs::admin::retry_job(&state.db, jobs::QUEUE, &id)
+        let retried = jobs::admin::retry_job(&state.db, &id)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::from)?;
         if !retried {
             return Err(ApiError::not_found(format!("no failed job {}", id.as_str())).into());
         }
@@ -41,9 +41,9 @@ impl JobMutation {
             .into());
         }
         let state = ctx.state();
-        let ids = jobs::admin::retry_failed_jobs(&state.db, &queue)
+        let ids = jobs::admin::retry_failed_jobs(&state.db)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::from)?;
         info!(admin_id = admin.user_id, job_ids = ?ids, "retried every failed job");
         state.wakeup.jobs_waiting();
         Ok(ids.len() as i32)
@@ -57,7 +57,7 @@ impl JobMutation {
         info!(admin_id = admin.user_id, "analytics rebuild requested");
         let report = jobs::rebuild::rebuild_analytics(&ctx.state().db)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::from)?;
         Ok(report.into())
     }
 }

@@ -1,5 +1,7 @@
 use async_graphql::{Context, Object, Result};
 
+use jobs::admin::JobStatus;
+
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 use crate::graphql::types::Job;
@@ -20,21 +22,15 @@ impl JobQuery {
         ctx.admin().await?;
         let status = status
             .as_deref()
-            .map(|s| {
-                jobs::admin::status_name(s).ok_or_else(|| {
-                    ApiError::bad_input(format!(
-                        "{s:?} is not a job status: use one of {}",
-                        jobs::admin::STATUSES.join(", ")
-                    ))
-                })
-            })
-            .transpose()?;
+            .map(str::parse::<JobStatus>)
+            .transpose()
+            .map_err(ApiError::bad_input)?;
         if !(0..=200).contains(&first) {
             return Err(ApiError::bad_input("first must be between 0 and 200").into());
         }
-        let jobs = jobs::admin::list_jobs(&ctx.state().db, jobs::QUEUE, status, first as u64)
+        let jobs = jobs::admin::list_jobs(&ctx.state().db, status, first as u64)
             .await
-            .map_err(ApiError::internal)?;
+            .map_err(ApiError::from)?;
         Ok(jobs.into_iter().map(Job::from).collect())
     }
 }
