@@ -274,7 +274,8 @@ async fn connect_from(host: u8, server: SocketAddr) -> std::io::Result<TcpStream
 }
 
 /// What the server did with a connection that dribbles `head` and then
-/// `dribble`, a byte every `every`, for at most `limit`.
+/// `dribble`, a byte every `every`, for at most `limit`; and how long after
+/// the connection was made.
 #[derive(Debug, PartialEq, Eq)]
 enum Dribbled {
     /// The server answered with this status line, then or later closed.
@@ -295,10 +296,12 @@ async fn dribble(
     every: Duration,
     limit: Duration,
 ) -> (Dribbled, Duration) {
-    let started = Instant::now();
     let Ok(mut stream) = connect_from(host, server).await else {
-        return (Dribbled::Refused, started.elapsed());
+        return (Dribbled::Refused, Duration::ZERO);
     };
+    // from the connection on: under a burst of connects the kernel may
+    // drop SYNs, and the client's retries (1 s, 3 s …) are not the server's
+    let started = Instant::now();
     if stream.write_all(head.as_bytes()).await.is_err() {
         return (Dribbled::Closed, started.elapsed());
     }
@@ -426,17 +429,26 @@ async fn slow_headers_are_dropped_and_one_address_gets_at_most_its_share_of_conn
     // HTTP_HEADER_TIMEOUT (10 s): closed (no request, so no answer)
     assert_eq!(counts, vec![("Closed".to_owned(), 300)], "{line}");
     assert!(longest < Duration::from_secs(14), "{longest:?}");
-    // MAX_CONNECTIONS_PER_ADDRESS (64): the rest are closed at once
+    // MAX_CONNECTIONS_PER_ADDRESS (64): the rest are closed as soon as the
+    // server accepts them, long before the 10 s header timeout (on a loaded
+    // machine, accepting 400 connections at once can take a few seconds)
     let closed_at_once = crowd
         .iter()
-        .filter(|(outcome, took)| *outcome == Dribbled::Closed && *took < Duration::from_secs(2))
+        .filter(|(outcome, took)| *outcome == Dribbled::Closed && *took < Duration::from_secs(6))
         .count();
+    let slowest_refusal = crowd
+        .iter()
+        .map(|(_, took)| *took)
+        .filter(|took| *took < Duration::from_secs(6))
+        .max()
+        .unwrap_or_default();
     let timed_out = crowd
         .iter()
         .filter(|(_, took)| *took >= Duration::from_secs(9))
         .count();
     eprintln!(
-        "one address, 100 idle connections: {closed_at_once} closed at once, {timed_out} after the header timeout"
+        "one address, 100 idle connections: {closed_at_once} closed at once (the last after {} ms), {timed_out} after the header timeout",
+        slowest_refusal.as_millis()
     );
     assert_eq!((closed_at_once, timed_out), (36, 64), "{:?}", tally(&crowd));
 }
