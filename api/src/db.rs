@@ -9,19 +9,24 @@ use sqlx::{Connection, PgPool};
 
 use crate::config::Config;
 
+/// Why a process could not get its database ready. The causes are kept as
+/// they came (not flattened into text); sqlx's own messages already hold
+/// their inner error, so they are shown once, in the line, rather than
+/// again as a source.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(
         "cannot reach PostgreSQL at {target}: {cause}. Is it running? Start it \
          (for example `pg_ctlcluster 15 main start`) or point DATABASE_URL at a running server"
     )]
-    Unreachable { target: String, cause: String },
-    #[error("DATABASE_URL: {0}")]
-    BadUrl(String),
+    Unreachable { target: String, cause: sqlx::Error },
+    #[error("DATABASE_URL is not a PostgreSQL URL: {0}")]
+    BadUrl(sqlx::Error),
     #[error("creating database {name:?} failed: {cause}")]
-    CreateDatabase { name: String, cause: String },
-    #[error("{0}")]
-    Migrate(String),
+    CreateDatabase { name: String, cause: sqlx::Error },
+    /// Its source chain reads down to the statement that failed.
+    #[error(transparent)]
+    Migrate(#[from] migration::Error),
 }
 
 /// What a pool's connections are for, which decides its size and limits.
@@ -45,7 +50,7 @@ pub enum PoolKind {
 /// exist. SeaORM and apalis share a pool.
 pub async fn connect(config: &Config, kind: PoolKind) -> Result<PgPool, StartupError> {
     let mut options = PgConnectOptions::from_str(&config.database_url)
-        .map_err(|e| StartupError::BadUrl(e.to_string()))?
+        .map_err(StartupError::BadUrl)?
         .application_name(match kind {
             PoolKind::Commands => "tally",
             PoolKind::Requests => "tally-requests",
@@ -87,12 +92,7 @@ pub fn orm(pool: &PgPool) -> DatabaseConnection {
 /// what every other command does before it starts.
 pub async fn connect_and_migrate(config: &Config, kind: PoolKind) -> Result<PgPool, StartupError> {
     let pool = connect(config, kind).await?;
-    migration::prepare(&pool).await.map_err(|e| {
-        StartupError::Migrate(format!(
-            "{e}: {}",
-            std::error::Error::source(&e).map_or(String::new(), |s| s.to_string())
-        ))
-    })?;
+    migration::prepare(&pool).await?;
     Ok(pool)
 }
 
@@ -119,10 +119,7 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), St
             // another process created it between our check and our create
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => {}
             Err(e) => {
-                return Err(StartupError::CreateDatabase {
-                    name,
-                    cause: e.to_string(),
-                });
+                return Err(StartupError::CreateDatabase { name, cause: e });
             }
         }
     }
@@ -139,6 +136,6 @@ fn unreachable(options: &PgConnectOptions, err: sqlx::Error) -> StartupError {
             options.get_database().unwrap_or("postgres"),
             options.get_username()
         ),
-        cause: err.to_string(),
+        cause: err,
     }
 }

@@ -32,7 +32,7 @@ const BACKLOG: usize = 1024;
 
 #[derive(Clone, Debug)]
 pub enum Change {
-    Figures(Arc<Figures>),
+    Figures(Arc<RunChange>),
     /// Messages may have been missed (the listening connection was lost, or a
     /// subscriber fell behind): whatever a subscriber watches, it reads again.
     Resync,
@@ -40,7 +40,7 @@ pub enum Change {
 
 /// What one run changed.
 #[derive(Debug)]
-pub struct Figures {
+pub struct RunChange {
     /// Orders counted in or taken back out.
     pub orders: Vec<i64>,
     /// The products whose figures changed, as they are after the change.
@@ -177,7 +177,7 @@ async fn read_figures(db: &DatabaseConnection, change: FiguresChanged) -> Change
             }
         },
     };
-    Change::Figures(Arc::new(Figures {
+    Change::Figures(Arc::new(RunChange {
         orders: change.orders,
         products,
     }))

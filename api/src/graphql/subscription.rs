@@ -112,7 +112,10 @@ impl Subscription {
             _slot: slot,
             state,
             changes,
-            shown: products.iter().map(|p| (p.id, Figures::of(p))).collect(),
+            shown: products
+                .iter()
+                .map(|p| (p.id, ProductFigures::of(p)))
+                .collect(),
             // what they are now first: a client needs no separate read, and
             // knows from the first message on that no change escapes it
             queue: products.into(),
@@ -178,13 +181,13 @@ impl OrderWatch {
 
 /// What `productFiguresChanged` compares.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Figures {
+struct ProductFigures {
     sales_count: i64,
     total_revenue_cents: i64,
     rating: f64,
 }
 
-impl Figures {
+impl ProductFigures {
     fn of(product: &entity::products::Model) -> Self {
         Self {
             sales_count: product.sales_count,
@@ -199,7 +202,7 @@ struct ProductWatch {
     state: AppState,
     changes: Subscriber,
     /// Each watched product's figures as last sent (or read at the start).
-    shown: BTreeMap<i64, Figures>,
+    shown: BTreeMap<i64, ProductFigures>,
     /// Changed products not sent yet.
     queue: VecDeque<entity::products::Model>,
 }
@@ -232,7 +235,7 @@ impl ProductWatch {
                 }
             };
             for product in products {
-                let figures = Figures::of(&product);
+                let figures = ProductFigures::of(&product);
                 if self.shown.insert(product.id, figures) != Some(figures) {
                     self.queue.push_back(product);
                 }
