@@ -391,15 +391,7 @@ async fn each_order_shows_its_customer_and_lines_and_only_admins_see_why_it_was_
         seen["errors"][0]["extensions"]["code"], "UNAUTHENTICATED",
         "{seen}"
     );
-    let relogged = app.gql(
-            "mutation { login(input: {email: \"admin@example.com\", password: \"admin password\"}) { token } }",
-            json!({}),
-        )
-        .await;
-    let customer = data(&relogged)["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let customer = app.login("admin@example.com", "admin password").await;
     let seen = app.gql_as(&customer, read, id).await;
     assert_eq!(
         seen["errors"][0]["extensions"]["code"], "NOT_FOUND",
@@ -461,15 +453,7 @@ async fn only_an_admin_by_the_database_may_list_all_orders_and_bad_arguments_are
         app.gql_as(&admin, ORDERS, json!({})).await,
         "UNAUTHENTICATED",
     );
-    let relogged = app.gql(
-            "mutation { login(input: {email: \"admin@example.com\", password: \"admin password\"}) { token } }",
-            json!({}),
-        )
-        .await;
-    let demoted = data(&relogged)["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let demoted = app.login("admin@example.com", "admin password").await;
     refused(app.gql_as(&demoted, ORDERS, json!({})).await, "FORBIDDEN");
     app.execute("delete from users where email = 'admin@example.com'")
         .await;

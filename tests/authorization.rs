@@ -578,16 +578,7 @@ async fn an_admin_demoted_or_deleted_loses_admin_powers_at_once_whatever_the_tok
     assert_eq!(error_code(&revoked), "UNAUTHENTICATED");
     assert_eq!(error_message(&revoked), "invalid or expired token");
     // signed in again, the account is a customer's
-    let relogged = app
-        .gql(
-            "mutation { login(input: {email: \"admin@example.com\", password: \"admin password\"}) { token } }",
-            json!({}),
-        )
-        .await;
-    let demoted = data(&relogged)["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let demoted = app.login("admin@example.com", "admin password").await;
     let refused = app.gql_as(&demoted, create, input("Demoted")).await;
     assert_eq!(error_code(&refused), "FORBIDDEN");
     let jobs = app.gql_as(&demoted, "{ jobs { id } }", json!({})).await;
@@ -631,16 +622,7 @@ async fn a_changed_password_or_role_ends_every_earlier_token_of_the_account() {
         assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
         assert_eq!(error_message(&body), "invalid or expired token");
     }
-    let relogged = app
-        .gql(
-            "mutation { login(input: {email: \"admin@example.com\", password: \"a new admin password\"}) { token } }",
-            json!({}),
-        )
-        .await;
-    let admin = data(&relogged)["login"]["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let admin = app.login("admin@example.com", "a new admin password").await;
     data(&app.gql_as(&admin, "{ jobs { id } }", json!({})).await);
 
     // a promotion by an operator's SQL ends Ann's customer token too, and

@@ -295,10 +295,15 @@ impl TestApp {
             .await
             .map_err(|e| e.message())
             .expect("admin");
+        self.login("admin@example.com", "admin password").await
+    }
+
+    /// Logs in; returns the token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
         let body = self
             .gql(
-                "mutation { login(input: {email: \"admin@example.com\", password: \"admin password\"}) { token } }",
-                json!({}),
+                "mutation($email: String!, $password: String!) { login(input: {email: $email, password: $password}) { token } }",
+                json!({ "email": email, "password": password }),
             )
             .await;
         data(&body)["login"]["token"].as_str().unwrap().to_owned()

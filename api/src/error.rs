@@ -121,10 +121,13 @@ impl ApiError {
     /// The error as a request-level GraphQL error (no position, no path):
     /// what an extension or the HTTP handler answers before any resolver runs.
     pub fn into_server_error(self) -> ServerError {
-        let error = async_graphql::Error::from(self);
-        let mut server_error = ServerError::new(error.message, None);
-        server_error.extensions = error.extensions;
-        server_error
+        request_level(async_graphql::Error::from(self))
+    }
+
+    /// `into_server_error` without its log line, for refusals that can come
+    /// by the thousand (the caller decides what to log).
+    pub fn into_unlogged_server_error(self) -> ServerError {
+        request_level(self.coded())
     }
 
     /// The `extensions.code` an error went out with, if it has one.
@@ -215,15 +218,29 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::Unavailable(reason) => tracing::warn!(reason, "request refused: unavailable"),
             _ => {}
         }
-        let code = err.code();
-        let retry_after = err.retry_after().map(|d| d.as_secs().max(1));
-        async_graphql::Error::new(err.message()).extend_with(|_, e| {
+        err.coded()
+    }
+}
+
+impl ApiError {
+    /// The error with its code (and wait), as clients get it; the
+    /// conversion above logs first.
+    fn coded(&self) -> async_graphql::Error {
+        let code = self.code();
+        let retry_after = self.retry_after().map(|d| d.as_secs().max(1));
+        async_graphql::Error::new(self.message()).extend_with(|_, e| {
             e.set("code", code);
             if let Some(seconds) = retry_after {
                 e.set("retryAfter", seconds);
             }
         })
     }
+}
+
+fn request_level(error: async_graphql::Error) -> ServerError {
+    let mut server_error = ServerError::new(error.message, None);
+    server_error.extensions = error.extensions;
+    server_error
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

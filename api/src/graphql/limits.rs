@@ -161,13 +161,9 @@ impl Extension for InFlightOverSockets {
         };
         match slots.try_acquire() {
             Ok(_slot) => next.run(ctx, operation_name).await,
+            // as HTTP's shedding: not a log line per refusal
             Err(_) => {
-                let refused = ApiError::OVERLOADED;
-                let mut error = ServerError::new(refused.message(), None);
-                let mut extensions = async_graphql::ErrorExtensionValues::default();
-                extensions.set("code", refused.code());
-                error.extensions = Some(extensions);
-                Response::from_errors(vec![error])
+                Response::from_errors(vec![ApiError::OVERLOADED.into_unlogged_server_error()])
             }
         }
     }

@@ -126,7 +126,7 @@ impl Loader<i64> for OrderLinesLoader {
     }
 }
 
-/// Users by id: orders' customers, and the viewer's current role.
+/// Users by id: orders' customers.
 pub struct UserLoader(DatabaseConnection);
 
 impl Loader<i64> for UserLoader {
