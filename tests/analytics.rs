@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use jobs::JobKind;
 use jobs::analytics::{self, Outcome};
 use jobs::fail_points::FailPoints;
 use serde_json::json;
@@ -283,12 +284,13 @@ async fn a_job_run_twice_or_delivered_twice_counts_its_order_once() {
     let second = placed_order_id(&app.place_order(&token, &[(&ids[0], None, 3)]).await);
 
     // the second order's job delivered twice: a copy of its row under another key
-    app.count(
+    app.count(&format!(
         "with copy as (insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, priority, idempotency_key)
          select apalis.generate_ulid(), job_type, job, 'Pending', 0, max_attempts, run_at, priority, 'copy-' || idempotency_key
-         from apalis.jobs where idempotency_key = 'order-' || (select max(id) from orders) returning 1)
+         from apalis.jobs where idempotency_key = '{}' returning 1)
          select count(*) from copy",
-    )
+        JobKind::Count.key(second)
+    ))
     .await;
     assert_eq!(app.count("select count(*) from apalis.jobs").await, 3);
     app.start_workers();

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use jobs::JobKind;
 use jobs::analytics::{self, Applied, Outcome, Reversed};
 use jobs::fail_points::FailPoints;
 use rand::rngs::StdRng;
@@ -299,9 +300,9 @@ async fn cancelling_a_counted_order_takes_exactly_its_lines_back_out() {
     assert_eq!(
         jobs_by_key(&app).await,
         vec![
-            done(format!("cancel-{cancelled}"), 1),
-            done(format!("order-{remaining}"), 1),
-            done(format!("order-{cancelled}"), 1),
+            done(JobKind::Reverse.key(cancelled), 1),
+            done(JobKind::Count.key(remaining), 1),
+            done(JobKind::Count.key(cancelled), 1),
         ]
     );
     // operators tell the cancellation's job from the order's
@@ -326,9 +327,9 @@ async fn cancelling_a_counted_order_takes_exactly_its_lines_back_out() {
         )
     });
     let mut expected = vec![
-        json!({ "orderNumber": remaining_number, "cancellation": false, "status": "Done" }),
-        json!({ "orderNumber": cancelled_number, "cancellation": false, "status": "Done" }),
-        json!({ "orderNumber": cancelled_number, "cancellation": true, "status": "Done" }),
+        json!({ "orderNumber": remaining_number, "cancellation": false, "status": "DONE" }),
+        json!({ "orderNumber": cancelled_number, "cancellation": false, "status": "DONE" }),
+        json!({ "orderNumber": cancelled_number, "cancellation": true, "status": "DONE" }),
     ];
     expected.sort_by_key(|job| {
         (
@@ -387,9 +388,9 @@ async fn an_order_cancelled_before_its_job_ran_is_never_counted() {
         app.rows("select idempotency_key, status from apalis.jobs order by idempotency_key")
             .await,
         vec![
-            json!({ "idempotency_key": format!("cancel-{cancelled}"), "status": "Pending" }),
-            json!({ "idempotency_key": format!("order-{cancelled}"), "status": "Pending" }),
-            json!({ "idempotency_key": format!("order-{standing}"), "status": "Pending" }),
+            json!({ "idempotency_key": JobKind::Reverse.key(cancelled), "status": "Pending" }),
+            json!({ "idempotency_key": JobKind::Count.key(cancelled), "status": "Pending" }),
+            json!({ "idempotency_key": JobKind::Count.key(standing), "status": "Pending" }),
         ]
     );
 
@@ -460,9 +461,9 @@ async fn an_order_cancelled_before_its_job_ran_is_never_counted() {
     assert_eq!(
         job_statuses(&app).await,
         vec![
-            status(format!("cancel-{cancelled}"), "Done"),
-            status(format!("order-{cancelled}"), "Done"),
-            status(format!("order-{standing}"), "Done"),
+            status(JobKind::Reverse.key(cancelled), "Done"),
+            status(JobKind::Count.key(cancelled), "Done"),
+            status(JobKind::Count.key(standing), "Done"),
         ]
     );
     assert_eq!(
@@ -503,7 +504,8 @@ async fn a_failing_reversal_is_retried_and_takes_the_order_out_once() {
     assert_eq!(
         app.rows(&format!(
             "select status, attempts, last_result from apalis.jobs
-             where idempotency_key = 'cancel-{cancelled}'"
+             where idempotency_key = '{}'",
+            JobKind::Reverse.key(cancelled)
         ))
         .await,
         vec![json!({ "status": "Done", "attempts": 3, "last_result": { "Ok": null } })]
@@ -549,7 +551,9 @@ async fn a_failing_reversal_is_retried_and_takes_the_order_out_once() {
             "update apalis.jobs
              set status = 'Pending', attempts = 0, run_at = now(), lock_by = null,
                  lock_at = null, done_at = null, last_result = null
-             where idempotency_key in ('order-{cancelled}', 'cancel-{cancelled}')"
+             where idempotency_key in ('{}', '{}')",
+            JobKind::Count.key(cancelled),
+            JobKind::Reverse.key(cancelled)
         ))
         .await,
         2
@@ -558,9 +562,9 @@ async fn a_failing_reversal_is_retried_and_takes_the_order_out_once() {
     assert_eq!(
         jobs_by_key(&app).await,
         vec![
-            done(format!("cancel-{cancelled}"), 1),
-            done(format!("order-{remaining}"), 1),
-            done(format!("order-{cancelled}"), 1),
+            done(JobKind::Reverse.key(cancelled), 1),
+            done(JobKind::Count.key(remaining), 1),
+            done(JobKind::Count.key(cancelled), 1),
         ]
     );
     assert_eq!(snapshot(&app).await, settled);
@@ -601,9 +605,9 @@ async fn a_failed_order_job_is_done_once_the_reversal_settles_its_order() {
     assert_eq!(
         jobs_by_key(&app).await,
         vec![
-            done(format!("cancel-{cancelled}"), 1),
+            done(JobKind::Reverse.key(cancelled), 1),
             json!({
-                "idempotency_key": format!("order-{cancelled}"),
+                "idempotency_key": JobKind::Count.key(cancelled),
                 "status": "Done",
                 "attempts": 3,
                 "last_result": { "Ok": format!("settled with the reversal of {}", number.as_str().unwrap()) },
@@ -615,7 +619,8 @@ async fn a_failed_order_job_is_done_once_the_reversal_settles_its_order() {
     // so retrying it is refused, and its work run again by hand changes nothing
     let job_id = app
         .rows(&format!(
-            "select id from apalis.jobs where idempotency_key = 'order-{cancelled}'"
+            "select id from apalis.jobs where idempotency_key = '{}'",
+            JobKind::Count.key(cancelled)
         ))
         .await[0]["id"]
         .clone();
@@ -702,8 +707,11 @@ async fn only_its_customer_or_an_admin_may_cancel_an_order_and_cancelling_twice_
     );
     assert_eq!(snapshot(&app).await, untouched);
     assert_eq!(
-        app.count("select count(*) from apalis.jobs where idempotency_key like 'cancel-%'")
-            .await,
+        app.count(&format!(
+            "select count(*) from apalis.jobs where idempotency_key = '{}'",
+            JobKind::Reverse.key(id)
+        ))
+        .await,
         0
     );
 
@@ -724,8 +732,8 @@ async fn only_its_customer_or_an_admin_may_cancel_an_order_and_cancelling_twice_
     assert_eq!(
         jobs_by_key(&app).await,
         vec![
-            done(format!("cancel-{id}"), 1),
-            done(format!("order-{id}"), 1)
+            done(JobKind::Reverse.key(id), 1),
+            done(JobKind::Count.key(id), 1)
         ]
     );
     // and still nobody else's
@@ -767,8 +775,11 @@ async fn past_the_window_only_an_admin_may_cancel() {
         vec![json!({ "status": "placed", "cancelled_at": null })]
     );
     assert_eq!(
-        app.count("select count(*) from apalis.jobs where idempotency_key like 'cancel-%'")
-            .await,
+        app.count(&format!(
+            "select count(*) from apalis.jobs where idempotency_key = '{}'",
+            JobKind::Reverse.key(id)
+        ))
+        .await,
         0
     );
     assert_eq!(
@@ -790,8 +801,8 @@ async fn past_the_window_only_an_admin_may_cancel() {
     assert_eq!(
         jobs_by_key(&app).await,
         vec![
-            done(format!("cancel-{id}"), 1),
-            done(format!("order-{id}"), 1)
+            done(JobKind::Reverse.key(id), 1),
+            done(JobKind::Count.key(id), 1)
         ]
     );
     assert_eq!(app.figure_mismatches().await, 0);
@@ -823,8 +834,8 @@ async fn replaying_an_idempotency_key_after_a_cancellation_returns_the_cancelled
     assert_eq!(
         job_statuses(&app).await,
         vec![
-            status(format!("cancel-{id}"), "Done"),
-            status(format!("order-{id}"), "Done"),
+            status(JobKind::Reverse.key(id), "Done"),
+            status(JobKind::Count.key(id), "Done"),
         ]
     );
     assert_eq!(
@@ -897,7 +908,7 @@ async fn a_reversal_waits_for_a_run_counting_the_same_customers_category() {
     // Bob's order stops at retiring that job, holding Ann's pizza total
     let mut blocker = app.pool.begin().await.unwrap();
     sqlx::query("select id from apalis.jobs where idempotency_key = $1 for update")
-        .bind(format!("order-{cola}"))
+        .bind(JobKind::Count.key(cola))
         .fetch_one(&mut *blocker)
         .await
         .unwrap();

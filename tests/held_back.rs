@@ -8,13 +8,14 @@
 use std::time::Duration;
 
 use futures::future::join_all;
+use jobs::JobKind;
 use jobs::analytics::{self, Outcome};
 use jobs::fail_points::FailPoints;
 use serde_json::{Value, json};
 
 use crate::harness::{TestApp, data, placed_order_id};
 
-const JOBS: &str = "query($status: String) { jobs(status: $status) { id status attempts maxAttempts orderNumber lastError } }";
+const JOBS: &str = "query($status: JobStatus) { jobs(status: $status) { id status attempts maxAttempts orderNumber lastError } }";
 
 /// Customers, products and a poisoned product.
 struct Shop {
@@ -169,7 +170,7 @@ async fn a_poisoned_order_among_200_fails_alone_and_counts_once_after_a_retry() 
     // the poisoned order's job is the one failed job, with its error
     let admin = app.admin_token().await;
     let failed = app
-        .gql_as(&admin, JOBS, json!({ "status": "failed" }))
+        .gql_as(&admin, JOBS, json!({ "status": "FAILED" }))
         .await;
     let failed = data(&failed)["jobs"].as_array().unwrap().clone();
     assert_eq!(failed.len(), 1, "{failed:?}");
@@ -393,7 +394,8 @@ async fn a_killed_job_is_settled_once_its_order_is_counted() {
     app.execute(&format!(
         "update apalis.jobs set status = 'Killed', attempts = 1, done_at = now(),
                 last_result = '{{\"Err\": \"aborted\"}}'
-         where idempotency_key = 'order-{killed}'"
+         where idempotency_key = '{}'",
+        JobKind::Count.key(killed)
     ))
     .await;
 
@@ -415,7 +417,8 @@ async fn a_killed_job_is_settled_once_its_order_is_counted() {
         .clone();
     assert_eq!(
         app.rows(&format!(
-            "select status, last_result from apalis.jobs where idempotency_key = 'order-{killed}'"
+            "select status, last_result from apalis.jobs where idempotency_key = '{}'",
+            JobKind::Count.key(killed)
         ))
         .await,
         vec![

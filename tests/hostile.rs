@@ -1544,7 +1544,7 @@ async fn a_token_signed_by_hand_with_the_servers_secret_is_accepted() {
         .await;
     assert_eq!(
         data(&body)["jobs"],
-        json!([{ "orderNumber": "ORD-00000001", "status": "Pending" }])
+        json!([{ "orderNumber": "ORD-00000001", "status": "PENDING" }])
     );
 }
 

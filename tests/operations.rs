@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::harness::{TestApp, data, error_code};
 
-const JOBS: &str = "query($status: String) { jobs(status: $status) { id status attempts maxAttempts orderNumber lastError } }";
+const JOBS: &str = "query($status: JobStatus) { jobs(status: $status) { id status attempts maxAttempts orderNumber lastError } }";
 
 /// A product, a customer and one order of 3 units whose job has failed on every attempt.
 async fn failed_order(app: &TestApp) -> (String, String, Value) {
@@ -40,11 +40,11 @@ async fn an_admin_retries_a_job_that_failed_past_its_attempts_and_the_order_coun
     let (admin, product, order) = failed_order(&app).await;
 
     let failed = app
-        .gql_as(&admin, JOBS, json!({ "status": "failed" }))
+        .gql_as(&admin, JOBS, json!({ "status": "FAILED" }))
         .await;
     let jobs = data(&failed)["jobs"].as_array().unwrap().clone();
     assert_eq!(jobs.len(), 1, "{failed}");
-    assert_eq!(jobs[0]["status"], "Failed");
+    assert_eq!(jobs[0]["status"], "FAILED");
     assert_eq!(
         (
             jobs[0]["attempts"].as_i64(),

@@ -1,11 +1,12 @@
 //! Placing orders: prices, snapshots, validation, idempotency, the atomic job.
 
 use entity::users::Role;
+use jobs::{JobOptions, PostOrderJob};
 use sea_orm::TransactionTrait;
 use serde_json::{Value, json};
 use tally::auth::Viewer;
 use tally::domain::Quantity;
-use tally::domain::orders::{self, JobOptions, OrderItem};
+use tally::domain::orders::{self, OrderItem};
 
 use crate::harness::{TestApp, data, error_code};
 
@@ -114,6 +115,14 @@ async fn an_order_keeps_a_snapshot_of_prices_from_the_database() {
             "job_type": "order_analytics", "status": "Pending", "attempts": 0, "max_attempts": 3,
             "args": { "order_id": id.parse::<i64>().unwrap(), "order_number": order["orderNumber"] },
         })]
+    );
+    // as the workers read them: apalis's JsonCodec is serde_json
+    assert_eq!(
+        serde_json::from_value::<PostOrderJob>(jobs[0]["args"].clone()).unwrap(),
+        PostOrderJob {
+            order_id: id.parse().unwrap(),
+            order_number: order["orderNumber"].as_str().unwrap().to_owned(),
+        }
     );
     assert_eq!(
         app.rows("select user_id, total_cents from orders").await,

@@ -214,7 +214,7 @@ fn render_retry_page(jobs: &[JobSummary], retried: Option<usize>) -> String {
                  <input type=\"hidden\" name=\"id\" value=\"{id}\"><button>Retry</button></form></td></tr>",
                 id = escape(&job.id),
                 order = escape(&job.order_label()),
-                status = escape(&job.status),
+                status = job.status.as_str(),
                 attempts = job.attempts,
                 max = job.max_attempts,
                 error = escape(job.last_error.as_deref().unwrap_or("")),

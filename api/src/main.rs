@@ -51,8 +51,7 @@ enum Command {
 enum JobsCommand {
     /// The newest jobs, optionally of one status.
     List {
-        /// pending, queued, running, done, failed or killed
-        #[arg(long)]
+        #[arg(long, value_enum, ignore_case = true)]
         status: Option<jobs::admin::JobStatus>,
         #[arg(long, default_value_t = 50)]
         limit: u64,
@@ -158,7 +157,7 @@ async fn jobs_command(
                 println!(
                     "{:<26}  {:<8}  {:>8}  {:<27}  {}",
                     job.id,
-                    job.status,
+                    job.status.as_str(),
                     format!("{}/{}", job.attempts, job.max_attempts),
                     job.order_label(),
                     job.last_error.unwrap_or_default()

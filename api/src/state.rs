@@ -1,13 +1,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use jobs::Wakeup;
+use jobs::{JobOptions, Wakeup};
 use sea_orm::DatabaseConnection;
 
 use crate::auth::Tokens;
 use crate::auth_throttle::AuthThrottle;
 use crate::config::Config;
-use crate::domain::orders::JobOptions;
 use crate::live::LiveFigures;
 use crate::metrics::Metrics;
 
@@ -34,9 +33,7 @@ impl AppState {
             db,
             tokens: Tokens::new(&config.jwt_secret),
             wakeup,
-            jobs: JobOptions {
-                max_attempts: config.workers.max_attempts,
-            },
+            jobs: config.workers.job_options(),
             cancel_window: config.order_cancel_window,
             metrics: Arc::default(),
             live,

@@ -96,15 +96,15 @@ pub async fn place_raw(
         .map(|(p, (_, _, q))| p.product_price_cents * i64::from(*q))
         .sum();
     let (customer, _) = &bench.customers[n % bench.customers.len()];
-    sqlx::query(include_str!("../../api/src/domain/sql/place_order.sql"))
+    // the parameters tally::domain::orders::PLACE_ORDER_SQL names
+    sqlx::query(tally::domain::orders::PLACE_ORDER_SQL.as_str())
         .bind(customer)
         .bind(total)
         .bind(None::<String>)
         .bind(Json(&rows))
-        .bind(ulid_like())
-        .bind(jobs::QUEUE)
-        .bind(5_i32)
         .bind(Vec::<i64>::new())
+        .bind(jobs::enqueue::new_job_id())
+        .bind(5_i32)
         .execute(&mut *conn)
         .await?;
     Ok(())
@@ -116,21 +116,6 @@ struct PriceRow {
     product_name: String,
     category: String,
     product_price_cents: i64,
-}
-
-/// apalis reads job ids as ULIDs.
-fn ulid_like() -> String {
-    // 26 Crockford base32 characters from the clock and randomness, as a ULID
-    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
-    let millis = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
-    let value: u128 = (millis << 80) | (rand::random::<u128>() >> 48);
-    (0..26)
-        .rev()
-        .map(|i| ALPHABET[((value >> (i * 5)) & 31) as usize] as char)
-        .collect()
 }
 
 const PLACE_ORDER: &str = "mutation PlaceOrder($input: PlaceOrderInput!) { placeOrder(input: $input) { id orderNumber } }";

@@ -178,12 +178,20 @@ async fn settle(bench: &Bench) -> anyhow::Result<()> {
 
 /// Leaves exactly `n` orders (and their lines and jobs), the oldest ones.
 async fn trim_backlog(bench: &Bench, n: i64) -> anyhow::Result<()> {
+    let extra: Vec<i64> = sqlx::query_scalar("select id from orders order by id offset $1")
+        .bind(n)
+        .fetch_all(&bench.pool)
+        .await?;
+    let keys: Vec<String> = extra
+        .iter()
+        .map(|id| jobs::JobKind::Count.key(*id))
+        .collect();
     sqlx::query(
-        "with extra as (select id from orders order by id offset $1),
-              jobs as (delete from apalis.jobs where idempotency_key in (select 'order-' || id from extra))
-         delete from orders where id in (select id from extra)",
+        "with jobs as (delete from apalis.jobs where idempotency_key = any ($2))
+         delete from orders where id = any ($1)",
     )
-    .bind(n)
+    .bind(&extra)
+    .bind(&keys)
     .execute(&bench.pool)
     .await?;
     Ok(())

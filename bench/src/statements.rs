@@ -5,11 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use entity::users::Role;
+use jobs::JobOptions;
 use jobs::analytics::{Outcome, apply_order};
 use jobs::fail_points::FailPoints;
 use tally::auth::Viewer;
 use tally::domain::Quantity;
-use tally::domain::orders::{JobOptions, OrderItem, place_order};
+use tally::domain::orders::{OrderItem, place_order};
 
 use crate::setup::Bench;
 

@@ -1,7 +1,6 @@
 -- The queue's jobs, newest first, optionally of one status, with the order
--- each one is for (and whether it is the job of the order's cancellation,
--- by its key: see api/src/domain/sql/cancel_order.sql) and the error of its
--- last attempt.
+-- each one is for, its key (which tells a cancellation's job: see
+-- src/enqueue.rs) and the error of its last attempt.
 select id,
        status,
        attempts,
@@ -9,7 +8,7 @@ select id,
        run_at,
        done_at,
        convert_from(job, 'UTF8')::jsonb ->> 'order_number' as order_number,
-       coalesce(idempotency_key like 'cancel-%', false) as cancellation,
+       idempotency_key,
        last_result ->> 'Err' as last_error
 from apalis.jobs
 where job_type = $1

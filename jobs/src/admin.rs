@@ -6,15 +6,25 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 
 use crate::JobError;
+use crate::enqueue::JobKind;
 
-/// apalis's job statuses.
+/// Where a post-order job stands, as apalis keeps it.
+// The api crate shows these as a GraphQL enum (PENDING, …) and takes them on
+// the command line (pending, …), through the features graphql and cli.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "graphql", derive(async_graphql::Enum))]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum JobStatus {
+    /// Waiting for a worker (new, retried, or between attempts).
     Pending,
+    /// Taken by a worker, not started yet.
     Queued,
     Running,
+    /// Finished: its order is settled.
     Done,
+    /// Its last attempt failed: it waits for an operator's retry.
     Failed,
+    /// Aborted by apalis without retries: it waits for an operator's retry.
     Killed,
 }
 
@@ -59,10 +69,10 @@ impl std::str::FromStr for JobStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobSummary {
     pub id: String,
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: i32,
     pub max_attempts: i32,
     pub run_at: DateTime<Utc>,
@@ -84,25 +94,61 @@ impl JobSummary {
     }
 }
 
+/// A row of `list_jobs.sql`.
+#[derive(FromQueryResult)]
+struct JobRow {
+    id: String,
+    status: String,
+    attempts: i32,
+    max_attempts: i32,
+    run_at: DateTime<Utc>,
+    done_at: Option<DateTime<Utc>>,
+    order_number: Option<String>,
+    idempotency_key: Option<String>,
+    last_error: Option<String>,
+}
+
+impl TryFrom<JobRow> for JobSummary {
+    type Error = JobError;
+
+    fn try_from(row: JobRow) -> Result<Self, JobError> {
+        Ok(Self {
+            // apalis writes only its own statuses: anything else is a row
+            // the queue cannot hold
+            status: row.status.parse().map_err(sea_orm::DbErr::Type)?,
+            cancellation: row.idempotency_key.as_deref().and_then(JobKind::of_key)
+                == Some(JobKind::Reverse),
+            id: row.id,
+            attempts: row.attempts,
+            max_attempts: row.max_attempts,
+            run_at: row.run_at,
+            done_at: row.done_at,
+            order_number: row.order_number,
+            last_error: row.last_error,
+        })
+    }
+}
+
 /// The newest `limit` jobs, of one status or all.
 pub async fn list_jobs<C: ConnectionTrait>(
     db: &C,
     status: Option<JobStatus>,
     limit: u64,
 ) -> Result<Vec<JobSummary>, JobError> {
-    Ok(
-        JobSummary::find_by_statement(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            include_str!("../sql/list_jobs.sql"),
-            [
-                crate::QUEUE.into(),
-                status.map(|s| s.as_str().to_owned()).into(),
-                (limit as i64).into(),
-            ],
-        ))
-        .all(db)
-        .await?,
-    )
+    JobRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        include_str!("../sql/list_jobs.sql"),
+        [
+            crate::QUEUE.into(),
+            status.map(|s| s.as_str().to_owned()).into(),
+            (limit as i64).into(),
+        ],
+    ))
+    .all(db)
+    .await?
+    .into_iter()
+    .map(JobSummary::try_from)
+    .collect()
 }
 
 /// Puts one failed or killed job back in the queue; false if there was none by that id.
@@ -160,7 +206,7 @@ mod tests {
     fn a_cancellations_job_is_labelled_as_such() {
         let job = |cancellation| JobSummary {
             id: "01J".into(),
-            status: "Failed".into(),
+            status: JobStatus::Failed,
             attempts: 5,
             max_attempts: 5,
             run_at: Utc::now(),

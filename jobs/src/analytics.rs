@@ -19,6 +19,7 @@ use sea_orm::{
 use tracing::{info, warn};
 
 use crate::JobError;
+use crate::enqueue::JobKind;
 use crate::fail_points::FailPoints;
 use crate::figures_changed::{self, FiguresChanged};
 
@@ -547,7 +548,7 @@ async fn count_claimed(
     let other_jobs: Vec<String> = order_ids
         .iter()
         .filter(|id| Some(**id) != own)
-        .map(|id| format!("order-{id}"))
+        .map(|id| JobKind::Count.key(*id))
         .collect();
     let jobs_retired = txn
         .execute_raw(statement(
@@ -631,7 +632,7 @@ async fn reverse(
     .await?;
     // the order's other job (its own, or its cancellation's) has nothing left
     // to do, even one that failed: done, unless a worker holds it
-    let jobs = vec![format!("order-{order_id}"), format!("cancel-{order_id}")];
+    let jobs = vec![JobKind::Count.key(order_id), JobKind::Reverse.key(order_id)];
     txn.execute_raw(statement(
         include_str!("../sql/retire_jobs.sql"),
         [

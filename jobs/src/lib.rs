@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod analytics;
+pub mod enqueue;
 mod error;
 pub mod fail_points;
 pub mod figures_changed;
@@ -14,6 +15,6 @@ pub mod rebuild;
 pub mod retention;
 pub mod worker;
 
+pub use enqueue::{JobKind, JobOptions, PostOrderJob, QUEUE};
 pub use error::JobError;
-pub use post_order::{PostOrderJob, QUEUE};
 pub use worker::{Wakeup, WorkerPool, WorkerSettings};

@@ -1,28 +1,16 @@
-//! The job enqueued with every order.
+//! A run of the post-order job (its contract is in [`crate::enqueue`]).
 
 use std::time::Instant;
 
 use apalis::prelude::{Attempt, Data};
 use sea_orm::DatabaseConnection;
-use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use crate::JobError;
 use crate::analytics::{self, Outcome};
+use crate::enqueue::PostOrderJob;
 use crate::fail_points::FailPoints;
 use crate::metrics::JobMetrics;
-
-/// The apalis queue (`apalis.jobs.job_type`) of post-order jobs.
-pub const QUEUE: &str = "order_analytics";
-
-/// The job's arguments, stored by apalis-postgres as JSON bytes. The order
-/// placement writes this row in SQL, inside the order's own transaction (see
-/// `api/src/domain/sql/place_order.sql`), with the same JSON encoding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PostOrderJob {
-    pub order_id: i64,
-    pub order_number: String,
-}
 
 /// What every run of the job needs, shared by a worker's runs.
 #[derive(Clone)]

@@ -20,9 +20,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::JobError;
 use crate::analytics::{self, Outcome};
+use crate::enqueue::{JobOptions, PostOrderJob, QUEUE};
 use crate::fail_points::FailPoints;
 use crate::metrics::JobMetrics;
-use crate::post_order::{self, JobContext, PostOrderJob, QUEUE};
+use crate::post_order::{self, JobContext};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -44,6 +45,15 @@ pub struct WorkerSettings {
     /// Count waiting orders right after this process's placements commit,
     /// without waiting for their jobs' turn (the jobs stay the guarantee).
     pub sweep_on_wakeup: bool,
+}
+
+impl WorkerSettings {
+    /// How the jobs these workers run are enqueued.
+    pub fn job_options(&self) -> JobOptions {
+        JobOptions {
+            max_attempts: self.max_attempts,
+        }
+    }
 }
 
 impl Default for WorkerSettings {

@@ -1,6 +1,8 @@
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use entity::{order_lines, orders};
+use jobs::{JobKind, JobOptions};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
     FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
@@ -39,11 +41,23 @@ impl IdempotencyKey {
     }
 }
 
-/// How the job row of each order is written.
-#[derive(Debug, Clone, Copy)]
-pub struct JobOptions {
-    pub max_attempts: u32,
-}
+/// `place_order.sql` with its job row, the jobs crate's, filled in. Its
+/// parameters: user id, total, idempotency key, the priced lines as JSON, the
+/// ids of the cart lines it empties, then the job's ([`jobs::enqueue::enqueue_values`]).
+pub static PLACE_ORDER_SQL: LazyLock<String> = LazyLock::new(|| {
+    include_str!("sql/place_order.sql").replace(
+        "{enqueue_job}",
+        &jobs::enqueue::enqueue_sql(JobKind::Count, "new_order", 6),
+    )
+});
+
+/// `cancel_order.sql` with its job row filled in: the order's id, then the job's.
+static CANCEL_ORDER_SQL: LazyLock<String> = LazyLock::new(|| {
+    include_str!("sql/cancel_order.sql").replace(
+        "{enqueue_job}",
+        &jobs::enqueue::enqueue_sql(JobKind::Reverse, "cancelled", 2),
+    )
+});
 
 #[derive(Debug, Clone)]
 pub struct PlacedOrder {
@@ -165,19 +179,17 @@ async fn insert_order<C: ConnectionTrait>(
             })
         })
         .collect();
-    let values: Vec<Value> = vec![
+    let mut values: Vec<Value> = vec![
         viewer.user_id.into(),
         total.0.into(),
         key.as_ref().map(|k| k.0.clone()).into(),
         line_rows.into(),
-        ulid::Ulid::generate().to_string().into(),
-        jobs::QUEUE.into(),
-        (job.max_attempts as i32).into(),
         cart_line_ids.to_vec().into(),
     ];
+    values.extend(jobs::enqueue::enqueue_values(job));
     let inserted = orders::Model::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        include_str!("sql/place_order.sql"),
+        PLACE_ORDER_SQL.as_str(),
         values,
     ))
     .one(db)
@@ -286,15 +298,11 @@ pub async fn cancel_order(
             humantime::format_duration(window)
         )));
     }
+    let [job_id, max_attempts] = jobs::enqueue::enqueue_values(job);
     let order = orders::Model::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        include_str!("sql/cancel_order.sql"),
-        [
-            id.into(),
-            ulid::Ulid::generate().to_string().into(),
-            jobs::QUEUE.into(),
-            (job.max_attempts as i32).into(),
-        ],
+        CANCEL_ORDER_SQL.as_str(),
+        [id.into(), job_id, max_attempts],
     ))
     .one(&txn)
     .await?

@@ -2,7 +2,9 @@
 -- that takes its contribution back out of the figures, in one statement, so
 -- in one transaction: no cancellation without its job. The job is the one
 -- every order has (place_order.sql), under a key of its own; it settles the
--- order whatever it finds, counted already or not.
+-- order whatever it finds, counted already or not. The job's row is the
+-- jobs crate's, filled in where new_job is (jobs::enqueue::enqueue_sql,
+-- reading $2 and $3).
 with cancelled as (
     update orders
     set status = 'cancelled',
@@ -12,18 +14,6 @@ with cancelled as (
     returning *
 ),
 new_job as (
-    insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at,
-                             priority, idempotency_key)
-    select $2,
-           $3,
-           convert_to(json_build_object('order_id', c.id,
-                                        'order_number', c.order_number)::text, 'UTF8'),
-           'Pending',
-           0,
-           $4,
-           now(),
-           0,
-           'cancel-' || c.id
-    from cancelled c
+    {enqueue_job}
 )
 select * from cancelled

@@ -1,7 +1,10 @@
 -- Places an order in one statement, so in one transaction: the order, its
 -- lines, its post-order job and (for a cart order) the emptied cart commit
--- together or not at all. The lines come as one JSON array of priced lines. A replayed idempotency key inserts no order, and
--- then every step below, which reads new_order, does nothing either.
+-- together or not at all. The lines come as one JSON array of priced lines.
+-- A replayed idempotency key inserts no order, and then every step below,
+-- which reads new_order, does nothing either. The job's row is the
+-- jobs crate's, filled in where new_job is (jobs::enqueue::enqueue_sql,
+-- reading $6 and $7).
 with new_order as (
     insert into orders (user_id, total_cents, idempotency_key)
     values ($1, $2, $3)
@@ -33,28 +36,13 @@ new_lines as (
                                 unit_price_cents, quantity, line_no)
 ),
 new_job as (
-    -- The row apalis-postgres's own push would write: the job's arguments
-    -- as JSON bytes (its JsonCodec), the queue in job_type. The idempotency
-    -- key makes a second job for the same order impossible.
-    insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at,
-                             priority, idempotency_key)
-    select $5,
-           $6,
-           convert_to(json_build_object('order_id', o.id,
-                                        'order_number', o.order_number)::text, 'UTF8'),
-           'Pending',
-           0,
-           $7,
-           now(),
-           0,
-           'order-' || o.id
-    from new_order o
+    {enqueue_job}
 ),
 emptied_cart as (
     -- only the lines this order was made of: one added meanwhile stays
     delete from cart_lines
     where user_id = $1
-      and id = any ($8::bigint[])
+      and id = any ($5::bigint[])
       and exists (select from new_order)
 )
 select * from new_order

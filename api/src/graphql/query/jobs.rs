@@ -11,20 +11,15 @@ pub struct JobQuery;
 
 #[Object]
 impl JobQuery {
-    /// Admins only: the newest post-order jobs, optionally of one status
-    /// (PENDING, QUEUED, RUNNING, DONE, FAILED, KILLED). `first` is at most 200.
+    /// Admins only: the newest post-order jobs, optionally of one status.
+    /// `first` is at most 200.
     async fn jobs(
         &self,
         ctx: &Context<'_>,
-        status: Option<String>,
+        status: Option<JobStatus>,
         #[graphql(default = 50)] first: i32,
     ) -> Result<Vec<Job>> {
         ctx.admin().await?;
-        let status = status
-            .as_deref()
-            .map(str::parse::<JobStatus>)
-            .transpose()
-            .map_err(ApiError::bad_input)?;
         if !(0..=200).contains(&first) {
             return Err(ApiError::bad_input("first must be between 0 and 200").into());
         }

@@ -1,14 +1,13 @@
 use async_graphql::{ID, SimpleObject};
 use chrono::{DateTime, Utc};
-use jobs::admin::JobSummary;
+use jobs::admin::{JobStatus, JobSummary};
 use jobs::rebuild::RebuildReport;
 
 /// A post-order job as apalis keeps it.
 #[derive(SimpleObject)]
 pub struct Job {
     pub id: ID,
-    /// Pending, Queued, Running, Done, Failed or Killed.
-    pub status: String,
+    pub status: JobStatus,
     pub attempts: i32,
     pub max_attempts: i32,
     /// The order this job counts (or, for a cancellation's, takes back out).
