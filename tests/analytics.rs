@@ -43,7 +43,7 @@ async fn an_order_committed_without_workers_is_applied_once_a_worker_starts() {
         json!({ "salesCount": 0, "totalRevenue": "0.00", "rating": 4.0 })
     );
 
-    app.start_workers();
+    app.start_workers().await;
     app.wait_for_jobs().await;
     // two lines of the same product count together
     assert_eq!(
@@ -293,7 +293,7 @@ async fn a_job_run_twice_or_delivered_twice_counts_its_order_once() {
     ))
     .await;
     assert_eq!(app.count("select count(*) from apalis.jobs").await, 3);
-    app.start_workers();
+    app.start_workers().await;
     app.wait_for_jobs().await;
 
     assert_eq!(
@@ -625,7 +625,7 @@ async fn one_run_counts_a_backlog_and_marks_the_jobs_of_its_orders_done() {
     );
 
     // the first order's own job still runs, and finds nothing left to count
-    app.start_workers();
+    app.start_workers().await;
     app.wait_for_jobs().await;
     assert_eq!(
         app.count("select count(*) from apalis.jobs where status = 'Done'")

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::json;
 
-use crate::harness::{TestApp, data};
+use crate::harness::{Options, TestApp, data};
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
@@ -54,7 +54,11 @@ fn assert_png(path: PathBuf) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_retries_a_failed_job_from_the_board_in_a_browser() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(Options {
+        board: Some(("ops", "board-password")),
+        ..Options::default()
+    })
+    .await;
     let admin = app.admin_token().await;
     let product = app
         .create_product(&admin, "Ramen", "soups", "12.00", &[])
@@ -71,7 +75,7 @@ async fn an_operator_retries_a_failed_job_from_the_board_in_a_browser() {
         .as_str()
         .unwrap()
         .to_owned();
-    let board = app.spawn_board("ops", "board-password").await;
+    let board = app.board_url();
     let shots = screenshots("board");
 
     node(

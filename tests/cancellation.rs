@@ -419,7 +419,7 @@ async fn an_order_cancelled_before_its_job_ran_is_never_counted() {
         1
     );
 
-    app.start_workers();
+    app.start_workers().await;
     app.wait_for_jobs().await;
 
     for id in &ids[..2] {
@@ -1045,8 +1045,8 @@ async fn concurrent_orders_and_cancellations_leave_exact_figures_and_a_rebuild_a
         .collect();
     assert_eq!(cancelled_uncounted.len(), 2);
 
-    app.start_workers();
-    app.start_workers();
+    app.start_workers().await;
+    app.start_workers().await;
 
     // 3 customers × 18 orders at once; every third order is cancelled as soon
     // as it is placed, every sixth only once it was counted (so both cases

@@ -4,43 +4,36 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use jobs::WorkerSettings;
 use jobs::fail_points::FailPoints;
-use jobs::{Wakeup, WorkerPool, WorkerSettings};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tally::config::{Config, Secret};
-use tally::db::PoolKind;
-use tally::live::LiveFigures;
+use tally::app::{self, Hooks, Role, Workers};
+use tally::config::{BoardConfig, Config, Secret};
+use tally::db;
 use tally::money::Cents;
-use tally::{AppState, db, http};
+use tally_test_support::TestDatabase;
 use tokio_util::sync::CancellationToken;
-
-/// Where test databases are created; the server's own PostgreSQL by default.
-fn maintenance_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-const DB_PREFIX: &str = "tally_test_";
 
 pub struct TestApp {
     pub addr: SocketAddr,
     /// For assertions: a connection of the test's own, not counted.
     pub db: DatabaseConnection,
     pub pool: PgPool,
-    /// The SQL the server's and workers' SeaORM connection ran, in order.
+    /// The SQL the server's and workers' SeaORM connections ran, in order.
     pub statements: StatementLog,
     pub fail_points: FailPoints,
-    state: AppState,
-    /// The workers' connection (no statement timeout), logged like the requests'.
-    workers_db: DatabaseConnection,
-    settings: WorkerSettings,
-    db_name: String,
+    /// The test's own connection, logged like the server's and the workers'.
+    counted_db: DatabaseConnection,
+    workers: Workers,
+    board: Option<SocketAddr>,
     http: reqwest::Client,
     shutdown: CancellationToken,
+    /// Dropped after the app is stopped (fields drop after `Drop::drop`).
+    _database: TestDatabase,
 }
 
 #[derive(Clone, Default)]
@@ -51,12 +44,19 @@ impl StatementLog {
     pub fn take(&self) -> Vec<String> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
+
+    fn push(&self, sql: &str) {
+        self.0.lock().unwrap().push(sql.to_owned());
+    }
 }
 
 pub struct Options {
-    /// Worker pools started with the app (each like a separate `tally worker`).
+    /// Worker pools started with the app: its own, then each further one
+    /// as a separate `tally worker` would run it.
     pub worker_pools: usize,
     pub settings: WorkerSettings,
+    /// The board's user name and password, to serve it.
+    pub board: Option<(&'static str, &'static str)>,
     /// Adjusts the server's settings before it starts.
     pub configure: fn(&mut Config),
 }
@@ -77,6 +77,7 @@ impl Default for Options {
                 // sweep counts an order is a race, and tests assert exact runs
                 sweep_on_wakeup: false,
             },
+            board: None,
             configure: |_| {},
         }
     }
@@ -102,17 +103,9 @@ impl TestApp {
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .with_test_writer()
             .try_init();
-        sweep_abandoned_databases().await;
-        let epoch = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let db_name = format!("{DB_PREFIX}{epoch}_{}", uuid::Uuid::new_v4().simple());
-        let mut url = reqwest::Url::parse(&maintenance_url()).expect("TEST_DATABASE_URL");
-        url.set_path(&db_name);
-
+        let database = TestDatabase::new("app");
         let mut config = Config::from_lookup(|_| None).expect("default config");
-        config.database_url = url.to_string();
+        config.database_url = database.url();
         config.bind_addr = "127.0.0.1:0".parse().unwrap();
         config.jwt_secret = Secret::new("test-secret-test-secret-test-secret!");
         config.db_pool_size = 20;
@@ -127,106 +120,70 @@ impl TestApp {
         config.http.connections.max_per_address = 10_000;
         // metrics tests read figures right after changing them
         config.http.metrics_refresh = Duration::ZERO;
+        config.board = options.board.map(|(username, password)| BoardConfig {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            username: username.to_owned(),
+            password: Secret::new(password),
+        });
         (options.configure)(&mut config);
 
-        // creates the database, as `tally serve` would, and migrates it; the
-        // workers' pool is sized for several worker pools at once
-        let pool = db::connect_and_migrate(&config, PoolKind::Commands)
-            .await
-            .expect("test database");
-        let requests = db::connect(&config, PoolKind::Requests)
-            .await
-            .expect("requests' pool");
         let statements = StatementLog::default();
-        let logged = |pool: &PgPool| {
-            let mut orm = db::orm(pool);
-            let log = statements.clone();
-            orm.set_metric_callback(move |info| {
-                log.0.lock().unwrap().push(info.statement.sql.clone());
-            });
-            orm
+        let fail_points = FailPoints::default();
+        let log = statements.clone();
+        let hooks = Hooks {
+            on_statement: Some(Arc::new(move |sql| log.push(sql))),
+            fail_points: fail_points.clone(),
+            hold_workers: options.worker_pools == 0,
         };
-        let workers_db = logged(&pool);
-
-        let shutdown = CancellationToken::new();
-        // not logged: what subscribers read is no request's statement
-        let live = LiveFigures::start(&config, db::orm(&requests), shutdown.clone())
+        // creates the database, as `tally serve` would, and migrates it
+        let app = app::build_with(config.clone(), Role::Serve, hooks)
             .await
-            .expect("the subscriptions' listener");
-        let state = AppState::new(logged(&requests), &config, Wakeup::default(), live);
-        let listener = tokio::net::TcpListener::bind(config.bind_addr)
-            .await
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
-        let router = http::router(state.clone(), config.http.clone());
-        tokio::spawn(http::serve(
-            listener,
-            router,
-            config.http.connections.clone(),
-            shutdown.clone(),
-        ));
+            .expect("the app");
+        let addr = app.addr().expect("the API's address");
+        let board = app.board_addr();
+        let workers = app.workers();
+        let shutdown = app.shutdown_token();
+        tokio::spawn(async move { app.run_until_stopped().await.expect("the app's run") });
 
+        let pool = db::connect(&config, db::PoolKind::Commands)
+            .await
+            .expect("the test's own pool");
+        let mut counted_db = db::orm(&pool);
+        let log = statements.clone();
+        counted_db.set_metric_callback(move |info| log.push(&info.statement.sql));
         let app = Self {
             addr,
             db: db::orm(&pool),
             pool,
             statements,
-            fail_points: FailPoints::default(),
-            state,
-            workers_db,
-            settings: options.settings,
-            db_name,
+            fail_points,
+            counted_db,
+            workers,
+            board,
             http: reqwest::Client::new(),
             shutdown,
+            _database: database,
         };
-        for _ in 0..options.worker_pools {
-            app.start_workers();
+        for _ in 1..options.worker_pools {
+            app.start_workers().await;
         }
         app
     }
 
     /// Starts one more pool of workers, as another `tally worker` process would.
-    pub fn start_workers(&self) {
-        let workers = WorkerPool {
-            pool: self.pool.clone(),
-            db: self.workers_db.clone(),
-            settings: self.settings.clone(),
-            wakeup: self.state.wakeup.clone(),
-            fail_points: self.fail_points.clone(),
-            metrics: self.state.metrics.jobs.clone(),
-        };
+    pub async fn start_workers(&self) {
+        let workers = self.workers.pool().await.expect("a worker pool");
         tokio::spawn(workers.run(self.shutdown.clone().cancelled_owned()));
     }
 
-    /// Serves the operators' board (basic auth `user`/`password`) on an
-    /// ephemeral port of its own; returns its base URL.
-    pub async fn spawn_board(&self, user: &str, password: &str) -> String {
-        let credentials = tally::config::BoardConfig {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            username: user.to_owned(),
-            password: Secret::new(password),
-        };
-        let router = tally::board::router(
-            &self.pool,
-            self.workers_db.clone(),
-            self.state.wakeup.clone(),
-            credentials,
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let stop = self.shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .unwrap();
-        });
-        format!("http://{addr}")
+    /// The board's base URL (with `Options::board`).
+    pub fn board_url(&self) -> String {
+        format!("http://{}", self.board.expect("a test app with a board"))
     }
 
-    /// The workers' connection, whose statements are logged.
+    /// A connection whose statements are logged with the app's.
     pub fn counted_db(&self) -> &DatabaseConnection {
-        &self.workers_db
+        &self.counted_db
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -449,63 +406,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        let name = self.db_name.clone();
-        // Drop can't await: a thread of its own drops the database
-        std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(drop_database(&name));
-        })
-        .join()
-        .unwrap();
     }
-}
-
-async fn drop_database(name: &str) {
-    use sqlx::Connection;
-    if let Ok(mut conn) = sqlx::PgConnection::connect(&maintenance_url()).await {
-        let sql = format!("drop database if exists \"{name}\" with (force)");
-        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-            .execute(&mut conn)
-            .await;
-        let _ = conn.close().await;
-    }
-}
-
-/// Drops test databases that crashed runs left behind (older than an hour).
-async fn sweep_abandoned_databases() {
-    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    SWEPT
-        .get_or_init(|| async {
-            use sqlx::Connection;
-            let Ok(mut conn) = sqlx::PgConnection::connect(&maintenance_url()).await else {
-                return;
-            };
-            let names: Vec<String> = sqlx::query_scalar(
-                "select datname from pg_database where datname like 'tally\\_test\\_%'",
-            )
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_default();
-            let _ = conn.close().await;
-            let hour_ago = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap()
-                .as_secs()
-                - 3600;
-            for name in names {
-                let epoch = name[DB_PREFIX.len()..]
-                    .split('_')
-                    .next()
-                    .and_then(|e| e.parse::<u64>().ok());
-                if epoch.is_some_and(|e| e < hour_ago) {
-                    drop_database(&name).await;
-                }
-            }
-        })
-        .await;
 }
 
 /// The `data` of a response that must have no errors.

@@ -141,7 +141,7 @@ async fn a_poisoned_order_among_200_fails_alone_and_counts_once_after_a_retry() 
     poison(&app, &shop.poisoned).await;
     let poisoned = place_many(&app, &shop, 200, 57).await.unwrap();
 
-    app.start_workers();
+    app.start_workers().await;
     app.wait_for_jobs().await;
 
     let (cola, pizza) = others_figures(200, 57);
@@ -361,7 +361,7 @@ async fn the_rebuild_holds_back_a_poisoned_order_and_recounts_the_rest() {
 
     // an operator retries all failed jobs: the worker fails it, is retried
     // after the cure, and counts it once
-    app.start_workers();
+    app.start_workers().await;
     app.wait_for_jobs().await;
     assert_eq!(
         app.count("select count(*) from apalis.jobs where status = 'Failed'")

@@ -92,7 +92,7 @@ async fn the_analytics_lag_is_the_age_of_the_oldest_uncounted_order() {
     assert!((1.0..30.0).contains(&lag), "lag {lag}");
     assert_eq!(metric(&app, "tally_jobs{status=\"Pending\"}").await, 1.0);
 
-    app.start_workers();
+    app.start_workers().await;
     app.wait_for_jobs().await;
     assert_eq!(metric(&app, "tally_analytics_lag_seconds").await, 0.0);
 }

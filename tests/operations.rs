@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, data, error_code};
+use crate::harness::{Options, TestApp, data, error_code};
 
 const JOBS: &str = "query($status: JobStatus) { jobs(status: $status) { id status attempts maxAttempts orderNumber lastError } }";
 
@@ -133,7 +133,11 @@ async fn retry_failed_jobs_puts_every_failed_job_back() {
 
 #[tokio::test]
 async fn the_board_refuses_missing_and_wrong_credentials() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(Options {
+        board: Some(("ops", "s3cret-board")),
+        ..Options::default()
+    })
+    .await;
     // the board lists the queues that have jobs
     let admin = app.admin_token().await;
     let product = app
@@ -144,7 +148,7 @@ async fn the_board_refuses_missing_and_wrong_credentials() {
             .await,
     );
     app.wait_for_jobs().await;
-    let board = app.spawn_board("ops", "s3cret-board").await;
+    let board = app.board_url();
     let http = app.http();
 
     let anonymous = http.get(format!("{board}/")).send().await.unwrap();
@@ -190,9 +194,13 @@ async fn the_board_refuses_missing_and_wrong_credentials() {
 
 #[tokio::test]
 async fn the_retry_page_lists_failed_jobs_and_retries_them() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(Options {
+        board: Some(("ops", "s3cret-board")),
+        ..Options::default()
+    })
+    .await;
     let (_, product, order) = failed_order(&app).await;
-    let board = app.spawn_board("ops", "s3cret-board").await;
+    let board = app.board_url();
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

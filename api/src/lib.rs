@@ -1,6 +1,7 @@
 //! Tally: a GraphQL backend for food-ordering apps. `main.rs` is the CLI;
 //! this library is what it (and the tests) put together.
 
+pub mod app;
 pub mod auth;
 pub mod auth_throttle;
 pub mod board;
@@ -14,9 +15,9 @@ pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod money;
-pub mod server;
 pub mod state;
 pub mod telemetry;
 
+pub use app::App;
 pub use config::Config;
 pub use state::AppState;

@@ -1,11 +1,12 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tally::app::{self, Role};
 use tally::config::Config;
 use tally::db::PoolKind;
 use tally::domain::{demo, users};
 use tally::error::ApiError;
-use tally::{db, graphql, server, telemetry};
+use tally::{db, graphql, telemetry};
 
 /// Tally: a GraphQL backend for food-ordering apps.
 #[derive(Parser)]
@@ -91,8 +92,8 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::Serve => server::serve(config).await,
-        Command::Worker { board } => server::work(config, board).await,
+        Command::Serve => run_until_signalled(config, Role::Serve).await,
+        Command::Worker { board } => run_until_signalled(config, Role::Worker { board }).await,
         Command::Migrate => {
             db::connect_and_migrate(&config, PoolKind::Commands).await?;
             println!("database is up to date");
@@ -140,6 +141,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Builds the app for `role` and runs it until SIGTERM or Ctrl-C; then it
+/// stops taking requests and jobs, finishes running ones and returns.
+async fn run_until_signalled(config: Config, role: Role) -> anyhow::Result<()> {
+    let app = app::build(config, role).await?;
+    app::stop_on_signal(app.shutdown_token());
+    app.run_until_stopped().await
 }
 
 async fn jobs_command(

@@ -24,7 +24,8 @@ use futures::SinkExt;
 use futures::StreamExt;
 use tokio_tungstenite::tungstenite::Message as TungsteniteMessage;
 
-use crate::common::{Client, Database, Processes, Shop, spawn};
+use crate::common::{Client, Processes, Shop, spawn};
+use tally_test_support::TestDatabase;
 
 mod common;
 
@@ -37,7 +38,7 @@ struct Server {
     processes: Processes,
     pool: PgPool,
     shop: Arc<Shop>,
-    _database: Database,
+    _database: TestDatabase,
 }
 
 impl Server {
@@ -46,7 +47,7 @@ impl Server {
     }
 
     async fn start_with(settings: &[(&str, &str)]) -> Self {
-        let database = Database::new("tally_attacks");
+        let database = TestDatabase::new("attacks");
         let url = database.url();
         let (pool, shop) = common::open_shop(&url).await;
         let addr: SocketAddr = format!("127.0.0.1:{}", common::free_port())

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Connection;
 
-use crate::common::Database;
+use tally_test_support::TestDatabase;
 
 mod common;
 
@@ -117,7 +117,7 @@ fn sigterm_and_wait(child: &mut Child) -> Option<i32> {
 
 #[test]
 fn serve_creates_its_database_serves_the_board_and_exits_zero_on_sigterm() {
-    let database = Database::new("tally_cli");
+    let database = TestDatabase::new("cli");
     let mut child = tally()
         .arg("serve")
         .env("DATABASE_URL", database.url())
@@ -169,7 +169,7 @@ fn serve_creates_its_database_serves_the_board_and_exits_zero_on_sigterm() {
 
 #[test]
 fn without_credentials_the_board_is_off_and_the_log_says_so() {
-    let database = Database::new("tally_cli");
+    let database = TestDatabase::new("cli");
     let mut child = tally()
         .args(["worker", "--board"])
         .env("DATABASE_URL", database.url())
@@ -184,7 +184,7 @@ fn without_credentials_the_board_is_off_and_the_log_says_so() {
 
 #[test]
 fn the_jobs_commands_list_and_retry_failed_jobs() {
-    let database = Database::new("tally_cli");
+    let database = TestDatabase::new("cli");
     let url = database.url();
     let run = |args: &[&str]| {
         let output = tally()
@@ -263,7 +263,7 @@ fn the_jobs_commands_list_and_retry_failed_jobs() {
 
 #[test]
 fn every_graphql_operation_is_logged_with_its_name_and_duration() {
-    let database = Database::new("tally_cli");
+    let database = TestDatabase::new("cli");
     let mut child = tally()
         .arg("serve")
         .env("DATABASE_URL", database.url())

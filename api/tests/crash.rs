@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use crate::common::{Clients, Database, Processes, count, sigterm, spawn};
+use crate::common::{Clients, Processes, count, sigterm, spawn};
+use tally_test_support::TestDatabase;
 
 mod common;
 
@@ -25,7 +26,7 @@ async fn killed_workers_and_server_lose_and_double_nothing() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(20);
-    let database = Database::new("tally_crash");
+    let database = TestDatabase::new("crash");
     let url = database.url();
     let (pool, shop) = common::open_shop(&url).await;
     let shop = Arc::new(shop);

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::common::{Database, Processes, count, figure_mismatches, sigterm, spawn};
+use crate::common::{Processes, count, figure_mismatches, sigterm, spawn};
+use tally_test_support::TestDatabase;
 
 mod common;
 
@@ -21,7 +22,7 @@ async fn figures_stay_exact_under_concurrent_load_across_processes() {
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(5_000);
-    let database = Database::new("tally_load");
+    let database = TestDatabase::new("load");
     let url = database.url();
     let (pool, shop) = common::open_shop(&url).await;
     let shop = Arc::new(shop);

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sqlx::Connection;
 
-use crate::common::{Database, Processes, sigterm, spawn};
+use crate::common::{Processes, sigterm, spawn};
+use tally_test_support::TestDatabase;
 
 mod common;
 
@@ -26,7 +27,7 @@ struct Tally {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_blocked_database_under_a_thousand_clients_costs_fast_errors_and_bounded_memory() {
-    let database = Database::new("tally_overload");
+    let database = TestDatabase::new("overload");
     let url = database.url();
     let (pool, shop) = common::open_shop(&url).await;
     let addr = format!("127.0.0.1:{}", common::free_port());

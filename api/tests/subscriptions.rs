@@ -15,9 +15,9 @@ use sqlx::PgPool;
 use tally::money::Cents;
 
 use crate::common::{
-    Client, Database, GRAPHQL_WS, PRODUCT_SUBSCRIPTION, Processes, Shop, bearer, spawn,
-    upgrade_request,
+    Client, GRAPHQL_WS, PRODUCT_SUBSCRIPTION, Processes, Shop, bearer, spawn, upgrade_request,
 };
+use tally_test_support::TestDatabase;
 
 mod common;
 
@@ -58,7 +58,7 @@ fn cents(cents: i64) -> String {
 }
 
 struct Setup {
-    _database: Database,
+    _database: TestDatabase,
     processes: Processes,
     pool: PgPool,
     shop: Shop,
@@ -72,7 +72,7 @@ async fn serve_without_workers() -> Setup {
 }
 
 async fn serve_without_workers_with(envs: &[(&str, &str)]) -> Setup {
-    let database = Database::new("tally_subscriptions");
+    let database = TestDatabase::new("subscriptions");
     let url = database.url();
     let (pool, shop) = common::open_shop(&url).await;
     let addr = format!("127.0.0.1:{}", common::free_port());

@@ -22,6 +22,13 @@ pub struct JobContext {
     pub metrics: JobMetrics,
 }
 
+/// One attempt at an order's job; its span names the order and attempt on
+/// every line the run logs.
+#[tracing::instrument(
+    name = "post_order_job",
+    skip_all,
+    fields(order_number = %job.order_number, attempt = attempt.current())
+)]
 pub async fn run(
     job: PostOrderJob,
     ctx: Data<JobContext>,
@@ -30,61 +37,56 @@ pub async fn run(
     let started = Instant::now();
     let outcome =
         analytics::apply_order(&ctx.db, job.order_id, ctx.batch_size, &ctx.fail_points).await;
-    let seconds = started.elapsed().as_secs_f64();
-    let duration_ms = seconds * 1000.0;
-    ctx.metrics.record(
-        match &outcome {
-            Ok(Outcome::Applied(_)) => "applied",
-            Ok(Outcome::AlreadyApplied) => "already_applied",
-            Ok(Outcome::Reversed(_)) => "reversed",
-            Ok(Outcome::AlreadyReversed) => "already_reversed",
-            Err(_) => "failed",
-        },
-        seconds,
-    );
+    ctx.metrics
+        .record(label(&outcome), started.elapsed().as_secs_f64());
+    log_outcome(&outcome, started);
+    outcome.map(drop)
+}
+
+/// The outcome as `tally_job_runs_total` counts it.
+pub(crate) fn label(outcome: &Result<Outcome, JobError>) -> &'static str {
+    match outcome {
+        Ok(Outcome::Applied(_)) => "applied",
+        Ok(Outcome::AlreadyApplied) => "already_applied",
+        Ok(Outcome::Reversed(_)) => "reversed",
+        Ok(Outcome::AlreadyReversed) => "already_reversed",
+        Err(_) => "failed",
+    }
+}
+
+/// The one line a run logs about its outcome, a job's or the sweep's (the
+/// span around it says which).
+pub(crate) fn log_outcome(outcome: &Result<Outcome, JobError>, started: Instant) {
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     match outcome {
         Ok(Outcome::Applied(applied)) => info!(
-            order_number = %job.order_number,
             orders_counted = applied.order_numbers.len(),
             order_numbers = ?applied.order_numbers,
             products_updated = applied.products_updated,
             preferences_user_ids = ?applied.preference_user_ids,
             jobs_retired = applied.jobs_retired,
-            attempt = attempt.current(),
             duration_ms,
             "post-order figures applied"
         ),
         Ok(Outcome::Reversed(reversed)) => info!(
-            order_number = %job.order_number,
             was_counted = reversed.was_counted,
             products_updated = reversed.products_updated,
             preferences_user_ids = ?reversed.preference_user_ids,
-            attempt = attempt.current(),
             duration_ms,
             "cancelled order's figures taken back"
         ),
         Ok(Outcome::AlreadyReversed) => info!(
-            order_number = %job.order_number,
-            attempt = attempt.current(),
             duration_ms,
             "cancelled order already settled by an earlier run; nothing to take back"
         ),
         Ok(Outcome::AlreadyApplied) => info!(
-            order_number = %job.order_number,
-            attempt = attempt.current(),
             duration_ms,
             "order already counted by an earlier run; nothing to apply"
         ),
-        Err(e) => {
-            warn!(
-                order_number = %job.order_number,
-                attempt = attempt.current(),
-                duration_ms,
-                error = %e,
-                "post-order run failed; its order was not counted (a failed batch counts the others without it)"
-            );
-            return Err(e);
-        }
+        Err(e) => warn!(
+            duration_ms,
+            error = %e,
+            "post-order run failed; its order was not counted (a failed batch counts the others without it)"
+        ),
     }
-    Ok(())
 }

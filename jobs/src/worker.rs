@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
-use tracing::{info, warn};
+use tracing::{Instrument, info, info_span, warn};
 
 use std::time::Instant;
 
@@ -175,7 +175,7 @@ async fn run_workers(
         .heartbeat_interval(settings.heartbeat_interval)
         .missed_heartbeats(settings.missed_heartbeats);
     let name = format!(
-        "analytics-{}-{:08x}",
+        "post-order-{}-{:08x}",
         std::process::id(),
         rand::random::<u32>()
     );
@@ -275,28 +275,24 @@ async fn sweep_after_placements(
         }
         while wakeups.try_recv().is_ok() {}
         let started = Instant::now();
+        let span = info_span!("sweep_after_placement");
         let outcome =
-            analytics::apply_waiting(&context.db, context.batch_size, &context.fail_points).await;
-        let seconds = started.elapsed().as_secs_f64();
-        match outcome {
-            Ok(Outcome::Applied(applied)) => {
-                context.metrics.record("swept", seconds);
-                info!(
-                    orders_counted = applied.order_numbers.len(),
-                    order_numbers = ?applied.order_numbers,
-                    products_updated = applied.products_updated,
-                    preferences_user_ids = ?applied.preference_user_ids,
-                    jobs_retired = applied.jobs_retired,
-                    duration_ms = seconds * 1000.0,
-                    "post-order figures applied by the sweep after a placement"
-                );
+            analytics::apply_waiting(&context.db, context.batch_size, &context.fail_points)
+                .instrument(span.clone())
+                .await;
+        span.in_scope(|| match &outcome {
+            Ok(Outcome::Applied(_)) => {
+                context
+                    .metrics
+                    .record("swept", started.elapsed().as_secs_f64());
+                post_order::log_outcome(&outcome, started);
             }
-            // a sweep has no order of its own, so nothing to take back
+            // nothing was waiting; a sweep has no order of its own to take back
             Ok(Outcome::AlreadyApplied | Outcome::Reversed(_) | Outcome::AlreadyReversed) => {}
             Err(e) => {
                 warn!(error = %e, "sweep after a placement failed; the orders' jobs will count them")
             }
-        }
+        });
     }
 }
 

@@ -1,6 +1,7 @@
-//! What the tests of the `tally` binary share: the binary itself, databases
-//! and PostgreSQL clusters of a test's own, and the processes and clients of
-//! the tests that run Tally as an operator would.
+//! What the tests of the `tally` binary share: the binary itself, PostgreSQL
+//! clusters of a test's own, and the processes and clients of the tests that
+//! run Tally as an operator would. Their databases are the ones every Tally
+//! test uses (`tally_test_support::TestDatabase`).
 
 #![allow(dead_code)] // each test binary uses its own part of this
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use sqlx::{Connection, PgPool};
+use sqlx::PgPool;
 use tally::auth::{Tokens, Viewer};
 use tally::config::Secret;
 use tokio::net::TcpStream;
@@ -21,12 +22,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// The server tests make their databases on, as the in-process tests read
-/// it: `TEST_DATABASE_URL`, or the local one.
-pub fn maintenance_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
 pub const SECRET: &str = "process-test-secret-process-test!!";
 
 /// The binary with a clean environment: only PATH, so no setting of the
@@ -37,90 +32,6 @@ pub fn tally() -> Command {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     command
-}
-
-/// A database name of a test's own, dropped when the test ends, however it
-/// ends (and by a later run, once an hour old, if the process was killed).
-/// Tally creates the database itself.
-pub struct Database(pub String);
-
-/// What the names of the process tests' databases start with.
-const DATABASE_PREFIX: &str = "tally_process_";
-
-impl Database {
-    pub fn new(prefix: &str) -> Self {
-        static SWEPT: std::sync::Once = std::sync::Once::new();
-        SWEPT.call_once(|| on_a_runtime_of_its_own(sweep_abandoned_databases()));
-        let epoch = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        // PostgreSQL keeps 63 bytes of a name: 12 hex digits of randomness
-        let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
-        let name = format!("{DATABASE_PREFIX}{epoch}_{prefix}_{id}");
-        assert!(name.len() <= 63, "{name} is too long for PostgreSQL");
-        Self(name)
-    }
-
-    pub fn url(&self) -> String {
-        let mut url = reqwest::Url::parse(&maintenance_url()).expect("TEST_DATABASE_URL");
-        url.set_path(&self.0);
-        url.to_string()
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.0.clone();
-        on_a_runtime_of_its_own(async move { drop_database(&name).await });
-    }
-}
-
-/// Runs `work` to its end on a thread and runtime of its own: callers may be
-/// inside a tokio runtime or not (Drop, a test's first line).
-fn on_a_runtime_of_its_own(work: impl Future<Output = ()> + Send + 'static) {
-    std::thread::spawn(move || tokio::runtime::Runtime::new().unwrap().block_on(work))
-        .join()
-        .unwrap();
-}
-
-async fn drop_database(name: &str) {
-    let mut conn = sqlx::PgConnection::connect(&maintenance_url())
-        .await
-        .unwrap();
-    let sql = format!("drop database if exists \"{name}\" with (force)");
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-}
-
-/// Drops the databases of process tests that a killed run left, an hour old
-/// or more (a running test's is younger).
-async fn sweep_abandoned_databases() {
-    let Ok(mut conn) = sqlx::PgConnection::connect(&maintenance_url()).await else {
-        return;
-    };
-    let names: Vec<String> =
-        sqlx::query_scalar("select datname from pg_database where starts_with(datname, $1)")
-            .bind(DATABASE_PREFIX)
-            .fetch_all(&mut conn)
-            .await
-            .unwrap_or_default();
-    let hour_ago = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        - 3600;
-    for name in names {
-        let epoch = name[DATABASE_PREFIX.len()..]
-            .split('_')
-            .next()
-            .and_then(|e| e.parse::<u64>().ok());
-        if epoch.is_some_and(|e| e < hour_ago) {
-            drop_database(&name).await;
-        }
-    }
 }
 
 /// A PostgreSQL server of a test's own, on a port of its own, for tests that

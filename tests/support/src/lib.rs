@@ -1,0 +1,121 @@
+//! What Tally's tests share, in process (`tests/`) and against the binary
+//! (`api/tests/`): a database of each test's own, named so that a later run
+//! can tell when a killed run left it behind, and dropped when the test ends.
+//! Tally creates the database itself as it starts, as it would in production.
+
+use std::sync::Once;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::Connection;
+
+/// What every test database's name starts with.
+const PREFIX: &str = "tally_test_";
+
+/// A test database left this long ago belongs to no running test.
+const ABANDONED_AFTER_SECS: u64 = 3600;
+
+/// The PostgreSQL server tests make their databases on:
+/// `TEST_DATABASE_URL`, or the local one.
+pub fn maintenance_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// A database name of a test's own, dropped when the value is, however the
+/// test ends (and by a later run, once abandoned, if the process was killed).
+pub struct TestDatabase {
+    name: String,
+}
+
+impl TestDatabase {
+    /// A new name; `label` (a few letters: `app`, `cli`) says which tests
+    /// made it, for whoever finds it in `\l`.
+    pub fn new(label: &str) -> Self {
+        static SWEPT: Once = Once::new();
+        SWEPT.call_once(|| on_a_runtime_of_its_own(sweep_abandoned()));
+        // PostgreSQL keeps 63 bytes of a name: 12 hex digits of randomness
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
+        let name = format!("{PREFIX}{}_{label}_{id}", now_secs());
+        assert!(name.len() <= 63, "{name} is too long for PostgreSQL");
+        Self { name }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its URL on the maintenance server.
+    pub fn url(&self) -> String {
+        let mut url = reqwest::Url::parse(&maintenance_url()).expect("TEST_DATABASE_URL");
+        url.set_path(&self.name);
+        url.to_string()
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = std::mem::take(&mut self.name);
+        on_a_runtime_of_its_own(async move { drop_database(&name).await });
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Runs `work` to its end on a thread and runtime of its own: callers may be
+/// inside a tokio runtime or not (Drop, a test's first line).
+fn on_a_runtime_of_its_own(work: impl Future<Output = ()> + Send + 'static) {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(work)
+    })
+    .join()
+    .unwrap();
+}
+
+/// Drops `name`, closing its connections; a failure is reported, not fatal:
+/// a later run sweeps what is left.
+async fn drop_database(name: &str) {
+    let dropped = async {
+        let mut conn = sqlx::PgConnection::connect(&maintenance_url()).await?;
+        let sql = format!("drop database if exists \"{name}\" with (force)");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await
+    };
+    if let Err(e) = dropped.await {
+        eprintln!("could not drop the test database {name}: {e}");
+    }
+}
+
+/// Drops the test databases that killed runs left behind.
+async fn sweep_abandoned() {
+    let Ok(mut conn) = sqlx::PgConnection::connect(&maintenance_url()).await else {
+        return;
+    };
+    let names: Vec<String> =
+        sqlx::query_scalar("select datname from pg_database where starts_with(datname, $1)")
+            .bind(PREFIX)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+    let _ = conn.close().await;
+    let cutoff = now_secs() - ABANDONED_AFTER_SECS;
+    for name in names {
+        let made_at = name[PREFIX.len()..]
+            .split('_')
+            .next()
+            .and_then(|secs| secs.parse::<u64>().ok());
+        if made_at.is_some_and(|secs| secs < cutoff) {
+            drop_database(&name).await;
+        }
+    }
+}
