@@ -4,7 +4,7 @@ use std::str::FromStr;
 
 use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use sqlx::ConnectOptions;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, PgPool};
 
 use crate::config::Config;
@@ -46,11 +46,11 @@ pub enum PoolKind {
     Listener,
 }
 
-/// Connects to the configured database, creating it first when it does not
-/// exist. SeaORM and apalis share a pool.
+/// Connects a pool to the configured database. SeaORM and apalis share a
+/// pool. The database must exist: [`connect_and_migrate`], which every
+/// command runs first, creates it.
 pub async fn connect(config: &Config, kind: PoolKind) -> Result<PgPool, StartupError> {
-    let mut options = PgConnectOptions::from_str(&config.database_url)
-        .map_err(StartupError::BadUrl)?
+    let mut options = connect_options(&config.database_url)?
         .application_name(match kind {
             PoolKind::Commands => "tally",
             PoolKind::Requests => "tally-requests",
@@ -69,7 +69,6 @@ pub async fn connect(config: &Config, kind: PoolKind) -> Result<PgPool, StartupE
         let timeout = config.db_statement_timeout.as_millis().to_string();
         options = options.options([("statement_timeout", timeout.as_str())]);
     }
-    create_database_if_missing(&options).await?;
     PgPoolOptions::new()
         .max_connections(max_connections)
         // sqlx pings a pooled connection before every use by default: one
@@ -84,6 +83,30 @@ pub async fn connect(config: &Config, kind: PoolKind) -> Result<PgPool, StartupE
         .map_err(|e| unreachable(&options, e))
 }
 
+/// `url`'s options. On the same machine (a loopback address or a socket)
+/// TLS protects nothing and costs a handshake per connection and work on
+/// every round trip, so it is off there unless the URL or `PGSSLMODE` asks
+/// for a mode; elsewhere sqlx's default, `prefer`, stands.
+fn connect_options(url: &str) -> Result<PgConnectOptions, StartupError> {
+    let options = PgConnectOptions::from_str(url).map_err(StartupError::BadUrl)?;
+    let asks_for_a_mode = url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|pair| pair.starts_with("sslmode=") || pair.starts_with("ssl-mode="))
+    }) || std::env::var_os("PGSSLMODE").is_some();
+    let on_this_machine = options.get_socket().is_some()
+        || options.get_host() == "localhost"
+        || options
+            .get_host()
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    Ok(match on_this_machine && !asks_for_a_mode {
+        true => options.ssl_mode(PgSslMode::Disable),
+        false => options,
+    })
+}
+
 pub fn orm(pool: &PgPool) -> DatabaseConnection {
     SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone())
 }
@@ -91,6 +114,7 @@ pub fn orm(pool: &PgPool) -> DatabaseConnection {
 /// Connects and brings the schema up to date: what `tally migrate` does, and
 /// what every other command does before it starts.
 pub async fn connect_and_migrate(config: &Config, kind: PoolKind) -> Result<PgPool, StartupError> {
+    create_database_if_missing(&connect_options(&config.database_url)?).await?;
     let pool = connect(config, kind).await?;
     migration::prepare(&pool).await?;
     Ok(pool)
@@ -137,5 +161,45 @@ fn unreachable(options: &PgConnectOptions, err: sqlx::Error) -> StartupError {
             options.get_username()
         ),
         cause: err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The mode's name (PgSslMode has no PartialEq).
+    fn mode(url: &str) -> String {
+        format!("{:?}", connect_options(url).unwrap().get_ssl_mode())
+    }
+
+    #[test]
+    fn this_machine_connects_without_tls_unless_the_url_asks() {
+        // PGSSLMODE, when the environment sets it, is a request too
+        let default = match std::env::var_os("PGSSLMODE") {
+            Some(_) => mode("postgres://db.example.com/tally"),
+            None => "Disable".to_owned(),
+        };
+        for local in [
+            "postgres://postgres@127.0.0.1:5432/tally",
+            "postgres://postgres@127.0.0.2/tally",
+            "postgres://postgres@localhost/tally",
+            "postgres://postgres@[::1]:5432/tally",
+            "postgres://postgres@%2Fvar%2Frun%2Fpostgresql/tally",
+        ] {
+            assert_eq!(mode(local), default, "{local}");
+        }
+        assert_eq!(
+            mode("postgres://postgres@127.0.0.1/tally?sslmode=require"),
+            "Require"
+        );
+        assert_eq!(
+            mode("postgres://postgres@127.0.0.1/tally?application_name=x&sslmode=prefer"),
+            "Prefer"
+        );
+        if std::env::var_os("PGSSLMODE").is_none() {
+            assert_eq!(mode("postgres://tally@db.example.com/tally"), "Prefer");
+            assert_eq!(mode("postgres://tally@10.0.0.5/tally"), "Prefer");
+        }
     }
 }
