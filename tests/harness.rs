@@ -346,11 +346,12 @@ impl TestApp {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let busy = self
-                .count(
-                    "select count(*) from apalis.jobs where job_type = 'order_analytics'
+                .count(&format!(
+                    "select count(*) from apalis.jobs where job_type = '{}'
                      and (status in ('Pending', 'Queued', 'Running')
                           or (status = 'Failed' and attempts < max_attempts))",
-                )
+                    jobs::QUEUE
+                ))
                 .await;
             if busy == 0 {
                 return;

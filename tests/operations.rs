@@ -189,7 +189,7 @@ async fn the_board_refuses_missing_and_wrong_credentials() {
         .json()
         .await
         .unwrap();
-    assert!(queues.to_string().contains("order_analytics"), "{queues}");
+    assert!(queues.to_string().contains(jobs::QUEUE), "{queues}");
 }
 
 #[tokio::test]

@@ -15,10 +15,12 @@ const PREFIX: &str = "tally_test_";
 const ABANDONED_AFTER_SECS: u64 = 3600;
 
 /// The PostgreSQL server tests make their databases on:
-/// `TEST_DATABASE_URL`, or the local one.
+/// `TEST_DATABASE_URL`, or the local one (without TLS, which on one machine
+/// only costs a handshake per connection).
 pub fn maintenance_url() -> String {
-    std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
+        "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".to_owned()
+    })
 }
 
 /// A database name of a test's own, dropped when the value is, however the
