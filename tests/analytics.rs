@@ -580,8 +580,8 @@ async fn statements_per_order_do_not_grow_with_its_lines() {
     assert_eq!(
         counts,
         // placeOrder: the caller's account (role and token version), then
-        // the placement's two
-        vec![(1, 3, 8, 10), (40, 3, 8, 10)],
+        // the placement, one statement
+        vec![(1, 2, 8, 10), (40, 2, 8, 10)],
         "(lines, placeOrder statements, job statements, reversal statements)"
     );
 }

@@ -225,6 +225,79 @@ async fn invalid_orders_are_rejected_and_nothing_is_written() {
     assert_eq!(app.count("select count(*) from apalis.jobs").await, 0);
 }
 
+/// The one placement statement decides which lines can be ordered; each
+/// refusal still names its line, the first one that cannot be ordered.
+#[tokio::test]
+async fn a_refused_placement_names_the_first_line_that_cannot_be_ordered() {
+    let app = TestApp::spawn_without_workers().await;
+    let admin = app.admin_token().await;
+    let m = menu(&app, &admin).await;
+    let closed = app
+        .create_product(&admin, "Closed", "pizza", "5.00", &[])
+        .await;
+    let closed = closed["id"].as_str().unwrap().to_owned();
+    data(
+        &app.gql_as(
+            &admin,
+            "mutation($id: ID!) { updateProduct(id: $id, input: { available: false }) { id } }",
+            json!({ "id": closed }),
+        )
+        .await,
+    );
+    let (token, _) = app.register_customer("Ann").await;
+    let line = |product: &str, variant: Option<&str>| json!({ "productId": product, "variantId": variant, "quantity": 1 });
+
+    let cases = [
+        (
+            vec![line(&m.cola, None), line("999999", None)],
+            "NOT_FOUND",
+            "product 999999 does not exist".to_owned(),
+        ),
+        (
+            vec![line(&m.pizza, Some("999999")), line("999998", None)],
+            "NOT_FOUND",
+            "variant 999999 does not exist".to_owned(),
+        ),
+        (
+            vec![
+                line(&m.pizza, Some(&m.large)),
+                line(&m.cola, Some(&m.small)),
+            ],
+            "BAD_USER_INPUT",
+            format!("variant {} is not a variant of product {}", m.small, m.cola),
+        ),
+        (
+            vec![line(&closed, None), line("999999", None)],
+            "BAD_USER_INPUT",
+            format!("product {closed} (Closed) is not available"),
+        ),
+    ];
+    for (items, code, message) in cases {
+        let body = place(&app, &token, json!({ "items": items })).await;
+        assert_eq!(error_code(&body), code, "{items:?}: {body}");
+        assert_eq!(body["errors"][0]["message"], message, "{items:?}");
+        assert_eq!(body["data"], Value::Null);
+    }
+    assert_eq!(app.count("select count(*) from orders").await, 0);
+    assert_eq!(app.count("select count(*) from order_lines").await, 0);
+    assert_eq!(app.count("select count(*) from apalis.jobs").await, 0);
+
+    // a key replayed after its product closed returns its order, priced as
+    // it was: the earlier order is looked up before any line is checked
+    let input = json!({ "items": [line(&m.cola, None)], "idempotencyKey": "ann-1" });
+    let first = place(&app, &token, input.clone()).await;
+    app.execute(&format!(
+        "update products set available = false where id = {}",
+        m.cola
+    ))
+    .await;
+    let again = place(&app, &token, input).await;
+    assert_eq!(data(&again)["placeOrder"], data(&first)["placeOrder"]);
+    assert_eq!(data(&first)["placeOrder"]["total"], "2.50");
+    assert_eq!(app.count("select count(*) from orders").await, 1);
+    assert_eq!(app.count("select count(*) from apalis.jobs").await, 1);
+}
+
 #[tokio::test]
 async fn the_same_idempotency_key_returns_the_first_order() {
     let app = TestApp::spawn_without_workers().await;

@@ -306,7 +306,7 @@ async fn an_order_whose_insert_times_out_writes_nothing_and_its_retry_places_it_
     let from_cart = json!({ "input": { "idempotencyKey": "ann-cart-1" } });
 
     // EXCLUSIVE lets reads of orders through (the idempotency look-up) and
-    // blocks writes: the statement that waits is the order's insert
+    // blocks writes: the statement that waits is the placement, for its insert
     let lock = TableLock::take(&app, "lock table orders in exclusive mode").await;
     for (mutation, variables) in [
         (PLACE_ORDER, &by_items),
@@ -314,7 +314,9 @@ async fn an_order_whose_insert_times_out_writes_nothing_and_its_retry_places_it_
     ] {
         let (answer, insert_waited) = tokio::join!(
             post(&app, Some(&token), mutation, variables.clone()),
-            until_waiting(&app, 1, "%insert into orders (user_id, total_cents%"),
+            // the placement statement, by its first line (pg_stat_activity
+            // keeps only its first kilobyte, before the insert)
+            until_waiting(&app, 1, "-- Places an order in one statement%"),
         );
         assert!(
             insert_waited,

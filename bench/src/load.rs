@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use futures::future::join_all;
 use hdrhistogram::Histogram;
 use serde_json::{Value, json};
+use sqlx::Row;
 use sqlx::types::Json;
 
 use crate::setup::Bench;
@@ -65,57 +66,37 @@ pub async fn raw_placement(
     merge(results, started.elapsed())
 }
 
-/// One order by straight SQL, customer and lines picked by `n`.
+/// One order by straight SQL, customer and lines picked by `n`: Tally's own
+/// placement statement, sent as it is, without GraphQL, HTTP or the
+/// account read in front of it.
 pub async fn place_raw(
     bench: &Bench,
     conn: &mut sqlx::PgConnection,
     n: usize,
 ) -> anyhow::Result<()> {
-    let lines = bench.random_lines();
-    let requested: Value = lines
+    let lines: Value = bench
+        .random_lines()
         .iter()
-        .map(|(id, _, _)| json!({ "product_id": id, "variant_id": null }))
+        .map(|(id, _, quantity)| json!({ "product_id": id, "variant_id": null, "quantity": quantity }))
         .collect();
-    let priced: Vec<PriceRow> =
-        sqlx::query_as(include_str!("../../api/src/domain/sql/price_lines.sql"))
-            .bind(Json(&requested))
-            .fetch_all(&mut *conn)
-            .await?;
-    let rows: Value = priced
-        .iter()
-        .zip(&lines)
-        .map(|(p, (_, _, quantity))| {
-            json!({ "product_id": p.product_id, "variant_id": null, "product_name": p.product_name,
-                    "variant_name": null, "category": p.category,
-                    "unit_price_cents": p.product_price_cents, "quantity": quantity })
-        })
-        .collect();
-    let total: i64 = priced
-        .iter()
-        .zip(&lines)
-        .map(|(p, (_, _, q))| p.product_price_cents * i64::from(*q))
-        .sum();
     let (customer, _) = &bench.customers[n % bench.customers.len()];
     // the parameters tally::domain::orders::PLACE_ORDER_SQL names
-    sqlx::query(tally::domain::orders::PLACE_ORDER_SQL.as_str())
+    let placed = sqlx::query(tally::domain::orders::PLACE_ORDER_SQL.as_str())
         .bind(customer)
-        .bind(total)
         .bind(None::<String>)
-        .bind(Json(&rows))
+        .bind(Json(&lines))
         .bind(Vec::<i64>::new())
         .bind(jobs::enqueue::new_job_id())
         .bind(5_i32)
-        .execute(&mut *conn)
+        .fetch_all(&mut *conn)
         .await?;
+    // every answered line carries the order placed; none when it was refused
+    let id: Option<i64> = match placed.first() {
+        Some(line) => line.try_get("id")?,
+        None => None,
+    };
+    anyhow::ensure!(id.is_some(), "the straight-SQL placement placed no order");
     Ok(())
-}
-
-#[derive(sqlx::FromRow)]
-struct PriceRow {
-    product_id: i64,
-    product_name: String,
-    category: String,
-    product_price_cents: i64,
 }
 
 const PLACE_ORDER: &str = "mutation PlaceOrder($input: PlaceOrderInput!) { placeOrder(input: $input) { id orderNumber } }";

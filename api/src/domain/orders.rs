@@ -10,7 +10,7 @@ use sea_orm::{
 
 use super::Quantity;
 use super::cart;
-use super::pricing::{PricedItem, price_items};
+use super::pricing::{self, PriceRow, PricedItem};
 use crate::auth::Viewer;
 use crate::error::{ApiError, ApiResult, OnConstraint};
 use crate::money::Cents;
@@ -41,14 +41,15 @@ impl IdempotencyKey {
     }
 }
 
-/// `place_order.sql` with its job row, the jobs crate's, filled in. Its
-/// parameters: user id, total, idempotency key, the priced lines as JSON, the
-/// ids of the cart lines it empties, then the job's ([`jobs::enqueue::enqueue_values`]).
+/// `place_order.sql` with the lines' rules (`priced_lines.sql`) and the job's
+/// row (the jobs crate's) filled in. Its parameters are listed at its top.
 pub static PLACE_ORDER_SQL: LazyLock<String> = LazyLock::new(|| {
-    include_str!("sql/place_order.sql").replace(
-        "{enqueue_job}",
-        &jobs::enqueue::enqueue_sql(JobKind::Count, "new_order", 6),
-    )
+    include_str!("sql/place_order.sql")
+        .replace("{priced_lines}", &pricing::priced_lines_sql())
+        .replace(
+            "{enqueue_job}",
+            &jobs::enqueue::enqueue_sql(JobKind::Count, "new_order", 5),
+        )
 });
 
 /// `cancel_order.sql` with its job row filled in: the order's id, then the job's.
@@ -68,7 +69,8 @@ pub struct PlacedOrder {
     pub replayed: bool,
 }
 
-/// Places an order from explicit items.
+/// Places an order from explicit items: one statement prices the lines and
+/// writes the order, its lines and its job, or writes nothing.
 #[tracing::instrument(skip_all, fields(user_id = viewer.user_id, lines = items.len()))]
 pub async fn place_order<C: ConnectionTrait>(
     db: &C,
@@ -80,22 +82,8 @@ pub async fn place_order<C: ConnectionTrait>(
     if items.is_empty() {
         return Err(ApiError::bad_input("an order needs at least one line"));
     }
-    if items.len() > MAX_LINES {
-        return Err(ApiError::bad_input(format!(
-            "an order has at most {MAX_LINES} lines"
-        )));
-    }
-    if let Some(earlier) = find_by_key(db, viewer.user_id, key.as_ref()).await? {
-        return Ok(earlier);
-    }
-    let pairs: Vec<_> = items.iter().map(|i| (i.product_id, i.variant_id)).collect();
-    let priced = price_items(db, &pairs).await?;
-    let lines: Vec<_> = priced
-        .into_iter()
-        .zip(&items)
-        .map(|(item, requested)| (item, requested.quantity))
-        .collect();
-    insert_order(db, viewer, &lines, key, job, &[]).await
+    check_line_count(items.len())?;
+    write_order(db, viewer, &items, key, job, &[]).await
 }
 
 /// Turns the viewer's whole cart into an order and empties it, atomically.
@@ -122,102 +110,126 @@ pub async fn place_order_from_cart(
             None => Err(ApiError::bad_input("the cart is empty")),
         };
     }
-    if cart.lines.len() > MAX_LINES {
-        return Err(ApiError::bad_input(format!(
-            "an order has at most {MAX_LINES} lines"
-        )));
-    }
-    let pairs: Vec<_> = cart
+    check_line_count(cart.lines.len())?;
+    let items = cart
         .lines
         .iter()
-        .map(|l| (l.product_id, l.variant_id))
-        .collect();
-    let priced = price_items(&txn, &pairs).await?;
-    let lines = priced
-        .into_iter()
-        .zip(&cart.lines)
-        .map(|(item, line)| Ok((item, Quantity::parse(line.quantity)?)))
+        .map(|line| {
+            Ok(OrderItem {
+                product_id: line.product_id,
+                variant_id: line.variant_id,
+                quantity: Quantity::parse(line.quantity)?,
+            })
+        })
         .collect::<ApiResult<Vec<_>>>()?;
     let cart_line_ids: Vec<i64> = cart.lines.iter().map(|l| l.id).collect();
-    let placed = insert_order(&txn, viewer, &lines, key, job, &cart_line_ids).await?;
+    let placed = write_order(&txn, viewer, &items, key, job, &cart_line_ids).await?;
     txn.commit().await?;
     Ok(placed)
 }
 
-async fn insert_order<C: ConnectionTrait>(
+fn check_line_count(lines: usize) -> ApiResult<()> {
+    match lines {
+        0..=MAX_LINES => Ok(()),
+        _ => Err(ApiError::bad_input(format!(
+            "an order has at most {MAX_LINES} lines"
+        ))),
+    }
+}
+
+/// Runs `place_order.sql` and reads its answer: the earlier order the key
+/// names, the first line that cannot be ordered, or the order it placed.
+async fn write_order<C: ConnectionTrait>(
     db: &C,
     viewer: Viewer,
-    lines: &[(PricedItem, Quantity)],
+    items: &[OrderItem],
     key: Option<IdempotencyKey>,
     job: JobOptions,
     cart_line_ids: &[i64],
 ) -> ApiResult<PlacedOrder> {
-    // Within the bounds (a price at most MAX_PRICE, 99 units, 100 lines) a
-    // total stays below 10^12 cents; checked all the same, so that no input
-    // can make it wrap or panic.
-    let too_large = || ApiError::bad_input("the order's total is too large");
-    let subtotals = lines
+    let requested: serde_json::Value = items
         .iter()
-        .map(|(item, qty)| {
-            item.unit_price
-                .checked_mul(i64::from(qty.get()))
-                .ok_or_else(too_large)
-        })
-        .collect::<ApiResult<Vec<Cents>>>()?;
-    let total = Cents::checked_sum(subtotals.iter().copied()).ok_or_else(too_large)?;
-    let line_rows: serde_json::Value = lines
-        .iter()
-        .map(|(item, qty)| {
+        .map(|item| {
             serde_json::json!({
                 "product_id": item.product_id,
                 "variant_id": item.variant_id,
-                "product_name": item.product_name,
-                "variant_name": item.variant_name,
-                "category": item.category,
-                "unit_price_cents": item.unit_price.0,
-                "quantity": qty.get(),
+                "quantity": item.quantity.get(),
             })
         })
         .collect();
     let mut values: Vec<Value> = vec![
         viewer.user_id.into(),
-        total.0.into(),
         key.as_ref().map(|k| k.0.clone()).into(),
-        line_rows.into(),
+        requested.into(),
         cart_line_ids.to_vec().into(),
     ];
     values.extend(jobs::enqueue::enqueue_values(job));
-    let inserted = orders::Model::find_by_statement(Statement::from_sql_and_values(
-        DbBackend::Postgres,
-        PLACE_ORDER_SQL.as_str(),
-        values,
-    ))
-    .one(db)
-    .await
-    // the token outlived its account
-    .on_constraint("orders_user_id_fkey", || ApiError::InvalidToken)?;
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            PLACE_ORDER_SQL.as_str(),
+            values,
+        ))
+        .await
+        // the token outlived its account
+        .on_constraint("orders_user_id_fkey", || ApiError::InvalidToken)?;
 
-    let Some(order) = inserted else {
-        // a concurrent request with the same key won the insert
+    // every row carries the same order, if there is one
+    let order = match rows.first() {
+        Some(row) if row.try_get::<Option<i64>>("", "id")?.is_some() => Some((
+            orders::Model::from_query_result(row, "")?,
+            row.try_get::<bool>("", "replayed")?,
+        )),
+        _ => None,
+    };
+    if let Some((order, true)) = order {
+        return Ok(PlacedOrder {
+            order,
+            lines: None,
+            replayed: true,
+        });
+    }
+    let priced = rows
+        .iter()
+        .map(|row| PriceRow::from_query_result(row, "")?.check())
+        .collect::<ApiResult<Vec<PricedItem>>>()?;
+    // Within the bounds (a price at most MAX_PRICE, 99 units, 100 lines) a
+    // total stays below 10^12 cents; checked all the same, as the statement
+    // checks it, so that no input can make it wrap or panic.
+    let subtotals = priced
+        .iter()
+        .zip(items)
+        .map(|(line, item)| line.unit_price.checked_mul(i64::from(item.quantity.get())))
+        .collect::<Option<Vec<Cents>>>();
+    let total = subtotals
+        .as_ref()
+        .and_then(|subtotals| Cents::checked_sum(subtotals.iter().copied()));
+    let (Some(subtotals), Some(total)) = (subtotals, total) else {
+        return Err(ApiError::bad_input("the order's total is too large"));
+    };
+    let Some((order, _)) = order else {
+        // every line could be ordered: a concurrent request with the same
+        // key won the insert
         return find_by_key(db, viewer.user_id, key.as_ref())
             .await?
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("idempotent order vanished")));
     };
     tracing::info!(order_number = %order.order_number, total = %total, "placed an order");
-    let lines = lines
-        .iter()
+    let lines = priced
+        .into_iter()
+        .zip(items)
         .zip(subtotals)
         .enumerate()
-        .map(|(n, ((item, qty), subtotal))| order_lines::Model {
+        .map(|(n, ((line, item), subtotal))| order_lines::Model {
             order_id: order.id,
             line_no: n as i32 + 1,
-            product_id: item.product_id,
-            variant_id: item.variant_id,
-            product_name: item.product_name.clone(),
-            variant_name: item.variant_name.clone(),
-            category: item.category.clone(),
-            unit_price_cents: item.unit_price.0,
-            quantity: qty.get(),
+            product_id: line.product_id,
+            variant_id: line.variant_id,
+            product_name: line.product_name,
+            variant_name: line.variant_name,
+            category: line.category,
+            unit_price_cents: line.unit_price.0,
+            quantity: item.quantity.get(),
             subtotal_cents: subtotal.0,
         })
         .collect();

@@ -1,39 +1,60 @@
--- Places an order in one statement, so in one transaction: the order, its
--- lines, its post-order job and (for a cart order) the emptied cart commit
--- together or not at all. The lines come as one JSON array of priced lines.
--- A replayed idempotency key inserts no order, and then every step below,
--- which reads new_order, does nothing either. The job's row is the
--- jobs crate's, filled in where new_job is (jobs::enqueue::enqueue_sql,
--- reading $6 and $7).
-with new_order as (
+-- Places an order in one statement, so in one round trip and one
+-- transaction: the lines are priced, and the order, its lines, its
+-- post-order job and (for a cart order) the emptied cart commit together,
+-- or nothing is written. Parameters: $1 the customer, $2 the idempotency key
+-- (or null), $3 the lines as one JSON array of {product_id, variant_id,
+-- quantity}, $4 the ids of the cart lines it empties; $5 and $6 are the
+-- job's (jobs::enqueue::enqueue_sql, filled in at new_job).
+--
+-- It answers one row per line, as priced (with its problem, if any), beside
+-- the order placed or the earlier order the key names; none is there when
+-- a line cannot be ordered, or the total does not fit, or a concurrent
+-- request with the same key won the insert. The caller tells which.
+with earlier as (
+    select * from orders where user_id = $1 and idempotency_key = $2
+),
+requested as (
+    select l.line_no::integer as line_no, l.product_id, l.variant_id, l.quantity
+    from rows from (jsonb_to_recordset($3::jsonb) as (product_id bigint, variant_id bigint,
+                                                       quantity integer))
+        with ordinality as l (product_id, variant_id, quantity, line_no)
+),
+priced as (
+    {priced_lines}
+),
+orderable as (
+    -- a row only when every line can be ordered, the total fits a bigint
+    -- (summed as numeric, which cannot overflow), and the key is new
+    select sum(p.unit_price_cents::numeric * r.quantity) as total_cents
+    from priced p
+    join requested r using (line_no)
+    having bool_and(p.problem is null)
+       and sum(p.unit_price_cents::numeric * r.quantity) <= 9223372036854775807
+       and not exists (select from earlier)
+),
+new_order as (
     insert into orders (user_id, total_cents, idempotency_key)
-    values ($1, $2, $3)
+    select $1, total_cents::bigint, $2
+    from orderable
     on conflict (user_id, idempotency_key) do nothing
-    returning id, order_number, user_id, status, total_cents, idempotency_key,
-              created_at, analytics_applied_at, cancelled_at, analytics_reversed_at,
-              analytics_held_back_at, analytics_failure
+    returning *
 ),
 new_lines as (
     insert into order_lines (order_id, line_no, product_id, variant_id, product_name,
                              variant_name, category, unit_price_cents, quantity, subtotal_cents)
     select o.id,
-           l.line_no,
-           l.product_id,
-           l.variant_id,
-           l.product_name,
-           l.variant_name,
-           l.category,
-           l.unit_price_cents,
-           l.quantity,
-           l.unit_price_cents * l.quantity
+           p.line_no,
+           p.product_id,
+           p.variant_id,
+           p.product_name,
+           p.variant_name,
+           p.category,
+           p.unit_price_cents,
+           r.quantity,
+           p.unit_price_cents * r.quantity
     from new_order o
-    cross join rows from (
-            jsonb_to_recordset($4::jsonb) as (product_id bigint, variant_id bigint,
-                                              product_name text, variant_name text,
-                                              category text, unit_price_cents bigint,
-                                              quantity integer)
-        ) with ordinality as l (product_id, variant_id, product_name, variant_name, category,
-                                unit_price_cents, quantity, line_no)
+    cross join priced p
+    join requested r using (line_no)
 ),
 new_job as (
     {enqueue_job}
@@ -42,7 +63,15 @@ emptied_cart as (
     -- only the lines this order was made of: one added meanwhile stays
     delete from cart_lines
     where user_id = $1
-      and id = any ($5::bigint[])
+      and id = any ($4::bigint[])
       and exists (select from new_order)
+),
+placed as (
+    select *, false as replayed from new_order
+    union all
+    select *, true as replayed from earlier
 )
-select * from new_order
+select p.*, o.*
+from priced p
+left join placed o on true
+order by p.line_no
