@@ -42,6 +42,23 @@ async fn menu(app: &TestApp, admin: &str) -> Menu {
     }
 }
 
+/// A product "Closed" made unavailable; its id.
+async fn closed_product(app: &TestApp, admin: &str) -> String {
+    let closed = app
+        .create_product(admin, "Closed", "pizza", "5.00", &[])
+        .await;
+    let closed = closed["id"].as_str().unwrap().to_owned();
+    data(
+        &app.gql_as(
+            admin,
+            "mutation($id: ID!) { updateProduct(id: $id, input: { available: false }) { id } }",
+            json!({ "id": closed }),
+        )
+        .await,
+    );
+    closed
+}
+
 async fn place(app: &TestApp, token: &str, input: Value) -> Value {
     app.gql_as(
         token,
@@ -138,16 +155,8 @@ async fn invalid_orders_are_rejected_and_nothing_is_written() {
     let app = TestApp::spawn_without_workers().await;
     let admin = app.admin_token().await;
     let m = menu(&app, &admin).await;
-    let closed = app
-        .create_product(&admin, "Closed", "pizza", "5.00", &[])
-        .await;
-    let closed = closed["id"].as_str().unwrap();
-    app.gql_as(
-        &admin,
-        "mutation($id: ID!) { updateProduct(id: $id, input: { available: false }) { id } }",
-        json!({ "id": closed }),
-    )
-    .await;
+    let closed = closed_product(&app, &admin).await;
+    let closed = closed.as_str();
     let (token, _) = app.register_customer("Ann").await;
     let too_many: Vec<Value> = (0..101)
         .map(|_| json!({ "productId": m.cola, "quantity": 1 }))
@@ -232,18 +241,7 @@ async fn a_refused_placement_names_the_first_line_that_cannot_be_ordered() {
     let app = TestApp::spawn_without_workers().await;
     let admin = app.admin_token().await;
     let m = menu(&app, &admin).await;
-    let closed = app
-        .create_product(&admin, "Closed", "pizza", "5.00", &[])
-        .await;
-    let closed = closed["id"].as_str().unwrap().to_owned();
-    data(
-        &app.gql_as(
-            &admin,
-            "mutation($id: ID!) { updateProduct(id: $id, input: { available: false }) { id } }",
-            json!({ "id": closed }),
-        )
-        .await,
-    );
+    let closed = closed_product(&app, &admin).await;
     let (token, _) = app.register_customer("Ann").await;
     let line = |product: &str, variant: Option<&str>| json!({ "productId": product, "variantId": variant, "quantity": 1 });
 

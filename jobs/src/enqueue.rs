@@ -1,7 +1,7 @@
 //! The post-order job's contract: its queue, its arguments, its keys and the
 //! row that enqueues it. Orders and cancellations are written by the api
-//! crate, which puts [`enqueue_sql`] into its own statement; nothing outside
-//! this module spells a key, a status or a field of the job's row.
+//! crate, which puts [`enqueue_sql`] into its own statement; no other crate
+//! spells a key, the queue or a field of the job's row.
 
 use sea_orm::Value;
 use serde::{Deserialize, Serialize};

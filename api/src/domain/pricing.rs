@@ -124,7 +124,7 @@ impl PriceRow {
         let (Some(product_id), Some(product_name), Some(category), Some(unit_price)) = priced
         else {
             return Err(ApiError::internal(anyhow::anyhow!(
-                "priced_lines.sql passed line of product {product_id} without its price"
+                "priced_lines.sql passed a line of product {product_id} without its price"
             )));
         };
         Ok(PricedItem {
