@@ -103,7 +103,7 @@ impl TestApp {
             .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
             .with_test_writer()
             .try_init();
-        let database = TestDatabase::new("app");
+        let database = TestDatabase::migrated("app").await;
         let mut config = Config::from_lookup(|_| None).expect("default config");
         config.database_url = database.url();
         config.bind_addr = "127.0.0.1:0".parse().unwrap();
@@ -135,7 +135,8 @@ impl TestApp {
             fail_points: fail_points.clone(),
             hold_workers: options.worker_pools == 0,
         };
-        // creates the database, as `tally serve` would, and migrates it
+        // migrates the database as `tally serve` would: the copy of the
+        // template is up to date already
         let app = app::build_with(config.clone(), Role::Serve, hooks)
             .await
             .expect("the app");

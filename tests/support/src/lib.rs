@@ -1,7 +1,10 @@
 //! What Tally's tests share, in process (`tests/`) and against the binary
 //! (`api/tests/`): a database of each test's own, named so that a later run
 //! can tell when a killed run left it behind, and dropped when the test ends.
-//! Tally creates the database itself as it starts, as it would in production.
+//! Either Tally creates it as it starts, as it would in production
+//! ([`TestDatabase::new`]), or it is a copy of a database this process
+//! migrated once ([`TestDatabase::migrated`]): copying is about four times
+//! faster than migrating.
 
 use std::sync::Once;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -33,13 +36,29 @@ impl TestDatabase {
     /// A new name; `label` (a few letters: `app`, `cli`) says which tests
     /// made it, for whoever finds it in `\l`.
     pub fn new(label: &str) -> Self {
-        static SWEPT: Once = Once::new();
-        SWEPT.call_once(|| on_a_runtime_of_its_own(sweep_abandoned()));
-        // PostgreSQL keeps 63 bytes of a name: 12 hex digits of randomness
-        let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
-        let name = format!("{PREFIX}{}_{label}_{id}", now_secs());
-        assert!(name.len() <= 63, "{name} is too long for PostgreSQL");
-        Self { name }
+        Self {
+            name: fresh_name(label),
+        }
+    }
+
+    /// A new database, migrated: a copy of the one this process migrated
+    /// first (its template, left for a later run to sweep).
+    pub async fn migrated(label: &str) -> Self {
+        let database = Self::new(label);
+        let template = template().await;
+        let mut conn = sqlx::PgConnection::connect(&maintenance_url())
+            .await
+            .expect("the maintenance database");
+        let create = format!(
+            "create database \"{}\" template \"{template}\"",
+            database.name
+        );
+        sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(&mut conn)
+            .await
+            .expect("a copy of the template database");
+        let _ = conn.close().await;
+        database
     }
 
     pub fn name(&self) -> &str {
@@ -48,10 +67,46 @@ impl TestDatabase {
 
     /// Its URL on the maintenance server.
     pub fn url(&self) -> String {
-        let mut url = reqwest::Url::parse(&maintenance_url()).expect("TEST_DATABASE_URL");
-        url.set_path(&self.name);
-        url.to_string()
+        url_of(&self.name)
     }
+}
+
+fn url_of(database: &str) -> String {
+    let mut url = reqwest::Url::parse(&maintenance_url()).expect("TEST_DATABASE_URL");
+    url.set_path(database);
+    url.to_string()
+}
+
+/// The database this process migrated once, for [`TestDatabase::migrated`]
+/// to copy. Nothing stays connected to it: PostgreSQL copies only a
+/// database no one is using.
+async fn template() -> String {
+    static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    TEMPLATE
+        .get_or_init(|| async {
+            // named as a test's database is, so the same sweep removes it
+            let name = fresh_name("template");
+            let mut conn = sqlx::PgConnection::connect(&maintenance_url())
+                .await
+                .expect("the maintenance database");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("create database \"{name}\"")))
+                .execute(&mut conn)
+                .await
+                .expect("the template database");
+            let _ = conn.close().await;
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(1)
+                .connect(&url_of(&name))
+                .await
+                .expect("the template database");
+            migration::prepare(&pool)
+                .await
+                .expect("migrating the template database");
+            pool.close().await;
+            name
+        })
+        .await
+        .clone()
 }
 
 impl Drop for TestDatabase {
@@ -59,6 +114,18 @@ impl Drop for TestDatabase {
         let name = std::mem::take(&mut self.name);
         on_a_runtime_of_its_own(async move { drop_database(&name).await });
     }
+}
+
+/// A database name no other test has: the time it was made (for the sweep),
+/// `label`, and 12 hex digits of randomness.
+fn fresh_name(label: &str) -> String {
+    static SWEPT: Once = Once::new();
+    SWEPT.call_once(|| on_a_runtime_of_its_own(sweep_abandoned()));
+    // PostgreSQL keeps 63 bytes of a name
+    let id = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let name = format!("{PREFIX}{}_{label}_{id}", now_secs());
+    assert!(name.len() <= 63, "{name} is too long for PostgreSQL");
+    name
 }
 
 fn now_secs() -> u64 {
