@@ -137,13 +137,13 @@ impl TestApp {
         };
         // migrates the database as `tally serve` would: the copy of the
         // template is up to date already
-        let app = app::build_with(config.clone(), Role::Serve, hooks)
+        let shutdown = CancellationToken::new();
+        let app = app::build_with(config.clone(), Role::Serve, shutdown.clone(), hooks)
             .await
             .expect("the app");
         let addr = app.addr().expect("the API's address");
         let board = app.board_addr();
         let workers = app.workers();
-        let shutdown = app.shutdown_token();
         tokio::spawn(async move { app.run_until_stopped().await.expect("the app's run") });
 
         let pool = db::connect(&config, db::PoolKind::Commands)

@@ -110,20 +110,27 @@ impl Workers {
     }
 }
 
-/// Builds what `tally serve` or `tally worker` runs.
-pub async fn build(config: Config, role: Role) -> anyhow::Result<App> {
-    build_with(config, role, Hooks::default()).await
+/// Builds what `tally serve` or `tally worker` runs, to run until `shutdown`
+/// is cancelled: then it stops taking requests and jobs, finishes the running
+/// ones, and [`App::run_until_stopped`] returns. Cancelled while building, the
+/// app stops as soon as it runs.
+pub async fn build(config: Config, role: Role, shutdown: CancellationToken) -> anyhow::Result<App> {
+    build_with(config, role, shutdown, Hooks::default()).await
 }
 
 /// [`build`], watched or changed by `hooks`.
-pub async fn build_with(config: Config, role: Role, hooks: Hooks) -> anyhow::Result<App> {
+pub async fn build_with(
+    config: Config,
+    role: Role,
+    shutdown: CancellationToken,
+    hooks: Hooks,
+) -> anyhow::Result<App> {
     let runs_workers = config.workers.concurrency > 0;
     if !runs_workers && role != Role::Serve {
         anyhow::bail!("WORKER_CONCURRENCY is 0: a worker process needs at least 1");
     }
     let pool = db::connect_and_migrate(&config, PoolKind::Workers).await?;
     let orm = db::orm(&pool);
-    let shutdown = CancellationToken::new();
     let wakeup = Wakeup::default();
 
     let api = match role {
@@ -229,12 +236,6 @@ impl App {
     /// How this app's workers are made, to start more of them.
     pub fn workers(&self) -> Workers {
         self.factory.clone()
-    }
-
-    /// Cancel it to stop the app: it stops taking requests and jobs,
-    /// finishes the running ones, and [`App::run_until_stopped`] returns.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
     }
 
     /// Serves and works until the shutdown token is cancelled.

@@ -7,6 +7,7 @@ use tally::db::PoolKind;
 use tally::domain::{demo, users};
 use tally::error::ApiError;
 use tally::{db, graphql, telemetry};
+use tokio_util::sync::CancellationToken;
 
 /// Tally: a GraphQL backend for food-ordering apps.
 #[derive(Parser)]
@@ -146,9 +147,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
 /// Builds the app for `role` and runs it until SIGTERM or Ctrl-C; then it
 /// stops taking requests and jobs, finishes running ones and returns.
 async fn run_until_signalled(config: Config, role: Role) -> anyhow::Result<()> {
-    let app = app::build(config, role).await?;
-    app::stop_on_signal(app.shutdown_token());
-    app.run_until_stopped().await
+    // listening before the app logs a line: an operator (or a test) may stop
+    // it as soon as it does, and a signal with no handler would kill it
+    let shutdown = CancellationToken::new();
+    app::stop_on_signal(shutdown.clone());
+    app::build(config, role, shutdown)
+        .await?
+        .run_until_stopped()
+        .await
 }
 
 async fn jobs_command(
