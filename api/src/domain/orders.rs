@@ -174,13 +174,18 @@ async fn write_order<C: ConnectionTrait>(
         // the token outlived its account
         .on_constraint("orders_user_id_fkey", || ApiError::InvalidToken)?;
 
-    // every row carries the same order, if there is one
-    let order = match rows.first() {
-        Some(row) if row.try_get::<Option<i64>>("", "id")?.is_some() => Some((
-            orders::Model::from_query_result(row, "")?,
-            row.try_get::<bool>("", "replayed")?,
+    // every row carries the same order, if there is one, and the same total
+    let Some(first) = rows.first() else {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "place_order.sql answered no line"
+        )));
+    };
+    let order = match first.try_get::<Option<i64>>("", "id")? {
+        Some(_) => Some((
+            orders::Model::from_query_result(first, "")?,
+            first.try_get::<bool>("", "replayed")?,
         )),
-        _ => None,
+        None => None,
     };
     if let Some((order, true)) = order {
         return Ok(PlacedOrder {
@@ -193,46 +198,48 @@ async fn write_order<C: ConnectionTrait>(
         .iter()
         .map(|row| PriceRow::from_query_result(row, "")?.check())
         .collect::<ApiResult<Vec<PricedItem>>>()?;
-    // Within the bounds (a price at most MAX_PRICE, 99 units, 100 lines) a
-    // total stays below 10^12 cents; checked all the same, as the statement
-    // checks it, so that no input can make it wrap or panic.
-    let subtotals = priced
-        .iter()
-        .zip(items)
-        .map(|(line, item)| line.unit_price.checked_mul(i64::from(item.quantity.get())))
-        .collect::<Option<Vec<Cents>>>();
-    let total = subtotals
-        .as_ref()
-        .and_then(|subtotals| Cents::checked_sum(subtotals.iter().copied()));
-    let (Some(subtotals), Some(total)) = (subtotals, total) else {
-        return Err(ApiError::bad_input("the order's total is too large"));
-    };
     let Some((order, _)) = order else {
-        // every line could be ordered: a concurrent request with the same
-        // key won the insert
+        // Every line could be ordered. Within the bounds (a price at most
+        // MAX_PRICE, 99 units, 100 lines) a total stays below 10^12 cents;
+        // the statement checks it all the same, so no input can make it wrap.
+        if !first.try_get::<bool>("", "total_fits")? {
+            return Err(ApiError::bad_input("the order's total is too large"));
+        }
+        // a concurrent request with the same key won the insert
         return find_by_key(db, viewer.user_id, key.as_ref())
             .await?
             .ok_or_else(|| ApiError::internal(anyhow::anyhow!("idempotent order vanished")));
     };
-    tracing::info!(order_number = %order.order_number, total = %total, "placed an order");
+    tracing::info!(
+        order_number = %order.order_number,
+        total = %Cents(order.total_cents),
+        "placed an order"
+    );
     let lines = priced
         .into_iter()
         .zip(items)
-        .zip(subtotals)
         .enumerate()
-        .map(|(n, ((line, item), subtotal))| order_lines::Model {
-            order_id: order.id,
-            line_no: n as i32 + 1,
-            product_id: line.product_id,
-            variant_id: line.variant_id,
-            product_name: line.product_name,
-            variant_name: line.variant_name,
-            category: line.category,
-            unit_price_cents: line.unit_price.0,
-            quantity: item.quantity.get(),
-            subtotal_cents: subtotal.0,
+        .map(|(n, (line, item))| {
+            let quantity = item.quantity.get();
+            // a written line's price is within the bounds: this cannot wrap
+            let subtotal = line
+                .unit_price
+                .checked_mul(i64::from(quantity))
+                .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a written subtotal wraps")))?;
+            Ok(order_lines::Model {
+                order_id: order.id,
+                line_no: n as i32 + 1,
+                product_id: line.product_id,
+                variant_id: line.variant_id,
+                product_name: line.product_name,
+                variant_name: line.variant_name,
+                category: line.category,
+                unit_price_cents: line.unit_price.0,
+                quantity,
+                subtotal_cents: subtotal.0,
+            })
         })
-        .collect();
+        .collect::<ApiResult<_>>()?;
     Ok(PlacedOrder {
         order,
         lines: Some(lines),

@@ -6,10 +6,11 @@
 -- quantity}, $4 the ids of the cart lines it empties; $5 and $6 are the
 -- job's (jobs::enqueue::enqueue_sql, filled in at new_job).
 --
--- It answers one row per line, as priced (with its problem, if any), beside
--- the order placed or the earlier order the key names; none is there when
--- a line cannot be ordered, or the total does not fit, or a concurrent
--- request with the same key won the insert. The caller tells which.
+-- It answers one row per line, as priced (with its problem, if any), with
+-- whether the total fits, beside the order placed or the earlier order the
+-- key names; none is there when a line cannot be ordered, or the total does
+-- not fit, or a concurrent request with the same key won the insert. The
+-- caller tells which.
 with earlier as (
     select * from orders where user_id = $1 and idempotency_key = $2
 ),
@@ -22,20 +23,23 @@ requested as (
 priced as (
     {priced_lines}
 ),
-orderable as (
-    -- a row only when every line can be ordered, the total fits a bigint
-    -- (summed as numeric, which cannot overflow), and the key is new
-    select sum(p.unit_price_cents::numeric * r.quantity) as total_cents
+totals as (
+    -- summed as numeric, which cannot overflow, whatever a line's price
+    select sum(p.unit_price_cents::numeric * r.quantity) <= 9223372036854775807 as total_fits,
+           sum(p.unit_price_cents::numeric * r.quantity) as total_cents,
+           bool_and(p.problem is null) as every_line_orderable
     from priced p
     join requested r using (line_no)
-    having bool_and(p.problem is null)
-       and sum(p.unit_price_cents::numeric * r.quantity) <= 9223372036854775807
-       and not exists (select from earlier)
 ),
 new_order as (
+    -- only when every line can be ordered, the total fits a bigint, and the
+    -- key is new
     insert into orders (user_id, total_cents, idempotency_key)
     select $1, total_cents::bigint, $2
-    from orderable
+    from totals
+    where every_line_orderable
+      and total_fits
+      and not exists (select from earlier)
     on conflict (user_id, idempotency_key) do nothing
     returning *
 ),
@@ -71,7 +75,8 @@ placed as (
     union all
     select *, true as replayed from earlier
 )
-select p.*, o.*
+select p.*, t.total_fits, o.*
 from priced p
+cross join totals t
 left join placed o on true
 order by p.line_no
