@@ -309,16 +309,17 @@ async fn the_retry_page_lists_failed_jobs_and_retries_them() {
 async fn pruning_deletes_only_successful_jobs_past_their_retention() {
     let app = TestApp::spawn_without_workers().await;
     let inserted = app
-        .count(
+        .count(&format!(
         "with jobs as (
             insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, done_at)
-            select apalis.generate_ulid(), 'order_analytics', '\\x7b7d', status, 1, 3, now() - age, now() - age
+            select apalis.generate_ulid(), '{}', '\\x7b7d', status, 1, 3, now() - age, now() - age
             from (values ('Done', interval '8 days'), ('Done', interval '8 days'), ('Done', interval '30 days'),
                          ('Done', interval '1 day'), ('Failed', interval '30 days'), ('Killed', interval '30 days'))
                  as t (status, age)
             returning 1)
          select count(*) from jobs",
-    )
+        jobs::QUEUE
+    ))
     .await;
     assert_eq!(inserted, 6);
 

@@ -204,9 +204,17 @@ fn the_jobs_commands_list_and_retry_failed_jobs() {
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
         sqlx::query(
             r#"insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, last_result)
-               values ('01JFAILEDJOB0000000000000A', 'order_analytics',
-                       convert_to('{"order_id": 1, "order_number": "ORD-00000001"}', 'UTF8'),
+               values ('01JFAILEDJOB0000000000000A', $1, $2,
                        'Failed', 5, 5, '{"Err": "database error: boom"}')"#,
+        )
+        // the arguments as apalis's JsonCodec writes them
+        .bind(jobs::QUEUE)
+        .bind(
+            serde_json::to_vec(&jobs::PostOrderJob {
+                order_id: 1,
+                order_number: "ORD-00000001".to_owned(),
+            })
+            .unwrap(),
         )
         .execute(&mut conn)
         .await

@@ -38,11 +38,12 @@ pub async fn measure(bench: &Bench, history: i64) -> anyhow::Result<History> {
     let empty = time(bench).await?;
     sqlx::query(
         "insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, done_at, last_result)
-         select 'done-' || n, 'order_analytics', '\\x7b7d', 'Done', 1, 5,
+         select 'done-' || n, $2, '\\x7b7d', 'Done', 1, 5,
                 now() - interval '8 days', now() - interval '8 days', '{\"Ok\": null}'
          from generate_series(1, $1) n",
     )
     .bind(history)
+    .bind(jobs::QUEUE)
     .execute(&bench.pool)
     .await?;
     sqlx::raw_sql("vacuum analyze apalis.jobs")
