@@ -184,7 +184,7 @@ async fn api(
     let live = LiveFigures::start(config, db::orm(&requests), shutdown.clone()).await?;
     let state = AppState::new(hooks.orm(&requests), config, wakeup.clone(), live);
     Ok(Api {
-        listener: TcpListener::bind(config.bind_addr).await?,
+        listener: http::bind(config.bind_addr)?,
         router: http::router(state.clone(), config.http.clone()),
         state,
         connections: config.http.connections.clone(),
@@ -202,7 +202,7 @@ async fn board(
         info!("the apalis board is off: set BOARD_USERNAME and BOARD_PASSWORD to serve it");
         return Ok(None);
     };
-    let listener = TcpListener::bind(credentials.addr).await?;
+    let listener = http::bind(credentials.addr)?;
     let router = board::router(pool, db.clone(), wakeup.clone(), credentials);
     Ok(Some((listener, router)))
 }

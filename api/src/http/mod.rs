@@ -20,7 +20,7 @@ mod probes;
 mod serve;
 mod websocket;
 
-pub use serve::serve;
+pub use serve::{bind, serve};
 
 use std::sync::Arc;
 use std::time::Duration;

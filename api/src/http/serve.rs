@@ -6,6 +6,7 @@
 //! so one machine cannot take every socket. Each request carries its peer's
 //! address (`ConnectInfo`), for the limits kept per address further in.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use axum::extract::{ConnectInfo, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, warn};
@@ -22,6 +23,25 @@ use tracing::{debug, warn};
 use super::gate::Gate;
 use super::interval_log::IntervalLog;
 use crate::config::ConnectionLimits;
+
+/// Connections the kernel holds for the accept loop. Tokio's (and std's)
+/// `bind` asks for 128: a burst of a few hundred connects while the loop is
+/// busy overflows that, and Linux then drops the handshakes' last packets, so
+/// clients (legitimate ones too) wait for retransmissions, seconds later. The
+/// kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`], for [`serve`] and the board.
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    // as tokio's bind does: a restarted server may rebind at once
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
 
 /// Serves `router` on `listener` until `shutdown`; then stops accepting,
 /// lets requests in progress finish, closes idle connections and returns
