@@ -127,8 +127,10 @@ pub async fn with_tally(
 }
 
 /// The same work by hand over `clients` connections: per transaction, claim
-/// up to `batch` uncounted orders, then the same three bulk statements the
-/// job runs. No queue, no ORM.
+/// up to `batch` uncounted orders, lock their products in id order, then the
+/// same three bulk statements the job runs. No queue, no ORM. The lock is the
+/// job's too: without it two connections whose batches share products update
+/// them in no set order, and deadlock.
 pub async fn by_hand(bench: &Arc<Bench>, clients: usize, batch: i64) -> anyhow::Result<Drain> {
     let orders = bench
         .count("select count(*) from orders where analytics_applied_at is null")
@@ -151,6 +153,10 @@ pub async fn by_hand(bench: &Arc<Bench>, clients: usize, batch: i64) -> anyhow::
                 if ids.is_empty() {
                     return anyhow::Ok(());
                 }
+                sqlx::query(include_str!("../../jobs/sql/lock_products.sql"))
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await?;
                 // 1: the orders' lines are added (-1 would take them back out)
                 sqlx::query(include_str!("../../jobs/sql/apply_product_figures.sql"))
                     .bind(&ids)
