@@ -8,6 +8,7 @@ use std::process::Command;
 use serde_json::json;
 
 use crate::harness::{Options, TestApp, data};
+use crate::held_back::{cure, poison};
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
@@ -52,10 +53,13 @@ fn assert_png(path: PathBuf) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_operator_retries_a_failed_job_from_the_board_in_a_browser() {
+/// A board, and orders of a product whose figures reject every update (a
+/// trigger, as an operator's constraint would): each order is held back and
+/// its job fails on every attempt; then the trigger goes. Returns the app,
+/// the product and, oldest first, each order's number and job id.
+async fn failed_orders(quantities: &[i32]) -> (TestApp, String, Vec<(String, String)>) {
     let app = TestApp::spawn_with(Options {
-        board: Some(("ops", "board-password")),
+        board: Some((BOARD_USER, BOARD_PASSWORD)),
         ..Options::default()
     })
     .await;
@@ -63,48 +67,127 @@ async fn an_operator_retries_a_failed_job_from_the_board_in_a_browser() {
     let product = app
         .create_product(&admin, "Ramen", "soups", "12.00", &[])
         .await;
-    let product = product["id"].as_str().unwrap();
+    let product = product["id"].as_str().unwrap().to_owned();
     let (token, _) = app.register_customer("Ann").await;
-    app.fail_points.fail_after_product_update(1_000);
-    data(&app.place_order(&token, &[(product, None, 2)]).await);
-    app.wait_for_jobs().await;
-    app.fail_points.fail_after_product_update(0);
-    let job_id = app
-        .rows("select id from apalis.jobs where status = 'Failed'")
-        .await[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let board = app.board_url();
-    let shots = screenshots("board");
-
-    node(
-        "board.mjs",
-        &[
-            &board,
-            "ops",
-            "board-password",
-            &job_id,
-            shots.to_str().unwrap(),
-        ],
-    )
-    .await;
-
-    for shot in [
-        "board-failed-job.png",
-        "retry-done.png",
-        "board-done-job.png",
-    ] {
-        assert_png(shots.join(shot));
+    poison(&app, &product).await;
+    for quantity in quantities {
+        data(
+            &app.place_order(&token, &[(&product, None, *quantity)])
+                .await,
+        );
     }
+    app.wait_for_jobs().await;
+    cure(&app).await;
+    let jobs = app
+        .rows(
+            "select convert_from(job, 'UTF8')::jsonb ->> 'order_number' as number, id
+             from apalis.jobs where status = 'Failed' order by number",
+        )
+        .await
+        .iter()
+        .map(|row| {
+            let field = |name: &str| row[name].as_str().unwrap().to_owned();
+            (field("number"), field("id"))
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(jobs.len(), quantities.len());
+    (app, product, jobs)
+}
+
+const BOARD_USER: &str = "ops";
+const BOARD_PASSWORD: &str = "board-password";
+
+async fn sales(app: &TestApp, product: &str) -> serde_json::Value {
     let body = app
         .gql(
             "query($id: ID!) { product(id: $id) { salesCount totalRevenue } }",
             json!({ "id": product }),
         )
         .await;
+    data(&body)["product"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_works_failed_jobs_in_the_board_in_a_browser() {
+    let (app, product, jobs) = failed_orders(&[1, 2, 3]).await;
+    let [(_, job_a), (number_b, job_b), _] = &jobs[..] else {
+        unreachable!()
+    };
+    let shots = screenshots("board");
+
+    node(
+        "board.mjs",
+        &[
+            &app.board_url(),
+            BOARD_USER,
+            BOARD_PASSWORD,
+            job_a,
+            job_b,
+            number_b,
+            shots.to_str().unwrap(),
+        ],
+    )
+    .await;
+
+    for shot in [
+        "1-failed-tab.png",
+        "2-failed-job.png",
+        "3-retried-job.png",
+        "4-logs.png",
+        "5-search.png",
+        "6-retry-all.png",
+    ] {
+        assert_png(shots.join(shot));
+    }
+    app.wait_for_jobs().await;
     assert_eq!(
-        data(&body)["product"],
+        sales(&app, &product).await,
+        json!({ "salesCount": 6, "totalRevenue": "72.00" })
+    );
+    let admin = app.admin_token().await;
+    let orders = app
+        .gql_as(
+            &admin,
+            "{ orders(first: 10) { edges { node { orderNumber analyticsStatus } } } }",
+            json!({}),
+        )
+        .await;
+    let applied: Vec<_> = jobs
+        .iter()
+        .rev()
+        .map(|(number, _)| json!({ "node": { "orderNumber": number, "analyticsStatus": "APPLIED" } }))
+        .collect();
+    assert_eq!(data(&orders)["orders"]["edges"], json!(applied));
+    assert_eq!(
+        app.rows("select status, count(*) as jobs from apalis.jobs group by status")
+            .await,
+        vec![json!({ "status": "Done", "jobs": 3 })]
+    );
+    assert_eq!(app.figure_mismatches().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_without_javascript_retries_from_the_retry_page_in_a_browser() {
+    let (app, product, jobs) = failed_orders(&[2]).await;
+    let shots = screenshots("retry-page");
+
+    node(
+        "retry-page.mjs",
+        &[
+            &app.board_url(),
+            BOARD_USER,
+            BOARD_PASSWORD,
+            &jobs[0].1,
+            shots.to_str().unwrap(),
+        ],
+    )
+    .await;
+
+    for shot in ["retry-page.png", "retry-done.png"] {
+        assert_png(shots.join(shot));
+    }
+    assert_eq!(
+        sales(&app, &product).await,
         json!({ "salesCount": 2, "totalRevenue": "24.00" })
     );
     assert_eq!(

@@ -404,7 +404,7 @@ async fn an_order_cancelled_before_its_job_ran_is_never_counted() {
             order_numbers: vec![standing_number],
             products_updated: 1,
             preference_user_ids: vec![ann],
-            jobs_retired: 0,
+            retired_jobs: vec![],
         })
     );
     assert_eq!(
@@ -907,11 +907,12 @@ async fn a_reversal_waits_for_a_run_counting_the_same_customers_category() {
     // Bob's job row locked elsewhere: the run that counts Ann's pizza and
     // Bob's order stops at retiring that job, holding Ann's pizza total
     let mut blocker = app.pool.begin().await.unwrap();
-    sqlx::query("select id from apalis.jobs where idempotency_key = $1 for update")
-        .bind(JobKind::Count.key(cola))
-        .fetch_one(&mut *blocker)
-        .await
-        .unwrap();
+    let cola_job: String =
+        sqlx::query_scalar("select id from apalis.jobs where idempotency_key = $1 for update")
+            .bind(JobKind::Count.key(cola))
+            .fetch_one(&mut *blocker)
+            .await
+            .unwrap();
     let db = app.db.clone();
     let counting =
         tokio::spawn(
@@ -935,7 +936,7 @@ async fn a_reversal_waits_for_a_run_counting_the_same_customers_category() {
             ],
             products_updated: 2,
             preference_user_ids: vec![ann_id, bob_id],
-            jobs_retired: 1,
+            retired_jobs: vec![cola_job],
         })
     );
     assert_eq!(

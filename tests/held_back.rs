@@ -50,7 +50,7 @@ async fn shop(app: &TestApp) -> Shop {
     }
 }
 
-async fn poison(app: &TestApp, product_id: &str) {
+pub(crate) async fn poison(app: &TestApp, product_id: &str) {
     app.execute(
         "create function reject_figures() returns trigger language plpgsql as $$
          begin
@@ -66,7 +66,7 @@ async fn poison(app: &TestApp, product_id: &str) {
     .await;
 }
 
-async fn cure(app: &TestApp) {
+pub(crate) async fn cure(app: &TestApp) {
     app.execute("drop trigger freeze_figures on products").await;
 }
 
@@ -228,7 +228,10 @@ async fn the_sweep_splits_its_batch_and_holds_back_only_the_poisoned_order() {
     else {
         panic!("the sweep counted nothing")
     };
-    assert_eq!((swept.order_numbers.len(), swept.jobs_retired), (39, 39));
+    assert_eq!(
+        (swept.order_numbers.len(), swept.retired_jobs.len()),
+        (39, 39)
+    );
     assert_eq!(swept.products_updated, 2);
     let (cola, pizza) = others_figures(40, 13);
     assert_eq!(app.figures(&shop.cola).await, cola);
@@ -403,7 +406,7 @@ async fn a_killed_job_is_settled_once_its_order_is_counted() {
         .await
         .unwrap();
     assert!(
-        matches!(&outcome, Outcome::Applied(a) if a.order_numbers.len() == 2 && a.jobs_retired == 1),
+        matches!(&outcome, Outcome::Applied(a) if a.order_numbers.len() == 2 && a.retired_jobs.len() == 1),
         "{outcome:?}"
     );
     let number = data(

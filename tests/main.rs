@@ -7,6 +7,7 @@ mod admin_orders;
 mod analytics;
 mod auth;
 mod authorization;
+mod board;
 mod browser;
 mod cancellation;
 mod cart;

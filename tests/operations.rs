@@ -10,7 +10,7 @@ use crate::harness::{Options, TestApp, data, error_code};
 const JOBS: &str = "query($status: JobStatus) { jobs(status: $status) { id status attempts maxAttempts orderNumber lastError } }";
 
 /// A product, a customer and one order of 3 units whose job has failed on every attempt.
-async fn failed_order(app: &TestApp) -> (String, String, Value) {
+pub(crate) async fn failed_order(app: &TestApp) -> (String, String, Value) {
     let admin = app.admin_token().await;
     let product = app
         .create_product(&admin, "Burger", "burgers", "10.00", &[])
@@ -24,7 +24,7 @@ async fn failed_order(app: &TestApp) -> (String, String, Value) {
     (admin, product, order)
 }
 
-async fn sales(app: &TestApp, product: &str) -> Value {
+pub(crate) async fn sales(app: &TestApp, product: &str) -> Value {
     let body = app
         .gql(
             "query($id: ID!) { product(id: $id) { salesCount totalRevenue } }",

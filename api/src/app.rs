@@ -138,7 +138,9 @@ pub async fn build_with(
         Role::Worker { .. } => None,
     };
     let board = match role {
-        Role::Serve | Role::Worker { board: true } => board(&config, &pool, &orm, &wakeup).await?,
+        Role::Serve | Role::Worker { board: true } => {
+            board(&config, &pool, &orm, &wakeup, &shutdown).await?
+        }
         Role::Worker { board: false } => None,
     };
     let factory = Workers {
@@ -197,13 +199,20 @@ async fn board(
     pool: &PgPool,
     db: &DatabaseConnection,
     wakeup: &Wakeup,
+    shutdown: &CancellationToken,
 ) -> anyhow::Result<Option<(TcpListener, Router)>> {
     let Some(credentials) = config.board.clone() else {
         info!("the apalis board is off: set BOARD_USERNAME and BOARD_PASSWORD to serve it");
         return Ok(None);
     };
     let listener = http::bind(credentials.addr)?;
-    let router = board::router(pool, db.clone(), wakeup.clone(), credentials);
+    let router = board::router(
+        pool,
+        db.clone(),
+        wakeup.clone(),
+        credentials,
+        shutdown.clone(),
+    );
     Ok(Some((listener, router)))
 }
 

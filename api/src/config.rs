@@ -15,6 +15,8 @@ pub struct Config {
     pub jwt_secret_configured: bool,
     pub admin: Option<AdminBootstrap>,
     pub log_format: LogFormat,
+    /// What reaches the board's Logs page and Events panels (`BOARD_LOG`).
+    pub board_log: tracing_subscriber::filter::Targets,
     pub db_pool_size: u32,
     /// How long a request waits for a database connection before it fails.
     pub db_acquire_timeout: Duration,
@@ -237,6 +239,14 @@ impl Config {
             "json" => LogFormat::Json,
             _ => return Err(invalid("LOG_FORMAT", "must be pretty or json")),
         };
+        let board_log = parse("BOARD_LOG", crate::board::logs::DEFAULT_FILTER)?
+            .parse()
+            .map_err(|_| {
+                invalid(
+                    "BOARD_LOG",
+                    "must be levels by target, such as warn,jobs=info",
+                )
+            })?;
 
         let defaults = WorkerSettings::default();
         let workers = WorkerSettings {
@@ -299,6 +309,7 @@ impl Config {
             jwt_secret_configured,
             admin,
             log_format,
+            board_log,
             db_pool_size: number(&get, "DATABASE_POOL_SIZE", 16, 1..=1000)?,
             db_acquire_timeout: Duration::from_millis(number(
                 &get,

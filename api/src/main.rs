@@ -80,7 +80,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
+    telemetry::init(config.log_format, config.board_log.clone());
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,24 +1,32 @@
-//! One tracing subscriber for the process. `RUST_LOG` overrides the default filter.
+//! One tracing subscriber for the process: the log on stderr (`RUST_LOG`
+//! overrides its default filter) and the board's Logs page (`BOARD_LOG`).
 
 use std::io::IsTerminal;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
+use crate::board;
 use crate::config::LogFormat;
 
-pub fn init(format: LogFormat) {
+pub fn init(format: LogFormat, board_log: Targets) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         EnvFilter::new("info,sqlx=warn,sea_orm=warn,apalis=warn,apalis_core=warn")
     });
     // logs go to stderr: stdout is for what commands print (the schema, job lists)
     // colours for a terminal only: in a file or a pipe they are escape codes
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let log = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    // a second init (tests start many apps in one process) keeps the first
-    let _ = match format {
-        LogFormat::Pretty => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    let log = match format {
+        LogFormat::Pretty => log.boxed(),
+        LogFormat::Json => log.json().flatten_event(true).boxed(),
     };
+    // a second init (tests start many apps in one process) keeps the first
+    let _ = tracing_subscriber::registry()
+        .with(log.with_filter(filter))
+        .with(board::logs::layer(board_log))
+        .try_init();
 }

@@ -6,6 +6,7 @@
 -- their worker, and find their order counted. A job that failed or was
 -- killed (say, its attempts ran out while PostgreSQL was down) is done too
 -- once its order is counted: nothing is left for an operator to retry.
+-- Returns their ids: the board tells each job which run counted its order.
 update apalis.jobs
 set status = 'Done',
     done_at = now(),
@@ -13,3 +14,4 @@ set status = 'Done',
 where job_type = $2
   and idempotency_key = any ($1::text[])
   and status in ('Pending', 'Failed', 'Killed')
+returning id

@@ -151,6 +151,56 @@ pub async fn list_jobs<C: ConnectionTrait>(
     .collect()
 }
 
+/// One job of the queue, by its id.
+pub async fn find_job<C: ConnectionTrait>(
+    db: &C,
+    id: &str,
+) -> Result<Option<JobSummary>, JobError> {
+    Ok(find_jobs(db, Some(id), Vec::new()).await?.pop())
+}
+
+/// The jobs of the order with this number (`ORD-…`): its own, and its
+/// cancellation's if it was cancelled; none for an unknown number.
+pub async fn jobs_of_order<C: ConnectionTrait>(
+    db: &C,
+    order_number: &str,
+) -> Result<Vec<JobSummary>, JobError> {
+    let order = db
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "select id from orders where order_number = $1",
+            [order_number.into()],
+        ))
+        .await?;
+    let Some(order) = order else {
+        return Ok(Vec::new());
+    };
+    let order_id: i64 = order.try_get("", "id")?;
+    let keys = [JobKind::Count, JobKind::Reverse].map(|kind| kind.key(order_id));
+    find_jobs(db, None, keys.to_vec()).await
+}
+
+async fn find_jobs<C: ConnectionTrait>(
+    db: &C,
+    id: Option<&str>,
+    keys: Vec<String>,
+) -> Result<Vec<JobSummary>, JobError> {
+    JobRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        include_str!("../sql/find_jobs.sql"),
+        [
+            crate::QUEUE.into(),
+            id.map(str::to_owned).into(),
+            keys.into(),
+        ],
+    ))
+    .all(db)
+    .await?
+    .into_iter()
+    .map(JobSummary::try_from)
+    .collect()
+}
+
 /// Puts one failed or killed job back in the queue; false if there was none by that id.
 pub async fn retry_job<C: ConnectionTrait>(db: &C, id: &str) -> Result<bool, JobError> {
     Ok(!retry(db, Some(id)).await?.is_empty())

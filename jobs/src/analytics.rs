@@ -54,8 +54,9 @@ pub struct Applied {
     pub products_updated: usize,
     /// Customers whose preference figures changed.
     pub preference_user_ids: Vec<i64>,
-    /// Jobs of the other counted orders, done by this run before any worker took them.
-    pub jobs_retired: u64,
+    /// Ids of the jobs of the other counted orders, done by this run before
+    /// any worker took them.
+    pub retired_jobs: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,7 +244,7 @@ async fn isolate(
                 ..
             })) => {
                 counted.order_numbers.extend(applied.order_numbers);
-                counted.jobs_retired += applied.jobs_retired;
+                counted.retired_jobs.extend(applied.retired_jobs);
                 products.extend(product_ids);
                 preference_user_ids.extend(applied.preference_user_ids);
             }
@@ -488,7 +489,7 @@ async fn count_in(
         order_ids.push(id);
     }
     // whatever fails from here fails the claim with it: say which orders
-    let (product_ids, preference_user_ids, jobs_retired) =
+    let (product_ids, preference_user_ids, retired_jobs) =
         match count_claimed(txn, own, &order_ids, label, fail_points).await {
             Ok(counted) => counted,
             Err(error) => {
@@ -503,7 +504,7 @@ async fn count_in(
             order_numbers,
             products_updated: product_ids.len(),
             preference_user_ids,
-            jobs_retired,
+            retired_jobs,
         },
         order_ids,
         product_ids,
@@ -511,15 +512,15 @@ async fn count_in(
 }
 
 /// The figure statements for the claimed orders, in the claim's transaction:
-/// the products they touch, the customers whose preferences changed, and how
-/// many of their jobs were retired.
+/// the products they touch, the customers whose preferences changed, and the
+/// jobs of theirs it retired.
 async fn count_claimed(
     txn: &DatabaseTransaction,
     own: Option<i64>,
     order_ids: &[i64],
     label: &str,
     fail_points: &FailPoints,
-) -> Result<(Vec<i64>, Vec<i64>, u64), JobError> {
+) -> Result<(Vec<i64>, Vec<i64>, Vec<String>), JobError> {
     let ids = Value::from(order_ids.to_vec());
     txn.query_all_raw(statement(
         include_str!("../sql/lock_products.sql"),
@@ -550,8 +551,8 @@ async fn count_claimed(
         .filter(|id| Some(**id) != own)
         .map(|id| JobKind::Count.key(*id))
         .collect();
-    let jobs_retired = txn
-        .execute_raw(statement(
+    let retired = txn
+        .query_all_raw(statement(
             include_str!("../sql/retire_jobs.sql"),
             [
                 other_jobs.into(),
@@ -559,8 +560,11 @@ async fn count_claimed(
                 format!("counted with {label}").into(),
             ],
         ))
-        .await?
-        .rows_affected();
+        .await?;
+    let retired_jobs = retired
+        .iter()
+        .map(|row| row.try_get::<String>("", "id"))
+        .collect::<Result<_, _>>()?;
 
     let product_ids = ids_of(&products)?;
     notify(
@@ -574,7 +578,7 @@ async fn count_claimed(
     Ok((
         product_ids,
         preference_user_ids.into_iter().collect(),
-        jobs_retired,
+        retired_jobs,
     ))
 }
 

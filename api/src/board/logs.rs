@@ -1,0 +1,213 @@
+//! What the board's Logs page and each task's Events panel show: the lines
+//! workers and jobs log, as the board's own `LogEntry` JSON over server-sent
+//! events at `/api/v1/events`.
+//!
+//! apalis-board ships a layer and a broadcaster for this, but its broadcaster
+//! stops sending a line at the first tab whose queue is full (one stalled tab
+//! starves the others) and keeps every closed tab's queue, and its layer
+//! writes an error to stderr for each line logged in a span that is not a
+//! task's. Here lines go through one bounded broadcast channel: a slow tab
+//! misses lines without holding anyone back, and memory stays bounded
+//! whatever the number of tabs.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::{Arc, LazyLock};
+
+use apalis_board_types::{Entry, LogEntry, LogLevel, Span};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::{Stream, StreamExt};
+use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_util::sync::CancellationToken;
+use tracing::field::{Field, Visit};
+use tracing::subscriber::Interest;
+use tracing::{Level, Metadata, Subscriber, span};
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::{Context, Filter, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+/// What reaches the board unless `BOARD_LOG` says otherwise: what the jobs
+/// and the board's operators do, and every warning.
+pub const DEFAULT_FILTER: &str = "warn,jobs=info,tally::board=info";
+
+/// Lines a tab may fall behind before it misses some.
+const BACKLOG: usize = 1024;
+
+/// One channel per process, as there is one tracing subscriber per process.
+static LINES: LazyLock<broadcast::Sender<Arc<str>>> =
+    LazyLock::new(|| broadcast::channel(BACKLOG).0);
+
+/// The layer that feeds the board, for the process's subscriber. It formats
+/// nothing while no board tab is open.
+pub fn layer<S>(targets: Targets) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    BoardLayer.with_filter(WhileWatched(targets))
+}
+
+/// The stream behind the board's Logs page and Events panels; it ends at
+/// shutdown, so an open tab does not hold the listener's graceful stop.
+pub fn events(shutdown: CancellationToken) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let lines = BroadcastStream::new(LINES.subscribe())
+        // a lagging tab skips what it missed
+        .filter_map(|line| std::future::ready(line.ok()))
+        .map(|line| Ok(Event::default().data(&*line)))
+        .take_until(shutdown.cancelled_owned());
+    Sse::new(lines).keep_alive(KeepAlive::default())
+}
+
+fn watched() -> bool {
+    LINES.receiver_count() > 0
+}
+
+/// `targets`, for events only while a tab listens; spans always, so a run
+/// that began before the tab opened still names its task.
+struct WhileWatched(Targets);
+
+impl<S> Filter<S> for WhileWatched {
+    fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
+        (meta.is_span() || watched()) && self.0.would_enable(meta.target(), meta.level())
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        match self.0.would_enable(meta.target(), meta.level()) {
+            false => Interest::never(),
+            true if meta.is_span() => Interest::always(),
+            // whether a tab listens changes at any time
+            true => Interest::sometimes(),
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Filter::<S>::max_level_hint(&self.0)
+    }
+}
+
+/// The task a span runs: apalis's task id and attempt, as the board's
+/// `Span` holds them. Kept in the extensions of spans with a `task_id`.
+struct TaskSpan {
+    task_id: String,
+    attempt: i64,
+}
+
+struct BoardLayer;
+
+impl<S> Layer<S> for BoardLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        attrs.record(&mut fields);
+        if let (Some(task_id), Some(span)) = (fields.task_id, ctx.span(id)) {
+            span.extensions_mut().insert(TaskSpan {
+                task_id,
+                attempt: fields.attempt.unwrap_or(0),
+            });
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let meta = event.metadata();
+        let mut span = Span {
+            // lines outside a task are labelled by where they come from
+            task_id: String::new(),
+            attempt: 0,
+            name: meta.target().to_owned(),
+        };
+        if let Some(scope) = ctx.event_scope(event) {
+            for (depth, s) in scope.enumerate() {
+                if depth == 0 {
+                    span.name = s.name().to_owned();
+                }
+                if let Some(task) = s.extensions().get::<TaskSpan>() {
+                    span.task_id.clone_from(&task.task_id);
+                    span.attempt = task.attempt;
+                    span.name = s.name().to_owned();
+                    break;
+                }
+            }
+        }
+        // a line about another task (one whose order this run counted)
+        if let Some(task_id) = fields.task_id {
+            span.task_id = task_id;
+            span.attempt = 0;
+        }
+        if span.task_id.is_empty() {
+            span.task_id.clone_from(&span.name);
+        }
+        let entry = LogEntry {
+            span: Some(span),
+            level: level(meta.level()),
+            timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            target: meta.target().to_owned(),
+            entry: Entry {
+                message: Some(fields.line),
+                entry_type: None,
+            },
+        };
+        if let Ok(json) = serde_json::to_string(&entry) {
+            // no receiver only means the last tab closed meanwhile
+            let _ = LINES.send(json.into());
+        }
+    }
+}
+
+fn level(level: &Level) -> LogLevel {
+    match *level {
+        Level::ERROR => LogLevel::Error,
+        Level::WARN => LogLevel::Warn,
+        Level::INFO => LogLevel::Info,
+        Level::DEBUG => LogLevel::Debug,
+        Level::TRACE => LogLevel::Trace,
+    }
+}
+
+/// A line as the board shows it: the message, then `key=value` for the
+/// other fields (the board has no place for them), as the pretty log reads.
+#[derive(Default)]
+struct Fields {
+    line: String,
+    task_id: Option<String>,
+    attempt: Option<i64>,
+}
+
+impl Visit for Fields {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "task_id" => self.task_id = Some(value.to_owned()),
+            "message" => self.line.insert_str(0, value),
+            name => {
+                let _ = write!(self.line, " {name}={value}");
+            }
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if field.name() == "attempt" {
+            self.attempt = Some(value);
+        }
+        self.record_debug(field, &value);
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "attempt" {
+            self.attempt = i64::try_from(value).ok();
+        }
+        self.record_debug(field, &value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "task_id" => self.task_id = Some(format!("{value:?}")),
+            "message" => self.line.insert_str(0, &format!("{value:?}")),
+            name => {
+                let _ = write!(self.line, " {name}={value:?}");
+            }
+        }
+    }
+}

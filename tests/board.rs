@@ -1,0 +1,288 @@
+//! What the board's page calls beyond apalis-board's own API: Tally's job
+//! JSON (a job, an order's jobs, retries) and the event stream behind the
+//! Logs page and each task's Events panel. The browser walks the page itself
+//! (`browser.rs`).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Options, TestApp};
+use crate::operations::{failed_order, sales};
+
+const USER: &str = "ops";
+const PASSWORD: &str = "s3cret-board";
+
+async fn app_with_board() -> TestApp {
+    TestApp::spawn_with(Options {
+        board: Some((USER, PASSWORD)),
+        ..Options::default()
+    })
+    .await
+}
+
+/// A request to the board as its operator, from the board's own page.
+fn operator(app: &TestApp, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    let board = app.board_url();
+    app.http()
+        .request(method, format!("{board}{path}"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("origin", board)
+}
+
+async fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn the_job_api_shows_a_failed_job_finds_it_by_order_and_retries_it() {
+    let app = app_with_board().await;
+    let (_, product, order) = failed_order(&app).await;
+    let number = order["orderNumber"].as_str().unwrap().to_owned();
+    let id = app.rows("select id from apalis.jobs").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let failed = json!({
+        "id": id,
+        "status": "Failed",
+        "attempts": 3,
+        "maxAttempts": 3,
+        "orderNumber": number,
+        "cancellation": false,
+        "lastError": "injected failure at after the product update",
+        "url": format!("/queues/{}/tasks/{id}", jobs::QUEUE),
+    });
+    let get = |path: String| operator(&app, reqwest::Method::GET, &path);
+
+    assert_eq!(
+        answer(get(format!("/tally/api/jobs/{id}"))).await,
+        (200, failed.clone())
+    );
+    assert_eq!(
+        answer(get("/tally/api/jobs/01NOSUCHJOB".into())).await,
+        (
+            404,
+            json!({ "error": "no job 01NOSUCHJOB in order_analytics" })
+        )
+    );
+    // the number as operators type it: lower case, or its digits alone
+    let digits = number.trim_start_matches("ORD-").trim_start_matches('0');
+    for typed in [number.to_lowercase(), digits.to_owned()] {
+        assert_eq!(
+            answer(get(format!("/tally/api/jobs?order={typed}"))).await,
+            (200, json!({ "orderNumber": number, "jobs": [failed] })),
+            "{typed}"
+        );
+    }
+    assert_eq!(
+        answer(get("/tally/api/jobs?order=ORD-99999999".into())).await,
+        (200, json!({ "orderNumber": "ORD-99999999", "jobs": [] }))
+    );
+    for bad in ["/tally/api/jobs?order=pizza", "/tally/api/jobs"] {
+        assert_eq!(
+            answer(get(bad.into())).await,
+            (
+                400,
+                json!({ "error": "give an order number, such as ORD-00000042" })
+            ),
+            "{bad}"
+        );
+    }
+
+    let retry = format!("/tally/api/jobs/{id}/retry");
+    let board = app.board_url();
+    let http = app.http();
+    let anonymous = http
+        .post(format!("{board}{retry}"))
+        .header("origin", &board)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let cross_site = http
+        .post(format!("{board}{retry}"))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("origin", "http://evil.example");
+    let no_origin = http
+        .post(format!("{board}{retry}"))
+        .basic_auth(USER, Some(PASSWORD));
+    let no_origin_all = http
+        .post(format!("{board}/tally/api/jobs/retry-failed"))
+        .basic_auth(USER, Some(PASSWORD));
+    for refused in [cross_site, no_origin, no_origin_all] {
+        assert_eq!(
+            answer(refused).await,
+            (403, json!({ "error": "cross-site request refused" }))
+        );
+    }
+    assert_eq!(
+        app.count("select count(*) from apalis.jobs where status = 'Failed'")
+            .await,
+        1
+    );
+
+    assert_eq!(
+        answer(operator(&app, reqwest::Method::POST, &retry)).await,
+        (200, json!({ "retried": [id] }))
+    );
+    app.wait_for_jobs().await;
+    assert_eq!(
+        sales(&app, &product).await,
+        json!({ "salesCount": 3, "totalRevenue": "30.00" })
+    );
+    let (status, done) = answer(get(format!("/tally/api/jobs/{id}"))).await;
+    assert_eq!(
+        (
+            status,
+            &done["status"],
+            &done["attempts"],
+            &done["lastError"]
+        ),
+        (200, &json!("Done"), &json!(1), &Value::Null)
+    );
+    // a job no longer failed is not retried, and says why
+    assert_eq!(
+        answer(operator(&app, reqwest::Method::POST, &retry)).await,
+        (
+            409,
+            json!({ "error": format!("job {id} is Done: only failed or killed jobs are retried") })
+        )
+    );
+    assert_eq!(
+        answer(operator(
+            &app,
+            reqwest::Method::POST,
+            "/tally/api/jobs/retry-failed"
+        ))
+        .await,
+        (200, json!({ "retried": [] }))
+    );
+    assert_eq!(
+        sales(&app, &product).await,
+        json!({ "salesCount": 3, "totalRevenue": "30.00" })
+    );
+}
+
+#[tokio::test]
+async fn retry_all_puts_every_failed_job_back_and_each_order_counts_once() {
+    let app = app_with_board().await;
+    let (_, product, _) = failed_order(&app).await;
+    let (token, _) = app.register_customer("Bob").await;
+    app.fail_points.fail_after_product_update(1_000);
+    crate::harness::data(&app.place_order(&token, &[(&product, None, 2)]).await);
+    app.wait_for_jobs().await;
+    app.fail_points.fail_after_product_update(0);
+    let mut failed: Vec<Value> = app
+        .rows("select id from apalis.jobs where status = 'Failed' order by id")
+        .await
+        .into_iter()
+        .map(|row| row["id"].clone())
+        .collect();
+    assert_eq!(failed.len(), 2);
+
+    let (status, body) = answer(operator(
+        &app,
+        reqwest::Method::POST,
+        "/tally/api/jobs/retry-failed",
+    ))
+    .await;
+    let mut retried = body["retried"].as_array().unwrap().clone();
+    retried.sort_by_key(|id| id.to_string());
+    failed.sort_by_key(|id| id.to_string());
+    assert_eq!((status, retried), (200, failed));
+    app.wait_for_jobs().await;
+    assert_eq!(
+        sales(&app, &product).await,
+        json!({ "salesCount": 5, "totalRevenue": "50.00" })
+    );
+    assert_eq!(
+        app.rows("select status, count(*) as jobs from apalis.jobs group by status")
+            .await,
+        vec![json!({ "status": "Done", "jobs": 2 })]
+    );
+}
+
+/// The board's Logs page and Events panels read `/api/v1/events`: a
+/// retried job's run sends its lines there, in the board's own format,
+/// filed under its task id and attempt.
+#[tokio::test]
+async fn a_retried_jobs_lines_reach_the_boards_event_stream() {
+    let app = app_with_board().await;
+    let (_, _, order) = failed_order(&app).await;
+    let number = order["orderNumber"].as_str().unwrap().to_owned();
+    let id = app.rows("select id from apalis.jobs").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let anonymous = app
+        .http()
+        .get(format!("{}/api/v1/events", app.board_url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let mut events = operator(&app, reqwest::Method::GET, "/api/v1/events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    assert_eq!(events.headers()["content-type"], "text/event-stream");
+
+    let (status, _) = answer(operator(
+        &app,
+        reqwest::Method::POST,
+        &format!("/tally/api/jobs/{id}/retry"),
+    ))
+    .await;
+    assert_eq!(status, 200);
+
+    // other tests of this process log to the same stream: read until this
+    // job's outcome line, for at most 20 s
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut text = String::new();
+    let line = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, events.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("no line of job {id} on the board's stream:\n{text}"))
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        let found = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+            .find(|entry| {
+                entry["span"]["task_id"] == id
+                    && entry["fields"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("post-order figures applied"))
+            });
+        if let Some(found) = found {
+            break found;
+        }
+    };
+    assert_eq!(
+        (
+            &line["span"]["name"],
+            &line["span"]["attempt"],
+            &line["level"],
+            &line["target"]
+        ),
+        (
+            &json!("post_order_job"),
+            &json!(1),
+            &json!("INFO"),
+            &json!("jobs::post_order")
+        )
+    );
+    let message = line["fields"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("order_numbers=[\"{number}\"]"))
+            && message.contains("orders_counted=1"),
+        "{message}"
+    );
+}
