@@ -239,32 +239,13 @@ async fn a_retried_jobs_lines_reach_the_boards_event_stream() {
     .await;
     assert_eq!(status, 200);
 
-    // other tests of this process log to the same stream: read until this
-    // job's outcome line, for at most 20 s
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut text = String::new();
-    let line = loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let chunk = tokio::time::timeout(left, events.chunk())
-            .await
-            .unwrap_or_else(|_| panic!("no line of job {id} on the board's stream:\n{text}"))
-            .unwrap()
-            .expect("the stream stays open");
-        text.push_str(&String::from_utf8_lossy(&chunk));
-        let found = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .filter_map(|data| serde_json::from_str::<Value>(data).ok())
-            .find(|entry| {
-                entry["span"]["task_id"] == id
-                    && entry["fields"]["message"]
-                        .as_str()
-                        .is_some_and(|m| m.starts_with("post-order figures applied"))
-            });
-        if let Some(found) = found {
-            break found;
-        }
-    };
+    let line = next_line(&mut events, |entry| {
+        entry["span"]["task_id"] == id
+            && entry["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("post-order figures applied"))
+    })
+    .await;
     assert_eq!(
         (
             &line["span"]["name"],
@@ -285,4 +266,97 @@ async fn a_retried_jobs_lines_reach_the_boards_event_stream() {
             && message.contains("orders_counted=1"),
         "{message}"
     );
+}
+
+/// When one run counts orders that have jobs of their own, those jobs are
+/// done without running: each one's Events panel says which run counted it.
+#[tokio::test]
+async fn a_job_whose_order_another_run_counted_is_told_which_run() {
+    let defaults = Options::default();
+    let app = TestApp::spawn_with(Options {
+        board: Some((USER, PASSWORD)),
+        worker_pools: 0,
+        // one job taken at a time: the first run counts all three orders
+        settings: jobs::WorkerSettings {
+            concurrency: 1,
+            ..defaults.settings.clone()
+        },
+        ..defaults
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let product = app
+        .create_product(&admin, "Tea", "drinks", "2.00", &[])
+        .await;
+    let product = product["id"].as_str().unwrap();
+    let (token, _) = app.register_customer("Ann").await;
+    for _ in 0..3 {
+        crate::harness::data(&app.place_order(&token, &[(product, None, 1)]).await);
+    }
+    let mut events = operator(&app, reqwest::Method::GET, "/api/v1/events")
+        .send()
+        .await
+        .unwrap();
+    app.start_workers().await;
+    app.wait_for_jobs().await;
+
+    // one run counted the three orders: the jobs it did not run are the
+    // ones done without an attempt
+    let ran = app
+        .rows("select id from apalis.jobs where attempts > 0")
+        .await;
+    let settled = app
+        .rows("select id from apalis.jobs where attempts = 0 order by id")
+        .await;
+    assert_eq!((ran.len(), settled.len()), (1, 2), "{ran:?} {settled:?}");
+    let runner = ran[0]["id"].as_str().unwrap();
+    for job in &settled {
+        let line = next_line(&mut events, |entry| entry["span"]["task_id"] == job["id"]).await;
+        assert_eq!(
+            (&line["level"], &line["target"], &line["fields"]["message"]),
+            (
+                &json!("DEBUG"),
+                &json!("jobs::settled"),
+                &json!(format!(
+                    "this job's order was counted with others' by another run: done without running counted_by=the job {runner}"
+                ))
+            )
+        );
+    }
+    assert_eq!(
+        sales(&app, product).await,
+        json!({ "salesCount": 3, "totalRevenue": "6.00" })
+    );
+}
+
+/// Reads the board's event stream until an entry `wanted` picks, for at
+/// most 20 s. Other tests of this process log to the same stream: what they
+/// send is read past, and checked to carry nothing personal either.
+async fn next_line(events: &mut reqwest::Response, wanted: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut text = String::new();
+    loop {
+        let entries: Vec<Value> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data: "))
+            .map(|data| serde_json::from_str(data).expect("each event is one JSON entry"))
+            .collect();
+        for entry in &entries {
+            let line = entry.to_string();
+            assert!(
+                !line.contains('@') && !line.contains("eyJ"),
+                "an email or a token on the board: {line}"
+            );
+        }
+        if let Some(found) = entries.into_iter().find(|entry| wanted(entry)) {
+            return found;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let chunk = tokio::time::timeout(left, events.chunk())
+            .await
+            .unwrap_or_else(|_| panic!("the line awaited is not on the board's stream:\n{text}"))
+            .unwrap()
+            .expect("the stream stays open");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
 }

@@ -164,7 +164,46 @@ fn serve_creates_its_database_serves_the_board_and_exits_zero_on_sigterm() {
     assert_eq!(ready, (200, "ready".to_owned()));
     assert_eq!((board_anonymous, board_signed_in), (401, 200));
 
+    // the board's Logs page, open: the process's own log layer feeds it
+    let (line, events) = runtime.block_on(async {
+        let http = reqwest::Client::new();
+        let mut events = http
+            .get(format!("http://{board}/api/v1/events"))
+            .basic_auth("ops", Some("board-password"))
+            .send()
+            .await
+            .unwrap();
+        let retried = http
+            .post(format!("http://{board}/tally/api/jobs/retry-failed"))
+            .basic_auth("ops", Some("board-password"))
+            .header("origin", format!("http://{board}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(retried, r#"{"retried":[]}"#);
+        let mut text = String::new();
+        while !text.contains("put back in the queue from the board") {
+            let chunk = tokio::time::timeout(Duration::from_secs(10), events.chunk())
+                .await
+                .unwrap_or_else(|_| panic!("no board line within 10 s: {text:?}"))
+                .unwrap()
+                .expect("the stream stays open");
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        (text, events)
+    });
+    assert!(
+        line.contains(r#""span":{"attempt":0,"task_id":"tally::board","name":"tally::board"}"#)
+            && line.contains(r#""fields":{"message":"failed jobs put back in the queue from the board operator=ops job_ids=[]"}"#),
+        "{line}"
+    );
+
+    // a board tab still open does not hold the shutdown
     assert_eq!(sigterm_and_wait(&mut child), Some(0));
+    drop(events);
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! What operators do to jobs: list them, retry failed ones, prune history.
 //! apalis-board 1.0 shows jobs but cannot retry them; these can. GraphQL,
-//! the board's retry page and the CLI all call these, on Tally's queue.
+//! Tally's additions to the board and the CLI all call these, on Tally's queue.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};

@@ -28,8 +28,10 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 /// What reaches the board unless `BOARD_LOG` says otherwise: what the jobs
-/// and the board's operators do, and every warning.
-pub const DEFAULT_FILTER: &str = "warn,jobs=info,tally::board=info";
+/// and the board's operators do, every warning, and for each job whose
+/// order another run counted, a line saying which run (debug, as the log on
+/// stderr has no use for one line per order).
+pub const DEFAULT_FILTER: &str = "warn,jobs=info,jobs::settled=debug,tally::board=info";
 
 /// Lines a tab may fall behind before it misses some.
 const BACKLOG: usize = 1024;
@@ -209,5 +211,65 @@ impl Visit for Fields {
                 let _ = write!(self.line, " {name}={value:?}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_filter_sends_the_jobs_lines_and_warnings_only() {
+        let targets: Targets = DEFAULT_FILTER.parse().unwrap();
+        let sent = |target: &str, level: Level| targets.would_enable(target, &level);
+        assert!(sent("jobs::post_order", Level::INFO));
+        assert!(sent(jobs::post_order::SETTLED_TARGET, Level::DEBUG));
+        assert!(sent("tally::board", Level::INFO));
+        assert!(sent("tally::http::graphql", Level::WARN));
+        // a line per request, or the sign-ups, stay off the board
+        assert!(!sent("tally::http::graphql", Level::INFO));
+        assert!(!sent("tally::domain::users", Level::INFO));
+        assert!(!sent("jobs::post_order", Level::DEBUG));
+    }
+
+    #[test]
+    fn fields_read_as_the_board_shows_them() {
+        let mut fields = Fields::default();
+        fields.record_str(&field("order_number"), "ORD-00000042");
+        fields.record_debug(
+            &field("message"),
+            &format_args!("post-order figures applied"),
+        );
+        fields.record_u64(&field("attempt"), 2);
+        fields.record_debug(&field("task_id"), &format_args!("01J"));
+        assert_eq!(
+            fields.line,
+            "post-order figures applied order_number=ORD-00000042 attempt=2"
+        );
+        assert_eq!(
+            (fields.task_id.as_deref(), fields.attempt),
+            (Some("01J"), Some(2))
+        );
+    }
+
+    /// A field of a callsite with every name these tests use.
+    fn field(name: &str) -> Field {
+        struct Callsite;
+        impl tracing::Callsite for Callsite {
+            fn set_interest(&self, _: Interest) {}
+            fn metadata(&self) -> &Metadata<'_> {
+                &META
+            }
+        }
+        static CALLSITE: Callsite = Callsite;
+        static META: Metadata<'static> = tracing::metadata!(
+            name: "test",
+            target: "test",
+            level: Level::INFO,
+            fields: &["message", "order_number", "attempt", "task_id"],
+            callsite: &CALLSITE,
+            kind: tracing::metadata::Kind::EVENT,
+        );
+        META.fields().field(name).unwrap()
     }
 }
