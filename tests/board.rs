@@ -334,29 +334,122 @@ async fn a_job_whose_order_another_run_counted_is_told_which_run() {
 /// send is read past, and checked to carry nothing personal either.
 async fn next_line(events: &mut reqwest::Response, wanted: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(20);
-    let mut text = String::new();
+    let (mut pending, mut seen) = (String::new(), Vec::new());
     loop {
-        let entries: Vec<Value> = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .map(|data| serde_json::from_str(data).expect("each event is one JSON entry"))
-            .collect();
-        for entry in &entries {
-            let line = entry.to_string();
+        // whole events only: a chunk may end inside one
+        while let Some(end) = pending.find("\n\n") {
+            let event: String = pending.drain(..end + 2).collect();
+            let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) else {
+                continue;
+            };
             assert!(
-                !line.contains('@') && !line.contains("eyJ"),
-                "an email or a token on the board: {line}"
+                !data.contains('@') && !data.contains("eyJ"),
+                "an email or a token on the board: {data}"
             );
-        }
-        if let Some(found) = entries.into_iter().find(|entry| wanted(entry)) {
-            return found;
+            let entry: Value = serde_json::from_str(data).expect("each event is one JSON entry");
+            if wanted(&entry) {
+                return entry;
+            }
+            seen.push(data.to_owned());
         }
         let left = deadline.saturating_duration_since(Instant::now());
         let chunk = tokio::time::timeout(left, events.chunk())
             .await
-            .unwrap_or_else(|_| panic!("the line awaited is not on the board's stream:\n{text}"))
+            .unwrap_or_else(|_| {
+                let last = &seen[seen.len().saturating_sub(20)..];
+                panic!("the line awaited is not on the board's stream; the last seen:\n{last:#?}")
+            })
             .unwrap()
             .expect("the stream stays open");
-        text.push_str(&String::from_utf8_lossy(&chunk));
+        pending.push_str(&String::from_utf8_lossy(&chunk));
     }
+}
+
+/// A cancelled order has two jobs, its own and its cancellation's: the
+/// search lists both, and says which is which.
+#[tokio::test]
+async fn the_search_finds_both_jobs_of_a_cancelled_order() {
+    let app = app_with_board().await;
+    let admin = app.admin_token().await;
+    let product = app
+        .create_product(&admin, "Tea", "drinks", "2.00", &[])
+        .await;
+    let (token, _) = app.register_customer("Ann").await;
+    let placed = app
+        .place_order(&token, &[(product["id"].as_str().unwrap(), None, 1)])
+        .await;
+    let order = crate::harness::data(&placed)["placeOrder"].clone();
+    app.wait_for_jobs().await;
+    let cancelled = app
+        .gql_as(
+            &token,
+            "mutation($id: ID!) { cancelOrder(id: $id) { status } }",
+            json!({ "id": order["id"] }),
+        )
+        .await;
+    assert_eq!(
+        crate::harness::data(&cancelled)["cancelOrder"]["status"],
+        "CANCELLED"
+    );
+    app.wait_for_jobs().await;
+
+    let number = order["orderNumber"].as_str().unwrap();
+    let (status, found) = answer(operator(
+        &app,
+        reqwest::Method::GET,
+        &format!("/tally/api/jobs?order={number}"),
+    ))
+    .await;
+    let jobs: Vec<_> = found["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| {
+            (
+                job["orderNumber"].clone(),
+                job["cancellation"].clone(),
+                job["status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        (status, jobs),
+        (
+            200,
+            vec![
+                (json!(number), json!(false), json!("Done")),
+                (json!(number), json!(true), json!("Done")),
+            ]
+        )
+    );
+}
+
+/// One board tab that never reads its stream (a stalled or malicious
+/// browser) neither holds back another tab's lines nor makes the process
+/// keep what it missed: it falls behind the bounded channel and skips.
+#[tokio::test]
+async fn a_stalled_board_tab_does_not_hold_back_the_others() {
+    let app = app_with_board().await;
+    let stalled = operator(&app, reqwest::Method::GET, "/api/v1/events")
+        .send()
+        .await
+        .unwrap();
+    let mut reading = operator(&app, reqwest::Method::GET, "/api/v1/events")
+        .send()
+        .await
+        .unwrap();
+    // more than the stalled tab's socket buffers and the channel hold
+    let run = uuid::Uuid::new_v4().to_string();
+    const LINES: usize = 20_000;
+    for n in 0..LINES {
+        tracing::info!(target: "tally::board", run, n, "a line for the board's tabs");
+    }
+    let last = next_line(&mut reading, |entry| {
+        entry["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains(&run) && m.ends_with(&format!("n={}", LINES - 1)))
+    })
+    .await;
+    assert_eq!(last["target"], "tally::board");
+    drop(stalled);
 }
