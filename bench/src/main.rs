@@ -125,6 +125,12 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
         trim_backlog(bench, args.backlog).await?;
         drain::reset(bench).await?;
         report.drain_coalesced = drain::with_tally(bin, bench, 1, 2, 100).await?;
+        for batch in [300, 1000] {
+            drain::reset(bench).await?;
+            report
+                .drain_bigger_batches
+                .push((batch, drain::with_tally(bin, bench, 1, 2, batch).await?));
+        }
         drain::reset(bench).await?;
         report.drain_single = drain::with_tally(bin, bench, 1, 2, 1).await?;
         drain::reset(bench).await?;

@@ -15,10 +15,7 @@ const NOTICE_KEY = 'tally-board-notice';
 
 function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) {
-    if (name === 'onclick' || name === 'onsubmit') node[name] = value;
-    else node.setAttribute(name, value);
-  }
+  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
   node.append(...children);
   return node;
 }
