@@ -125,7 +125,7 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
         trim_backlog(bench, args.backlog).await?;
         drain::reset(bench).await?;
         report.drain_coalesced = drain::with_tally(bin, bench, 1, 2, 100).await?;
-        for batch in [300, 1000] {
+        for batch in [250, 500, 1000] {
             drain::reset(bench).await?;
             report
                 .drain_bigger_batches
@@ -137,6 +137,8 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
         report.drain_by_hand_single = drain::by_hand(bench, 4, 1).await?;
         drain::reset(bench).await?;
         report.drain_by_hand_batched = drain::by_hand(bench, 2, 200).await?;
+        drain::reset(bench).await?;
+        report.drain_by_hand_1000 = drain::by_hand(bench, 2, 1000).await?;
 
         eprintln!("3/6 scaling: 2 and 4 worker processes");
         for processes in [2, 4] {
