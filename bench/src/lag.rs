@@ -52,8 +52,9 @@ pub async fn measure(
     bench: &Arc<Bench>,
     rate: f64,
     duration: Duration,
+    batch: u32,
 ) -> anyhow::Result<Lag> {
-    let server = Tally::serve(bin, bench, 2, 100).await?;
+    let server = Tally::serve(bin, bench, 2, batch).await?;
     let start: DateTime<Utc> = sqlx::query_scalar("select now()")
         .fetch_one(&bench.pool)
         .await?;

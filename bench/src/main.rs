@@ -23,6 +23,9 @@ use crate::processes::Tally;
 use crate::report::Report;
 use crate::setup::Bench;
 
+/// Orders per run in `tally serve` and `tally worker` unless configured.
+const DEFAULT_BATCH: u32 = jobs::WorkerSettings::DEFAULT_BATCH_SIZE;
+
 #[derive(Parser)]
 #[command(about = "Measure Tally against this machine's raw-SQL limits")]
 struct Args {
@@ -124,11 +127,11 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
         drain::fill_backlog(bench, args.backlog).await?;
         trim_backlog(bench, args.backlog).await?;
         drain::reset(bench).await?;
-        report.drain_coalesced = drain::with_tally(bin, bench, 1, 2, 100).await?;
-        for batch in [250, 500, 1000] {
+        report.drain_coalesced = drain::with_tally(bin, bench, 1, 2, DEFAULT_BATCH).await?;
+        for batch in [100, 250, 1000] {
             drain::reset(bench).await?;
             report
-                .drain_bigger_batches
+                .drain_other_batches
                 .push((batch, drain::with_tally(bin, bench, 1, 2, batch).await?));
         }
         drain::reset(bench).await?;
@@ -145,7 +148,7 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
             drain::reset(bench).await?;
             report.scaling.push((
                 processes,
-                drain::with_tally(bin, bench, processes, 1, 100).await?,
+                drain::with_tally(bin, bench, processes, 1, DEFAULT_BATCH).await?,
             ));
         }
     }
@@ -158,9 +161,13 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
             settle(bench).await?;
             report.lag.push((
                 share,
-                lag::measure(bin, bench, best * share, duration).await?,
+                lag::measure(bin, bench, best * share, duration, DEFAULT_BATCH).await?,
             ));
         }
+        // the old default's batches, at the load where they cap the sweep
+        lag::start_clean(bin, bench).await?;
+        settle(bench).await?;
+        report.lag_small_batches = Some(lag::measure(bin, bench, best * 0.9, duration, 100).await?);
     }
 
     if args.runs(Part::Statements) {

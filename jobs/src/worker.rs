@@ -48,6 +48,11 @@ pub struct WorkerSettings {
 }
 
 impl WorkerSettings {
+    /// Orders one run may count together unless `ANALYTICS_BATCH_SIZE` says.
+    // past a few hundred the per-run work (its fetch and ack, claim, locks,
+    // NOTIFY) no longer shows: BENCHMARKS.md, "Bigger batches"
+    pub const DEFAULT_BATCH_SIZE: u32 = 500;
+
     /// How the jobs these workers run are enqueued.
     pub fn job_options(&self) -> JobOptions {
         JobOptions {
@@ -61,7 +66,7 @@ impl Default for WorkerSettings {
         Self {
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_attempts: 5,
-            batch_size: 100,
+            batch_size: Self::DEFAULT_BATCH_SIZE,
             poll_interval: Duration::from_millis(250),
             heartbeat_interval: Duration::from_secs(3),
             missed_heartbeats: 5,
