@@ -65,7 +65,7 @@ impl Hooks {
 /// until [`App::run_until_stopped`].
 pub struct App {
     api: Option<Api>,
-    board: Option<(TcpListener, Router)>,
+    board: Option<Listener>,
     /// The process's own workers, when it runs any.
     workers: Option<WorkerPool>,
     factory: Workers,
@@ -76,9 +76,16 @@ pub struct App {
 }
 
 struct Api {
+    http: Listener,
+    state: AppState,
+}
+
+/// A bound listener and what it serves, under the same limits on slow and
+/// crowding clients whichever it is: the board's sockets take file
+/// descriptors from the same process as the API's.
+struct Listener {
     listener: TcpListener,
     router: Router,
-    state: AppState,
     connections: crate::config::ConnectionLimits,
 }
 
@@ -186,10 +193,12 @@ async fn api(
     let live = LiveFigures::start(config, db::orm(&requests), shutdown.clone()).await?;
     let state = AppState::new(hooks.orm(&requests), config, wakeup.clone(), live);
     Ok(Api {
-        listener: http::bind(config.bind_addr)?,
-        router: http::router(state.clone(), config.http.clone()),
+        http: Listener {
+            listener: http::bind(config.bind_addr)?,
+            router: http::router(state.clone(), config.http.clone()),
+            connections: config.http.connections.clone(),
+        },
         state,
-        connections: config.http.connections.clone(),
     })
 }
 
@@ -200,20 +209,22 @@ async fn board(
     db: &DatabaseConnection,
     wakeup: &Wakeup,
     shutdown: &CancellationToken,
-) -> anyhow::Result<Option<(TcpListener, Router)>> {
+) -> anyhow::Result<Option<Listener>> {
     let Some(credentials) = config.board.clone() else {
         info!("the apalis board is off: set BOARD_USERNAME and BOARD_PASSWORD to serve it");
         return Ok(None);
     };
-    let listener = http::bind(credentials.addr)?;
-    let router = board::router(
-        pool,
-        db.clone(),
-        wakeup.clone(),
-        credentials,
-        shutdown.clone(),
-    );
-    Ok(Some((listener, router)))
+    Ok(Some(Listener {
+        listener: http::bind(credentials.addr)?,
+        router: board::router(
+            pool,
+            db.clone(),
+            wakeup.clone(),
+            credentials,
+            shutdown.clone(),
+        ),
+        connections: config.http.connections.clone(),
+    }))
 }
 
 async fn bootstrap_admin(db: &DatabaseConnection, config: &Config) -> anyhow::Result<()> {
@@ -229,12 +240,12 @@ async fn bootstrap_admin(db: &DatabaseConnection, config: &Config) -> anyhow::Re
 impl App {
     /// The API's address (None for a worker process).
     pub fn addr(&self) -> Option<SocketAddr> {
-        self.api.as_ref()?.listener.local_addr().ok()
+        self.api.as_ref()?.http.listener.local_addr().ok()
     }
 
     /// The board's address, when it is served.
     pub fn board_addr(&self) -> Option<SocketAddr> {
-        self.board.as_ref()?.0.local_addr().ok()
+        self.board.as_ref()?.listener.local_addr().ok()
     }
 
     /// What the API's handlers share (None for a worker process).
@@ -250,16 +261,11 @@ impl App {
     /// Serves and works until the shutdown token is cancelled.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let shutdown = self.shutdown;
-        let board = self.board.map(|(listener, router)| {
-            if let Ok(addr) = listener.local_addr() {
+        let board = self.board.map(|board| {
+            if let Ok(addr) = board.listener.local_addr() {
                 info!("apalis board at http://{addr}/ (failed jobs and retries at /retry)");
             }
-            let stop = shutdown.clone().cancelled_owned();
-            tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(stop)
-                    .await
-            })
+            tokio::spawn(board.serve(shutdown.clone()))
         });
         let retention = tokio::spawn(jobs::retention::run_retention(
             self.db,
@@ -271,9 +277,9 @@ impl App {
             .workers
             .map(|workers| tokio::spawn(workers.run(shutdown.clone().cancelled_owned())));
         if let Some(api) = self.api {
-            let addr = api.listener.local_addr()?;
+            let addr = api.http.listener.local_addr()?;
             info!("Tally is listening: GraphiQL at http://{addr}/graphql");
-            http::serve(api.listener, api.router, api.connections, shutdown.clone()).await?;
+            api.http.serve(shutdown.clone()).await?;
             info!("HTTP server stopped; waiting for running jobs");
         }
         // a worker process runs until its workers stop: at shutdown, or on an
@@ -286,6 +292,12 @@ impl App {
             board.await??;
         }
         Ok(())
+    }
+}
+
+impl Listener {
+    async fn serve(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        http::serve(self.listener, self.router, self.connections, shutdown).await
     }
 }
 

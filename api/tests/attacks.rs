@@ -1030,3 +1030,63 @@ async fn a_metrics_flood_leaves_other_clients_their_latency() {
     eprintln!("metrics: {scrapes} scrapes answered");
     assert!(scrapes >= 100, "{scrapes}");
 }
+
+/// The board's listener is served like the API's: an address gets at most
+/// its share of connections, and a connection that sends no request is
+/// closed after the header timeout, so idle sockets on the board cannot
+/// take the file descriptors the API's clients need.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_to_the_board_are_capped_and_closed() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let board: SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
+    let board_addr = board.to_string();
+    let server = Server::start_with(&[
+        ("BOARD_ADDR", board_addr.as_str()),
+        ("BOARD_USERNAME", "ops"),
+        ("BOARD_PASSWORD", "board-password"),
+    ])
+    .await;
+    let (idle, line) = server
+        .under_attack(
+            "200 idle connections to the board from 2 addresses (64 each at most)",
+            join_all((0..200).map(|n| {
+                dribble(
+                    2 + (n % 2) as u8,
+                    board,
+                    "",
+                    b"",
+                    Duration::from_secs(60),
+                    Duration::from_secs(16),
+                )
+            })),
+        )
+        .await;
+    let at_once = idle
+        .iter()
+        .filter(|(outcome, took)| *outcome == Dribbled::Closed && *took < Duration::from_secs(6))
+        .count();
+    let after_timeout = idle
+        .iter()
+        .filter(|(outcome, took)| *outcome == Dribbled::Closed && *took >= Duration::from_secs(9))
+        .count();
+    let open = idle
+        .iter()
+        .filter(|(outcome, _)| *outcome == Dribbled::Open)
+        .count();
+    eprintln!(
+        "the board, 200 idle connections: {at_once} closed at once, {after_timeout} after the header timeout, {open} still open at 16 s"
+    );
+    // MAX_CONNECTIONS_PER_ADDRESS (64) each; HTTP_HEADER_TIMEOUT (10 s)
+    assert_eq!((at_once, after_timeout, open), (72, 128, 0), "{line}");
+    // the operator still gets the board
+    let status = reqwest::Client::new()
+        .get(format!("http://{board}/retry"))
+        .basic_auth("ops", Some("board-password"))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 200);
+}
