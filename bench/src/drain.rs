@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 
+use crate::cpu::{PerOrder, Sample};
 use crate::load::place_raw;
 use crate::processes::Tally;
 use crate::setup::Bench;
@@ -20,6 +21,8 @@ pub struct Drain {
     /// Until every job was done too (Tally's runs only).
     pub jobs_seconds: Option<f64>,
     pub exact: bool,
+    /// Read before the workers stop: their time goes with them.
+    pub cpu: PerOrder,
 }
 
 /// Tops the uncounted orders up to `n` (placed by straight SQL, with jobs).
@@ -76,6 +79,7 @@ pub async fn with_tally(
         .count("select count(*) from orders where analytics_applied_at is null")
         .await?;
     let started = Instant::now();
+    let cpu = Sample::now();
     let workers = (0..processes)
         .map(|_| Tally::worker(bin, bench, concurrency, batch))
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -113,6 +117,7 @@ pub async fn with_tally(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
+    let cpu = cpu.per_order(orders as f64);
     for worker in workers {
         worker.stop()?;
     }
@@ -123,6 +128,7 @@ pub async fn with_tally(
         per_second: orders as f64 / seconds,
         jobs_seconds: Some(jobs_seconds),
         exact: exact(bench).await?,
+        cpu,
     })
 }
 
@@ -136,6 +142,7 @@ pub async fn by_hand(bench: &Arc<Bench>, clients: usize, batch: i64) -> anyhow::
         .count("select count(*) from orders where analytics_applied_at is null")
         .await?;
     let started = Instant::now();
+    let cpu = Sample::now();
     let results = join_all((0..clients).map(|_| {
         let bench = bench.clone();
         async move {
@@ -182,6 +189,7 @@ pub async fn by_hand(bench: &Arc<Bench>, clients: usize, batch: i64) -> anyhow::
         per_second: orders as f64 / seconds,
         jobs_seconds: None,
         exact: exact(bench).await?,
+        cpu: cpu.per_order(orders as f64),
     })
 }
 

@@ -4,6 +4,7 @@
 //! It creates its own database, spawns the real `tally` binary for the HTTP
 //! and worker measurements, and drops the database at the end.
 
+mod cpu;
 mod drain;
 mod fetch;
 mod lag;
@@ -103,18 +104,24 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
     if args.runs(Part::Placement) {
         eprintln!("1/6 placement: straight SQL");
         for clients in [16, 32] {
-            report.raw_placement.push((
-                clients,
-                load::raw_placement(bench, clients, duration).await?,
+            let cpu = cpu::Sample::now();
+            let placed = load::raw_placement(bench, clients, duration).await?;
+            report.cpu.push((
+                format!("placement, straight SQL, {clients} connections"),
+                cpu.per_order(placed.per_second * duration.as_secs_f64()),
             ));
+            report.raw_placement.push((clients, placed));
         }
         eprintln!("1/6 placement: placeOrder over HTTP (tally serve without workers)");
         let server = Tally::serve(bin, bench, 0, 100).await?;
         for clients in [1, 8, 32] {
-            report.graphql_placement.push((
-                clients,
-                load::graphql_placement(bench, &server.addr, clients, duration).await?,
+            let cpu = cpu::Sample::now();
+            let placed = load::graphql_placement(bench, &server.addr, clients, duration).await?;
+            report.cpu.push((
+                format!("placeOrder over HTTP, {clients} clients"),
+                cpu.per_order(placed.per_second * duration.as_secs_f64()),
             ));
+            report.graphql_placement.push((clients, placed));
         }
         report.peak_rss_mib = server.peak_rss_mib();
         server.stop()?;
@@ -128,6 +135,10 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
         trim_backlog(bench, args.backlog).await?;
         drain::reset(bench).await?;
         report.drain_coalesced = drain::with_tally(bin, bench, 1, 2, DEFAULT_BATCH).await?;
+        report.cpu.push((
+            format!("drain, Tally, coalescing ({DEFAULT_BATCH}/run), 1 process"),
+            report.drain_coalesced.cpu,
+        ));
         for batch in [100, 250, 1000] {
             drain::reset(bench).await?;
             report
@@ -140,16 +151,22 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
         report.drain_by_hand_single = drain::by_hand(bench, 4, 1).await?;
         drain::reset(bench).await?;
         report.drain_by_hand_batched = drain::by_hand(bench, 2, 200).await?;
+        report.cpu.push((
+            "drain, straight SQL, 200 orders per transaction".to_owned(),
+            report.drain_by_hand_batched.cpu,
+        ));
         drain::reset(bench).await?;
         report.drain_by_hand_1000 = drain::by_hand(bench, 2, 1000).await?;
 
         eprintln!("3/6 scaling: 2 and 4 worker processes");
         for processes in [2, 4] {
             drain::reset(bench).await?;
-            report.scaling.push((
-                processes,
-                drain::with_tally(bin, bench, processes, 1, DEFAULT_BATCH).await?,
+            let drained = drain::with_tally(bin, bench, processes, 1, DEFAULT_BATCH).await?;
+            report.cpu.push((
+                format!("drain, Tally, coalescing, {processes} processes"),
+                drained.cpu,
             ));
+            report.scaling.push((processes, drained));
         }
     }
 

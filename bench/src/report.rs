@@ -5,6 +5,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use crate::Args;
+use crate::cpu::PerOrder;
 use crate::drain::Drain;
 use crate::fetch::History;
 use crate::lag::Lag;
@@ -32,6 +33,8 @@ pub struct Report {
     /// At 90 %, with 100 orders per run (the default until issue #16).
     pub lag_small_batches: Option<Lag>,
     pub statements: Vec<Statements>,
+    /// (measurement, CPU per order of each program) for the throughputs above.
+    pub cpu: Vec<(String, PerOrder)>,
     pub history: Option<History>,
 }
 
@@ -176,6 +179,19 @@ impl Report {
                 lag.p50_ms,
                 lag.p99_ms,
                 lag.max_ms
+            );
+        }
+        if !self.cpu.is_empty() {
+            println!(
+                "\n| CPU per order, ms | Tally | PostgreSQL | load generator | cores busy (of {}) |",
+                std::thread::available_parallelism().map_or(0, |n| n.get())
+            );
+            println!("|---|---:|---:|---:|---:|");
+        }
+        for (name, cpu) in &self.cpu {
+            println!(
+                "| {name} | {:.3} | {:.3} | {:.3} | {:.2} |",
+                cpu.tally_ms, cpu.postgres_ms, cpu.bench_ms, cpu.cores_busy
             );
         }
         if !self.statements.is_empty() {
