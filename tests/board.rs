@@ -423,33 +423,3 @@ async fn the_search_finds_both_jobs_of_a_cancelled_order() {
         )
     );
 }
-
-/// One board tab that never reads its stream (a stalled or malicious
-/// browser) neither holds back another tab's lines nor makes the process
-/// keep what it missed: it falls behind the bounded channel and skips.
-#[tokio::test]
-async fn a_stalled_board_tab_does_not_hold_back_the_others() {
-    let app = app_with_board().await;
-    let stalled = operator(&app, reqwest::Method::GET, "/api/v1/events")
-        .send()
-        .await
-        .unwrap();
-    let mut reading = operator(&app, reqwest::Method::GET, "/api/v1/events")
-        .send()
-        .await
-        .unwrap();
-    // more than the stalled tab's socket buffers and the channel hold
-    let run = uuid::Uuid::new_v4().to_string();
-    const LINES: usize = 20_000;
-    for n in 0..LINES {
-        tracing::info!(target: "tally::board", run, n, "a line for the board's tabs");
-    }
-    let last = next_line(&mut reading, |entry| {
-        entry["fields"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains(&run) && m.ends_with(&format!("n={}", LINES - 1)))
-    })
-    .await;
-    assert_eq!(last["target"], "tally::board");
-    drop(stalled);
-}

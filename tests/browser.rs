@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::harness::{Options, TestApp, data};
 use crate::held_back::{cure, poison};
+use crate::operations::sales;
 
 fn browser_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
@@ -96,16 +97,6 @@ async fn failed_orders(quantities: &[i32]) -> (TestApp, String, Vec<(String, Str
 
 const BOARD_USER: &str = "ops";
 const BOARD_PASSWORD: &str = "board-password";
-
-async fn sales(app: &TestApp, product: &str) -> serde_json::Value {
-    let body = app
-        .gql(
-            "query($id: ID!) { product(id: $id) { salesCount totalRevenue } }",
-            json!({ "id": product }),
-        )
-        .await;
-    data(&body)["product"].clone()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_operator_works_failed_jobs_in_the_board_in_a_browser() {

@@ -2,6 +2,8 @@
 //! apalis-board 1.0 shows jobs but cannot retry them; these can. GraphQL,
 //! Tally's additions to the board and the CLI all call these, on Tally's queue.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 
@@ -94,7 +96,20 @@ impl JobSummary {
     }
 }
 
-/// A row of `list_jobs.sql`.
+/// `sql` with the columns of a [`JobSummary`] filled in (`job_summaries.sql`).
+fn job_summaries(sql: &str) -> String {
+    sql.replace(
+        "{job_summaries}",
+        include_str!("../sql/job_summaries.sql").trim_end(),
+    )
+}
+
+static LIST_JOBS_SQL: LazyLock<String> =
+    LazyLock::new(|| job_summaries(include_str!("../sql/list_jobs.sql")));
+static FIND_JOBS_SQL: LazyLock<String> =
+    LazyLock::new(|| job_summaries(include_str!("../sql/find_jobs.sql")));
+
+/// A row of `job_summaries.sql`.
 #[derive(FromQueryResult)]
 struct JobRow {
     id: String,
@@ -137,7 +152,7 @@ pub async fn list_jobs<C: ConnectionTrait>(
 ) -> Result<Vec<JobSummary>, JobError> {
     JobRow::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        include_str!("../sql/list_jobs.sql"),
+        LIST_JOBS_SQL.as_str(),
         [
             crate::QUEUE.into(),
             status.map(|s| s.as_str().to_owned()).into(),
@@ -187,7 +202,7 @@ async fn find_jobs<C: ConnectionTrait>(
 ) -> Result<Vec<JobSummary>, JobError> {
     JobRow::find_by_statement(Statement::from_sql_and_values(
         DbBackend::Postgres,
-        include_str!("../sql/find_jobs.sql"),
+        FIND_JOBS_SQL.as_str(),
         [
             crate::QUEUE.into(),
             id.map(str::to_owned).into(),
@@ -251,6 +266,14 @@ pub async fn prune_finished_jobs<C: ConnectionTrait>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_job_statements_have_their_columns_filled_in() {
+        for sql in [&*LIST_JOBS_SQL, &*FIND_JOBS_SQL] {
+            assert!(!sql.contains('{'), "a placeholder is left: {sql}");
+            assert!(sql.contains("last_result ->> 'Err' as last_error"), "{sql}");
+        }
+    }
 
     #[test]
     fn a_cancellations_job_is_labelled_as_such() {

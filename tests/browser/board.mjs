@@ -49,7 +49,13 @@ await withPage('board', shots, { httpCredentials: { username, password } }, asyn
   await page.screenshot({ path: `${shots}/3-retried-job.png` });
 
   // the Logs page shows the worker's line, filed under the task
-  await logs.locator('div').filter({ hasText: `[${jobA}]` }).filter({ hasText: APPLIED }).last().waitFor({ timeout: 10_000 });
+  try {
+    await logs.locator('div').filter({ hasText: `[${jobA}]` }).filter({ hasText: APPLIED }).last().waitFor({ timeout: 10_000 });
+  } catch (error) {
+    await logs.screenshot({ path: `${shots}/failure-logs.png`, fullPage: true });
+    console.log(await logs.evaluate(() => document.querySelector('main')?.innerText.slice(0, 3000)));
+    throw error;
+  }
   await logs.screenshot({ path: `${shots}/4-logs.png` });
 
   // the search opens an order's job; typed in lower case, as operators do

@@ -52,12 +52,16 @@ where
 /// The stream behind the board's Logs page and Events panels; it ends at
 /// shutdown, so an open tab does not hold the listener's graceful stop.
 pub fn events(shutdown: CancellationToken) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let lines = BroadcastStream::new(LINES.subscribe())
-        // a lagging tab skips what it missed
-        .filter_map(|line| std::future::ready(line.ok()))
+    let lines = subscribe()
         .map(|line| Ok(Event::default().data(&*line)))
         .take_until(shutdown.cancelled_owned());
     Sse::new(lines).keep_alive(KeepAlive::default())
+}
+
+/// The lines from now on. A reader more than [`BACKLOG`] lines behind
+/// skips to the oldest line still kept.
+fn subscribe() -> impl Stream<Item = Arc<str>> {
+    BroadcastStream::new(LINES.subscribe()).filter_map(|line| std::future::ready(line.ok()))
 }
 
 fn watched() -> bool {
@@ -145,7 +149,10 @@ where
         let entry = LogEntry {
             span: Some(span),
             level: level(meta.level()),
-            timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            // to the nanosecond: the board keys its lists by timestamp and
+            // message, and lines that share both (a run's settled jobs, in
+            // one millisecond) would collide there and go missing
+            timestamp: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
             target: meta.target().to_owned(),
             entry: Entry {
                 message: Some(fields.line),
@@ -216,7 +223,37 @@ impl Visit for Fields {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    /// A tab that never reads (a stalled or hostile browser) holds back no
+    /// other tab, and what waits for it stays within the backlog.
+    #[tokio::test]
+    async fn a_stalled_reader_holds_no_one_back_and_keeps_a_bounded_backlog() {
+        let stalled = subscribe();
+        let mut reading = Box::pin(subscribe());
+        let sent = BACKLOG * 5;
+        for n in 0..sent {
+            LINES.send(format!("line {n}").into()).unwrap();
+        }
+        assert_eq!(LINES.len(), BACKLOG);
+        let last = format!("line {}", sent - 1);
+        let mut read = 0;
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(5), reading.next())
+                .await
+                .expect("the reading tab gets lines")
+                .expect("the stream stays open");
+            read += 1;
+            if *line == *last {
+                break;
+            }
+        }
+        // it skipped what fell out of the backlog, and read the rest
+        assert_eq!(read, BACKLOG);
+        drop(stalled);
+    }
 
     #[test]
     fn the_default_filter_sends_the_jobs_lines_and_warnings_only() {
