@@ -16,6 +16,9 @@ use crate::statements::Statements;
 pub struct Report {
     pub raw_placement: Vec<(usize, Throughput)>,
     pub graphql_placement: Vec<(usize, Throughput)>,
+    /// placeOrder at 32 clients against `tally serve` with its workers: the
+    /// lag's 100 %.
+    pub placement_with_workers: Option<Throughput>,
     pub peak_rss_mib: Option<f64>,
     pub drain_coalesced: Drain,
     /// (orders per run, drain): coalescing with other batches than the
@@ -87,6 +90,15 @@ impl Report {
                 } else {
                     String::new()
                 },
+                t.per_second,
+                t.p50_ms,
+                t.p99_ms,
+                t.per_second / raw
+            );
+        }
+        if let Some(t) = &self.placement_with_workers {
+            println!(
+                "| placeOrder over HTTP, 32 clients, `tally serve` with its 2 workers (the lag's 100 %) | {:.0} | {:.2} | {:.2} | {:.2} × SQL | |",
                 t.per_second,
                 t.p50_ms,
                 t.p99_ms,
