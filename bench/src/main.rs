@@ -189,7 +189,7 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
                 lag::measure(bin, bench, best * share, duration, DEFAULT_BATCH).await?,
             ));
         }
-        // the old default's batches, at the load where they cap the sweep
+        // the old default (100 per run) beside it, at 90 %
         lag::start_clean(bin, bench).await?;
         settle(bench).await?;
         report.lag_small_batches = Some(lag::measure(bin, bench, best * 0.9, duration, 100).await?);
