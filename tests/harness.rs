@@ -17,8 +17,6 @@ use tally::db;
 use tally::money::Cents;
 use tally_test_support::TestDatabase;
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 pub struct TestApp {
@@ -103,18 +101,14 @@ impl TestApp {
     pub async fn spawn_with(options: Options) -> Self {
         // server and worker logs go to the test's captured output, and to
         // the board's Logs page as `tally serve` sends them there
-        let _ = tracing_subscriber::registry()
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_test_writer()
-                    .with_filter(EnvFilter::new(
-                        std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-                    )),
-            )
-            .with(tally::board::logs::layer(
-                tally::board::logs::DEFAULT_FILTER.parse().unwrap(),
-            ))
-            .try_init();
+        tally::telemetry::install(
+            tracing_subscriber::fmt::layer()
+                .with_test_writer()
+                .with_filter(EnvFilter::new(
+                    std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+                )),
+            tally::board::logs::DEFAULT_FILTER.parse().unwrap(),
+        );
         let database = TestDatabase::migrated("app").await;
         let mut config = Config::from_lookup(|_| None).expect("default config");
         config.database_url = database.url();

@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::board;
 use crate::config::LogFormat;
@@ -24,9 +24,18 @@ pub fn init(format: LogFormat, board_log: Targets) {
         LogFormat::Pretty => log.boxed(),
         LogFormat::Json => log.json().flatten_event(true).boxed(),
     };
-    // a second init (tests start many apps in one process) keeps the first
+    install(log.with_filter(filter), board_log);
+}
+
+/// Installs `log` with the board's layer beside it (`BOARD_LOG`: `board_log`)
+/// as the process's subscriber. A second call (tests start many apps in one
+/// process) keeps the first.
+pub fn install<L>(log: L, board_log: Targets)
+where
+    L: Layer<Registry> + Send + Sync,
+{
     let _ = tracing_subscriber::registry()
-        .with(log.with_filter(filter))
+        .with(log)
         .with(board::logs::layer(board_log))
         .try_init();
 }

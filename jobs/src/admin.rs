@@ -218,15 +218,20 @@ async fn find_jobs<C: ConnectionTrait>(
 
 /// Puts one failed or killed job back in the queue; false if there was none by that id.
 pub async fn retry_job<C: ConnectionTrait>(db: &C, id: &str) -> Result<bool, JobError> {
-    Ok(!retry(db, Some(id)).await?.is_empty())
+    Ok(!retry_jobs(db, Some(id)).await?.is_empty())
 }
 
 /// Puts every failed or killed job back; returns their ids.
 pub async fn retry_failed_jobs<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, JobError> {
-    retry(db, None).await
+    retry_jobs(db, None).await
 }
 
-async fn retry<C: ConnectionTrait>(db: &C, id: Option<&str>) -> Result<Vec<String>, JobError> {
+/// Puts the failed or killed job `id` back, or every one when `id` is None;
+/// returns the ids of the jobs put back.
+pub async fn retry_jobs<C: ConnectionTrait>(
+    db: &C,
+    id: Option<&str>,
+) -> Result<Vec<String>, JobError> {
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,

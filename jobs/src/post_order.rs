@@ -41,7 +41,7 @@ pub async fn run(
         analytics::apply_order(&ctx.db, job.order_id, ctx.batch_size, &ctx.fail_points).await;
     ctx.metrics
         .record(label(&outcome), started.elapsed().as_secs_f64());
-    log_outcome(&outcome, started, &format!("the job {task_id}"));
+    log_outcome(&outcome, started, &format_args!("the job {task_id}"));
     outcome.map(drop)
 }
 
@@ -62,7 +62,11 @@ pub const SETTLED_TARGET: &str = "jobs::settled";
 
 /// The one line a run logs about its outcome, a job's or the sweep's (the
 /// span around it says which, and `run` names it for the jobs it settled).
-pub(crate) fn log_outcome(outcome: &Result<Outcome, JobError>, started: Instant, run: &str) {
+pub(crate) fn log_outcome(
+    outcome: &Result<Outcome, JobError>,
+    started: Instant,
+    run: &dyn std::fmt::Display,
+) {
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     match outcome {
         Ok(Outcome::Applied(applied)) => {
@@ -81,7 +85,7 @@ pub(crate) fn log_outcome(outcome: &Result<Outcome, JobError>, started: Instant,
                     debug!(
                         target: SETTLED_TARGET,
                         task_id = %job,
-                        counted_by = run,
+                        counted_by = %run,
                         "this job's order was counted with others' by another run: done without running"
                     );
                 }

@@ -290,7 +290,7 @@ async fn sweep_after_placements(
                 context
                     .metrics
                     .record("swept", started.elapsed().as_secs_f64());
-                post_order::log_outcome(&outcome, started, "the sweep after a placement");
+                post_order::log_outcome(&outcome, started, &"the sweep after a placement");
             }
             // nothing was waiting; a sweep has no order of its own to take back
             Ok(Outcome::AlreadyApplied | Outcome::Reversed(_) | Outcome::AlreadyReversed) => {}

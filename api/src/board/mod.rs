@@ -45,13 +45,7 @@ impl Board {
     /// when `id` is None, wakes this process's workers for them, and logs
     /// who did it. Returns the ids of the jobs put back.
     async fn retry(&self, id: Option<&str>) -> Result<Vec<String>, jobs::JobError> {
-        let ids = match id {
-            Some(id) => match admin::retry_job(&self.db, id).await? {
-                true => vec![id.to_owned()],
-                false => Vec::new(),
-            },
-            None => admin::retry_failed_jobs(&self.db).await?,
-        };
+        let ids = admin::retry_jobs(&self.db, id).await?;
         if !ids.is_empty() {
             self.wakeup.jobs_waiting();
         }
