@@ -15,6 +15,7 @@ use tally::app::{self, Hooks, Role, Workers};
 use tally::config::{BoardConfig, Config, Secret};
 use tally::db;
 use tally::money::Cents;
+use tally::placer::PlacerHooks;
 use tally_test_support::TestDatabase;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -60,6 +61,9 @@ pub struct Options {
     pub board: Option<(&'static str, &'static str)>,
     /// Adjusts the server's settings before it starts.
     pub configure: fn(&mut Config),
+    /// Holds or breaks the coalescing of placeOrder requests; the test keeps
+    /// a clone to arm them.
+    pub placer: PlacerHooks,
 }
 
 impl Default for Options {
@@ -80,6 +84,7 @@ impl Default for Options {
             },
             board: None,
             configure: |_| {},
+            placer: PlacerHooks::default(),
         }
     }
 }
@@ -140,6 +145,7 @@ impl TestApp {
             on_statement: Some(Arc::new(move |sql| log.push(sql))),
             fail_points: fail_points.clone(),
             hold_workers: options.worker_pools == 0,
+            placer: options.placer.clone(),
         };
         // migrates the database as `tally serve` would: the copy of the
         // template is up to date already

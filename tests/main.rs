@@ -12,6 +12,7 @@ mod browser;
 mod cancellation;
 mod cart;
 mod catalog;
+mod coalescing;
 mod graphql_over_http;
 mod held_back;
 mod hostile;

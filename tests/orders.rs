@@ -14,14 +14,14 @@ const ORDER_FIELDS: &str = "id orderNumber status total analyticsStatus \
     lines { productName variantName category quantity unitPrice subtotal product { id } }";
 
 /// A pizza with two sizes and a cola: the catalog most tests order from.
-struct Menu {
-    pizza: String,
-    small: String,
-    large: String,
-    cola: String,
+pub(crate) struct Menu {
+    pub pizza: String,
+    pub small: String,
+    pub large: String,
+    pub cola: String,
 }
 
-async fn menu(app: &TestApp, admin: &str) -> Menu {
+pub(crate) async fn menu(app: &TestApp, admin: &str) -> Menu {
     let pizza = app
         .create_product(
             admin,
@@ -43,7 +43,7 @@ async fn menu(app: &TestApp, admin: &str) -> Menu {
 }
 
 /// A product "Closed" made unavailable; its id.
-async fn closed_product(app: &TestApp, admin: &str) -> String {
+pub(crate) async fn closed_product(app: &TestApp, admin: &str) -> String {
     let closed = app
         .create_product(admin, "Closed", "pizza", "5.00", &[])
         .await;

@@ -316,7 +316,7 @@ async fn an_order_whose_insert_times_out_writes_nothing_and_its_retry_places_it_
             post(&app, Some(&token), mutation, variables.clone()),
             // the placement statement, by its first line (pg_stat_activity
             // keeps only its first kilobyte, before the insert)
-            until_waiting(&app, 1, "-- Places an order in one statement%"),
+            until_waiting(&app, 1, "-- Places one order in one statement%"),
         );
         assert!(
             insert_waited,

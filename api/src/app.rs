@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::db::{self, PoolKind};
 use crate::domain::users;
 use crate::live::LiveFigures;
+use crate::placer::PlacerHooks;
 use crate::state::AppState;
 use crate::{board, http};
 
@@ -49,6 +50,8 @@ pub struct Hooks {
     /// Starts none of the app's own workers: the test starts them, from
     /// [`App::workers`], when it is ready for its jobs to run.
     pub hold_workers: bool,
+    /// Holds or breaks the coalescing of `placeOrder` requests.
+    pub placer: PlacerHooks,
 }
 
 impl Hooks {
@@ -191,7 +194,13 @@ async fn api(
     }
     // not watched: what subscribers read is no request's statement
     let live = LiveFigures::start(config, db::orm(&requests), shutdown.clone()).await?;
-    let state = AppState::new(hooks.orm(&requests), config, wakeup.clone(), live);
+    let state = AppState::new(
+        hooks.orm(&requests),
+        config,
+        wakeup.clone(),
+        live,
+        hooks.placer.clone(),
+    );
     Ok(Api {
         http: Listener {
             listener: http::bind(config.bind_addr)?,

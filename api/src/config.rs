@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use jobs::WorkerSettings;
 
+use crate::placer::PlacementSettings;
+
 #[derive(Clone)]
 pub struct Config {
     pub database_url: String,
@@ -23,6 +25,8 @@ pub struct Config {
     /// The longest a statement of a GraphQL request may run.
     pub db_statement_timeout: Duration,
     pub workers: WorkerSettings,
+    /// How concurrent `placeOrder` requests are written together.
+    pub placement: PlacementSettings,
     pub http: HttpSettings,
     /// The apalis board's own listener; `None` when no credentials are set.
     pub board: Option<BoardConfig>,
@@ -324,6 +328,20 @@ impl Config {
                 1..=3_600_000,
             )?),
             workers,
+            placement: PlacementSettings {
+                max_batch: number(
+                    &get,
+                    "ORDER_BATCH_SIZE",
+                    PlacementSettings::default().max_batch,
+                    1..=1000,
+                )?,
+                writers: number(
+                    &get,
+                    "ORDER_WRITERS",
+                    PlacementSettings::default().writers,
+                    1..=256,
+                )?,
+            },
             http: HttpSettings {
                 body_limit_bytes: 64 * 1024,
                 max_in_flight: number(&get, "MAX_REQUESTS_IN_FLIGHT", 256, 1..=100_000)?,
@@ -425,6 +443,13 @@ mod tests {
         assert!(!c.jwt_secret_configured);
         assert_eq!(c.jwt_secret.expose().len(), 64);
         assert_eq!(c.workers.max_attempts, 5);
+        assert_eq!(
+            c.placement,
+            PlacementSettings {
+                max_batch: 64,
+                writers: 1
+            }
+        );
         assert!(c.admin.is_none());
         assert!(c.board.is_none(), "the board is off without credentials");
         assert_eq!(c.job_retention, Duration::from_secs(7 * 24 * 3600));

@@ -15,6 +15,7 @@ pub mod http;
 pub mod live;
 pub mod metrics;
 pub mod money;
+pub mod placer;
 pub mod state;
 pub mod telemetry;
 

@@ -37,6 +37,7 @@ struct StatusLabels {
 pub struct Metrics {
     registry: Registry,
     orders_placed: Counter,
+    order_batches: Histogram,
     requests: Family<OperationLabels, Histogram>,
     unavailable: Family<ReasonLabels, Counter>,
     operation_names: Mutex<HashSet<String>>,
@@ -58,6 +59,14 @@ impl Default for Metrics {
             "tally_orders_placed",
             "Orders placed through this process",
             orders_placed.clone(),
+        );
+        // 1 to 128 orders
+        let order_batches = Histogram::new(exponential_buckets(1.0, 2.0, 8));
+        registry.register(
+            "tally_order_batch_size",
+            "Orders written by one placement statement in this process (placeOrder requests \
+             that arrive while earlier ones are being written share one)",
+            order_batches.clone(),
         );
         let requests = Family::<OperationLabels, Histogram>::new_with_constructor(|| {
             // 1 ms to ~16 s
@@ -106,6 +115,7 @@ impl Default for Metrics {
             registry,
             websockets,
             orders_placed,
+            order_batches,
             requests,
             unavailable,
             operation_names: Mutex::default(),
@@ -127,6 +137,11 @@ impl Metrics {
 
     pub fn order_placed(&self) {
         self.orders_placed.inc();
+    }
+
+    /// One placement statement wrote (or tried) this many orders.
+    pub fn order_batch_written(&self, orders: usize) {
+        self.order_batches.observe(orders as f64);
     }
 
     /// A request refused at the limit of requests in flight.

@@ -9,11 +9,14 @@ use crate::auth_throttle::AuthThrottle;
 use crate::config::Config;
 use crate::live::LiveFigures;
 use crate::metrics::Metrics;
+use crate::placer::{Placer, PlacerHooks};
 
 /// What every request handler shares.
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// Writes `placeOrder`'s orders, coalesced.
+    pub placer: Placer,
     pub tokens: Tokens,
     /// Wakes this process's workers after an order commits.
     pub wakeup: Wakeup,
@@ -28,14 +31,30 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(db: DatabaseConnection, config: &Config, wakeup: Wakeup, live: LiveFigures) -> Self {
+    /// Starts the placer too: call it inside the runtime.
+    pub fn new(
+        db: DatabaseConnection,
+        config: &Config,
+        wakeup: Wakeup,
+        live: LiveFigures,
+        placer_hooks: PlacerHooks,
+    ) -> Self {
+        let jobs = config.workers.job_options();
+        let metrics = Arc::<Metrics>::default();
         Self {
+            placer: Placer::start(
+                db.clone(),
+                config.placement,
+                jobs,
+                metrics.clone(),
+                placer_hooks,
+            ),
             db,
             tokens: Tokens::new(&config.jwt_secret),
             wakeup,
-            jobs: config.workers.job_options(),
+            jobs,
             cancel_window: config.order_cancel_window,
-            metrics: Arc::default(),
+            metrics,
             live,
             auth_throttle: Arc::new(AuthThrottle::new(&config.http.auth)),
         }

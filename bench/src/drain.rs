@@ -37,7 +37,7 @@ pub async fn fill_backlog(bench: &Arc<Bench>, n: i64) -> anyhow::Result<()> {
             let mut conn = bench.pool.acquire().await?;
             let mut k = client;
             while (k as i64) < missing {
-                place_raw(&bench, &mut conn, k).await?;
+                place_raw(&bench, &mut conn, k, 1).await?;
                 k += clients;
             }
             anyhow::Ok(())

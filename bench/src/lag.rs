@@ -54,7 +54,7 @@ pub async fn measure(
     duration: Duration,
     batch: u32,
 ) -> anyhow::Result<Lag> {
-    let server = Tally::serve(bin, bench, 2, batch).await?;
+    let server = Tally::serve(bin, bench, 2, batch, &[]).await?;
     let start: DateTime<Utc> = sqlx::query_scalar("select now()")
         .fetch_one(&bench.pool)
         .await?;

@@ -34,12 +34,14 @@ fn summarise(histogram: &Histogram<u64>, errors: u64, elapsed: Duration) -> Thro
     }
 }
 
-/// The placement limit: Tally's own two statements (read prices, then one
-/// statement writing order, lines and job row) sent straight over `clients`
-/// connections, no HTTP, no GraphQL, no ORM.
+/// The placement limit: Tally's own placement statement (pricing the lines
+/// and writing orders, lines and job rows) sent straight over `clients`
+/// connections, `batch` orders per statement, no HTTP, no GraphQL, no ORM.
+/// An order's latency is its statement's.
 pub async fn raw_placement(
     bench: &Arc<Bench>,
     clients: usize,
+    batch: usize,
     duration: Duration,
 ) -> anyhow::Result<Throughput> {
     let deadline = Instant::now() + duration;
@@ -53,11 +55,14 @@ pub async fn raw_placement(
             let mut n = client;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                match place_raw(&bench, &mut conn, n).await {
-                    Ok(()) => latencies.record(t.elapsed().as_micros().max(1) as u64)?,
-                    Err(_) => errors += 1,
+                match place_raw(&bench, &mut conn, n, batch).await {
+                    Ok(()) => {
+                        let took = t.elapsed().as_micros().max(1) as u64;
+                        latencies.record_n(took, batch as u64)?
+                    }
+                    Err(_) => errors += batch as u64,
                 }
-                n += clients;
+                n += clients * batch;
             }
             anyhow::Ok((latencies, errors))
         }
@@ -66,36 +71,66 @@ pub async fn raw_placement(
     merge(results, started.elapsed())
 }
 
-/// One order by straight SQL, customer and lines picked by `n`: Tally's own
-/// placement statement, sent as it is, without GraphQL, HTTP or the
-/// account read in front of it.
+/// `batch` orders by straight SQL in one statement, customers and lines
+/// picked from `n` on: Tally's own placement statement, sent as it is,
+/// without GraphQL, HTTP or the account read in front of it.
 pub async fn place_raw(
     bench: &Bench,
     conn: &mut sqlx::PgConnection,
     n: usize,
+    batch: usize,
 ) -> anyhow::Result<()> {
-    let lines: Value = bench
-        .random_lines()
-        .iter()
-        .map(|(id, _, quantity)| json!({ "product_id": id, "variant_id": null, "quantity": quantity }))
-        .collect();
-    let (customer, _) = &bench.customers[n % bench.customers.len()];
-    // the parameters tally::domain::orders::PLACE_ORDER_SQL names
-    let placed = sqlx::query(tally::domain::orders::PLACE_ORDER_SQL.as_str())
-        .bind(customer)
-        .bind(None::<String>)
-        .bind(Json(&lines))
-        .bind(Vec::<i64>::new())
-        .bind(jobs::enqueue::new_job_id())
-        .bind(5_i32)
-        .fetch_all(&mut *conn)
-        .await?;
-    // every answered line carries the order placed; none when it was refused
-    let id: Option<i64> = match placed.first() {
-        Some(line) => line.try_get("id")?,
-        None => None,
+    let lines = || -> Value {
+        bench
+            .random_lines()
+            .iter()
+            .map(|(id, _, quantity)| {
+                json!({ "product_id": id, "variant_id": null, "quantity": quantity })
+            })
+            .collect()
     };
-    anyhow::ensure!(id.is_some(), "the straight-SQL placement placed no order");
+    let customer = |slot: usize| bench.customers[(n + slot) % bench.customers.len()].0;
+    let placed = if batch == 1 {
+        // the parameters tally::domain::orders::PLACE_ORDER_SQL names
+        sqlx::query(tally::domain::orders::PLACE_ORDER_SQL.as_str())
+            .bind(customer(0))
+            .bind(None::<String>)
+            .bind(Json(lines()))
+            .bind(Vec::<i64>::new())
+            .bind(jobs::enqueue::new_job_id())
+            .bind(5_i32)
+            .fetch_all(&mut *conn)
+            .await?
+    } else {
+        // the fields tally::domain::orders::PLACE_ORDERS_SQL reads
+        let requests: Value = (0..batch)
+            .map(|slot| {
+                json!({
+                    "slot": slot,
+                    "user_id": customer(slot),
+                    "key": null,
+                    "job_id": jobs::enqueue::new_job_id(),
+                    "lines": lines(),
+                })
+            })
+            .collect();
+        sqlx::query(tally::domain::orders::PLACE_ORDERS_SQL.as_str())
+            .bind(Json(&requests))
+            .bind(5_i32)
+            .fetch_all(&mut *conn)
+            .await?
+    };
+    // every answered line carries its order; none when it was refused
+    let mut orders = std::collections::HashSet::new();
+    for line in &placed {
+        let id: Option<i64> = line.try_get("id")?;
+        orders.insert(id.ok_or_else(|| anyhow::anyhow!("a straight-SQL order was refused"))?);
+    }
+    anyhow::ensure!(
+        orders.len() == batch,
+        "the straight-SQL placement placed {} of {batch} orders",
+        orders.len()
+    );
     Ok(())
 }
 

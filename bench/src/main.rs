@@ -27,6 +27,10 @@ use crate::setup::Bench;
 /// Orders per run in `tally serve` and `tally worker` unless configured.
 const DEFAULT_BATCH: u32 = jobs::WorkerSettings::DEFAULT_BATCH_SIZE;
 
+/// Connections of the coalesced straight SQL: one per core, PostgreSQL's
+/// best for a statement's serial work.
+const RAW_WRITERS: usize = 2;
+
 #[derive(Parser)]
 #[command(about = "Measure Tally against this machine's raw-SQL limits")]
 struct Args {
@@ -102,29 +106,70 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
     let mut report = Report::default();
 
     if args.runs(Part::Placement) {
-        eprintln!("1/6 placement: straight SQL");
+        eprintln!("1/6 placement: straight SQL, one order per statement");
         for clients in [16, 32] {
             let cpu = cpu::Sample::now();
-            let placed = load::raw_placement(bench, clients, duration).await?;
+            let placed = load::raw_placement(bench, clients, 1, duration).await?;
             report.cpu.push((
                 format!("placement, straight SQL, {clients} connections"),
                 cpu.per_order(placed.per_second * duration.as_secs_f64()),
             ));
             report.raw_placement.push((clients, placed));
         }
+        eprintln!("1/6 placement: straight SQL, coalesced");
+        // the form of Tally's placer at 32 clients: orders sent together,
+        // as many as are waiting
+        let (connections, batch) = (RAW_WRITERS, 16);
+        let cpu = cpu::Sample::now();
+        let placed = load::raw_placement(bench, connections, batch, duration).await?;
+        report.cpu.push((
+            format!(
+                "placement, straight SQL, {connections} connections × {batch} orders per statement"
+            ),
+            cpu.per_order(placed.per_second * duration.as_secs_f64()),
+        ));
+        report.raw_coalesced = Some((connections, batch, placed));
+
         eprintln!("1/6 placement: placeOrder over HTTP (tally serve without workers)");
-        let server = Tally::serve(bin, bench, 0, 100).await?;
+        let server = Tally::serve(bin, bench, 0, 100, &[]).await?;
         for clients in [1, 8, 32] {
             let cpu = cpu::Sample::now();
             let placed = load::graphql_placement(bench, &server.addr, clients, duration).await?;
             report.cpu.push((
-                format!("placeOrder over HTTP, {clients} clients"),
+                format!("placeOrder over HTTP, {clients} clients, coalesced"),
                 cpu.per_order(placed.per_second * duration.as_secs_f64()),
             ));
             report.graphql_placement.push((clients, placed));
         }
         report.peak_rss_mib = server.peak_rss_mib();
+        report.batch_sizes = server.order_batch_sizes().await.ok();
         server.stop()?;
+
+        eprintln!("1/6 placement: placeOrder over HTTP, two writers and each order alone");
+        let others = [
+            // a second writer beside the first, as ORDER_WRITERS allows
+            (
+                "two writers (ORDER_WRITERS=2)",
+                [("ORDER_WRITERS", "2"), ("ORDER_BATCH_SIZE", "64")],
+            ),
+            // as before coalescing: each request its own statement, as many
+            // at once as the pool has connections
+            (
+                "each order alone (ORDER_BATCH_SIZE=1)",
+                [("ORDER_WRITERS", "16"), ("ORDER_BATCH_SIZE", "1")],
+            ),
+        ];
+        for (name, env) in others {
+            let server = Tally::serve(bin, bench, 0, 100, &env).await?;
+            let cpu = cpu::Sample::now();
+            let placed = load::graphql_placement(bench, &server.addr, 32, duration).await?;
+            report.cpu.push((
+                format!("placeOrder over HTTP, 32 clients, {name}"),
+                cpu.per_order(placed.per_second * duration.as_secs_f64()),
+            ));
+            report.graphql_other.push((name, placed));
+            server.stop()?;
+        }
     }
 
     if args.runs(Part::Drain) {
@@ -176,7 +221,7 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
         // its load is a share of what that server carries, not of what one
         // without workers does
         lag::start_clean(bin, bench).await?;
-        let server = Tally::serve(bin, bench, 2, DEFAULT_BATCH).await?;
+        let server = Tally::serve(bin, bench, 2, DEFAULT_BATCH, &[]).await?;
         let carried = load::graphql_placement(bench, &server.addr, 32, duration).await?;
         server.stop()?;
         let best = carried.per_second;

@@ -29,15 +29,18 @@ pub fn binary(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 impl Tally {
-    /// `tally serve` on a free port; `workers` in-process workers (0: none).
+    /// `tally serve` on a free port; `workers` in-process workers (0: none);
+    /// `env`, settings of its own.
     pub async fn serve(
         bin: &PathBuf,
         bench: &Bench,
         workers: usize,
         batch: u32,
+        env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
         let port = free_port()?;
         let child = command(bin, bench, workers, batch)
+            .envs(env.iter().copied())
             .arg("serve")
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .spawn()
@@ -79,6 +82,27 @@ impl Tally {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         bail!("tally serve did not become ready at {url}")
+    }
+
+    /// How many placement statements wrote how many orders, from the
+    /// server's `/metrics` (`tally_order_batch_size`): (orders at most,
+    /// statements), as Prometheus's cumulative buckets.
+    pub async fn order_batch_sizes(&self) -> anyhow::Result<Vec<(String, u64)>> {
+        let metrics = reqwest::get(format!("http://{}/metrics", self.addr))
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        metrics
+            .lines()
+            .filter_map(|line| line.strip_prefix("tally_order_batch_size_bucket{le=\""))
+            .map(|rest| {
+                let (le, count) = rest
+                    .split_once("\"} ")
+                    .ok_or_else(|| anyhow::anyhow!("unreadable bucket {rest:?}"))?;
+                Ok((le.to_owned(), count.trim().parse()?))
+            })
+            .collect()
     }
 
     /// The most memory the process has held (VmHWM), in MiB.

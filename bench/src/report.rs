@@ -14,8 +14,16 @@ use crate::statements::Statements;
 
 #[derive(Default)]
 pub struct Report {
+    /// (connections, straight SQL one order per statement)
     pub raw_placement: Vec<(usize, Throughput)>,
+    /// (connections, orders per statement, straight SQL)
+    pub raw_coalesced: Option<(usize, usize, Throughput)>,
+    /// (clients, placeOrder with Tally's defaults: coalesced)
     pub graphql_placement: Vec<(usize, Throughput)>,
+    /// placeOrder at 32 clients, other placer settings than the defaults.
+    pub graphql_other: Vec<(&'static str, Throughput)>,
+    /// The coalesced server's statements by orders written, after its runs.
+    pub batch_sizes: Option<Vec<(String, u64)>>,
     /// placeOrder at 32 clients against `tally serve` with its workers: the
     /// lag's 100 %.
     pub placement_with_workers: Option<Throughput>,
@@ -77,19 +85,44 @@ impl Report {
                 t.per_second, t.p50_ms, t.p99_ms
             );
         }
+        let raw_coalesced = self.raw_coalesced.map(|(connections, batch, t)| {
+            println!(
+                "| placement, straight SQL, {connections} connections × {batch} orders per statement | {:.0} | {:.2} | {:.2} | {:.2} × SQL | |",
+                t.per_second,
+                t.p50_ms,
+                t.p99_ms,
+                t.per_second / raw
+            );
+            t.per_second
+        });
+        let versus_coalesced = |t: &Throughput| match raw_coalesced {
+            Some(limit) => format!(", {:.2} × SQL coalesced", t.per_second / limit),
+            None => String::new(),
+        };
+        let errors = |t: &Throughput| match t.errors {
+            0 => String::new(),
+            n => format!(" ({n} errors)"),
+        };
         for (clients, t) in &self.graphql_placement {
             let target = if *clients == 32 {
-                "≥ 0.50 of SQL, p99 ≤ 25 ms"
+                "> 1.0 × SQL, p99 ≤ SQL's"
             } else {
                 ""
             };
             println!(
-                "| placeOrder over HTTP, {clients} clients{} | {:.0} | {:.2} | {:.2} | {:.2} × SQL | {target} |",
-                if t.errors > 0 {
-                    format!(" ({} errors)", t.errors)
-                } else {
-                    String::new()
-                },
+                "| placeOrder over HTTP, {clients} clients, coalesced (the default){} | {:.0} | {:.2} | {:.2} | {:.2} × SQL{} | {target} |",
+                errors(t),
+                t.per_second,
+                t.p50_ms,
+                t.p99_ms,
+                t.per_second / raw,
+                versus_coalesced(t)
+            );
+        }
+        for (name, t) in &self.graphql_other {
+            println!(
+                "| placeOrder over HTTP, 32 clients, {name}{} | {:.0} | {:.2} | {:.2} | {:.2} × SQL | |",
+                errors(t),
                 t.per_second,
                 t.p50_ms,
                 t.p99_ms,
@@ -216,6 +249,21 @@ impl Report {
         if let Some(h) = &self.history {
             h.print();
         }
+        if let Some(buckets) = &self.batch_sizes {
+            let mut below = 0;
+            let sizes: Vec<String> = buckets
+                .iter()
+                .map(|(le, count)| {
+                    let these = count - below;
+                    below = *count;
+                    format!("≤ {le}: {these}")
+                })
+                .collect();
+            println!(
+                "placement statements of the coalesced server, by orders written: {}",
+                sizes.join(", ")
+            );
+        }
         if let Some(rss) = self.peak_rss_mib {
             println!("peak RSS of `tally serve` after the placement runs: {rss:.0} MiB");
         }
@@ -268,11 +316,15 @@ impl Report {
             .draw()?;
         let series = [
             (
-                "placeOrder over HTTP (Tally)",
+                "placeOrder over HTTP (Tally, coalesced)",
                 &self.graphql_placement,
                 BLUE,
             ),
-            ("straight SQL (limit)", &self.raw_placement, RED),
+            (
+                "straight SQL, one order per statement (limit)",
+                &self.raw_placement,
+                RED,
+            ),
         ];
         for (name, points, color) in series {
             let points: Vec<(usize, f64)> =

@@ -59,27 +59,28 @@ pub struct JobOptions {
 }
 
 /// The body of a CTE that enqueues the `kind` job of each order the caller's
-/// CTE `orders` returns (with its columns `id` and `order_number`). It reads
-/// two parameters, `$first` and `$first + 1`, whose values are
-/// [`enqueue_values`]: the statement's other parameters come before them.
-pub fn enqueue_sql(kind: JobKind, orders: &str, first: usize) -> String {
+/// CTE `orders` returns (with its columns `id` and `order_number`). `job_id`
+/// and `max_attempts` are SQL expressions: the caller's parameters (whose
+/// values [`enqueue_values`] makes) or columns of `o`, a row of `orders`.
+pub fn enqueue_sql(kind: JobKind, orders: &str, job_id: &str, max_attempts: &str) -> String {
     include_str!("../sql/enqueue.sql")
         .replace("{orders}", orders)
-        .replace("{job_id}", &format!("${first}"))
-        .replace("{max_attempts}", &format!("${}", first + 1))
+        .replace("{job_id}", job_id)
+        .replace("{max_attempts}", max_attempts)
         .replace("{queue}", QUEUE)
         .replace("{key_prefix}", kind.key_prefix())
 }
 
-/// The values of [`enqueue_sql`]'s two parameters, in order: a new job id
-/// and the attempts it may take.
+/// The values of a job's id and the attempts it may take, in that order.
 pub fn enqueue_values(options: JobOptions) -> [Value; 2] {
-    [
-        new_job_id().into(),
-        i32::try_from(options.max_attempts)
-            .unwrap_or(i32::MAX)
-            .into(),
-    ]
+    [new_job_id().into(), max_attempts_value(options)]
+}
+
+/// The attempts a job may take, as [`enqueue_sql`]'s `max_attempts` reads it.
+pub fn max_attempts_value(options: JobOptions) -> Value {
+    i32::try_from(options.max_attempts)
+        .unwrap_or(i32::MAX)
+        .into()
 }
 
 /// A new job's id: apalis reads ids as ULIDs.
@@ -103,7 +104,7 @@ mod tests {
 
     #[test]
     fn the_enqueue_sql_reads_its_parameters_and_the_callers_orders() {
-        let sql = enqueue_sql(JobKind::Reverse, "cancelled", 3);
+        let sql = enqueue_sql(JobKind::Reverse, "cancelled", "$3", "$4");
         assert!(sql.contains("select $3,"), "{sql}");
         assert!(sql.contains("       $4,"), "{sql}");
         assert!(sql.contains("from cancelled o"), "{sql}");

@@ -5,7 +5,8 @@ use entity::{order_lines, orders};
 use jobs::{JobKind, JobOptions};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait, Value,
+    FromQueryResult, QueryFilter, QueryOrder, QueryResult, QuerySelect, Statement,
+    TransactionTrait, Value,
 };
 
 use super::Quantity;
@@ -48,7 +49,18 @@ pub static PLACE_ORDER_SQL: LazyLock<String> = LazyLock::new(|| {
         .replace("{priced_lines}", &pricing::priced_lines_sql())
         .replace(
             "{enqueue_job}",
-            &jobs::enqueue::enqueue_sql(JobKind::Count, "new_order", 5),
+            &jobs::enqueue::enqueue_sql(JobKind::Count, "new_order", "$5", "$6"),
+        )
+});
+
+/// `place_orders.sql` with the lines' rules (`priced_lines.sql`) and the jobs'
+/// rows (the jobs crate's) filled in. Its parameters are listed at its top.
+pub static PLACE_ORDERS_SQL: LazyLock<String> = LazyLock::new(|| {
+    include_str!("sql/place_orders.sql")
+        .replace("{priced_lines}", &pricing::priced_lines_sql())
+        .replace(
+            "{enqueue_job}",
+            &jobs::enqueue::enqueue_sql(JobKind::Count, "placed_requests", "o.job_id", "$2"),
         )
 });
 
@@ -56,7 +68,7 @@ pub static PLACE_ORDER_SQL: LazyLock<String> = LazyLock::new(|| {
 static CANCEL_ORDER_SQL: LazyLock<String> = LazyLock::new(|| {
     include_str!("sql/cancel_order.sql").replace(
         "{enqueue_job}",
-        &jobs::enqueue::enqueue_sql(JobKind::Reverse, "cancelled", 2),
+        &jobs::enqueue::enqueue_sql(JobKind::Reverse, "cancelled", "$2", "$3"),
     )
 });
 
@@ -69,6 +81,43 @@ pub struct PlacedOrder {
     pub replayed: bool,
 }
 
+/// An order ready to be written: its lines checked for number (1 to
+/// [`MAX_LINES`]), not yet for what they name, which the statement that
+/// writes it checks.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    viewer: Viewer,
+    items: Vec<OrderItem>,
+    key: Option<IdempotencyKey>,
+    /// The cart lines it is made of, removed with it.
+    cart_line_ids: Vec<i64>,
+}
+
+impl NewOrder {
+    /// An order from explicit items.
+    pub fn new(
+        viewer: Viewer,
+        items: Vec<OrderItem>,
+        key: Option<IdempotencyKey>,
+    ) -> ApiResult<Self> {
+        if items.is_empty() {
+            return Err(ApiError::bad_input("an order needs at least one line"));
+        }
+        check_line_count(items.len())?;
+        Ok(Self {
+            viewer,
+            items,
+            key,
+            cart_line_ids: Vec::new(),
+        })
+    }
+
+    /// Its number of lines, which a batch's size is bounded by too.
+    pub fn lines(&self) -> usize {
+        self.items.len()
+    }
+}
+
 /// Places an order from explicit items: one statement prices the lines and
 /// writes the order, its lines and its job, or writes nothing.
 #[tracing::instrument(skip_all, fields(user_id = viewer.user_id, lines = items.len()))]
@@ -79,11 +128,7 @@ pub async fn place_order<C: ConnectionTrait>(
     key: Option<IdempotencyKey>,
     job: JobOptions,
 ) -> ApiResult<PlacedOrder> {
-    if items.is_empty() {
-        return Err(ApiError::bad_input("an order needs at least one line"));
-    }
-    check_line_count(items.len())?;
-    write_order(db, viewer, &items, key, job, &[]).await
+    write_order(db, NewOrder::new(viewer, items, key)?, job).await
 }
 
 /// Turns the viewer's whole cart into an order and empties it, atomically.
@@ -110,7 +155,6 @@ pub async fn place_order_from_cart(
             None => Err(ApiError::bad_input("the cart is empty")),
         };
     }
-    check_line_count(cart.lines.len())?;
     let items = cart
         .lines
         .iter()
@@ -122,8 +166,11 @@ pub async fn place_order_from_cart(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let cart_line_ids: Vec<i64> = cart.lines.iter().map(|l| l.id).collect();
-    let placed = write_order(&txn, viewer, &items, key, job, &cart_line_ids).await?;
+    let order = NewOrder {
+        cart_line_ids: cart.lines.iter().map(|l| l.id).collect(),
+        ..NewOrder::new(viewer, items, key)?
+    };
+    let placed = write_order(&txn, order, job).await?;
     txn.commit().await?;
     Ok(placed)
 }
@@ -137,17 +184,104 @@ fn check_line_count(lines: usize) -> ApiResult<()> {
     }
 }
 
-/// Runs `place_order.sql` and reads its answer: the earlier order the key
-/// names, the first line that cannot be ordered, or the order it placed.
-async fn write_order<C: ConnectionTrait>(
+/// [`write_orders`] for one order.
+pub async fn write_order<C: ConnectionTrait>(
     db: &C,
-    viewer: Viewer,
-    items: &[OrderItem],
-    key: Option<IdempotencyKey>,
+    order: NewOrder,
     job: JobOptions,
-    cart_line_ids: &[i64],
 ) -> ApiResult<PlacedOrder> {
-    let requested: serde_json::Value = items
+    write_orders(db, std::slice::from_ref(&order), job)
+        .await?
+        .pop()
+        .unwrap_or_else(|| Err(ApiError::internal(anyhow::anyhow!("one order, no answer"))))
+}
+
+/// Writes a batch of orders with one statement, so with one round trip and
+/// one commit, and answers each in its turn: the order it placed, the
+/// earlier order its key names, or why it could not be placed. One order's
+/// refusal does not touch the others. Fails as a whole only when the
+/// statement does (the token of a deleted account, a timeout): then nothing
+/// was written. A lone order goes by `place_order.sql`, more than one by
+/// `place_orders.sql`; a cart's order is written alone.
+#[tracing::instrument(skip_all, fields(orders = batch.len()))]
+pub async fn write_orders<C: ConnectionTrait>(
+    db: &C,
+    batch: &[NewOrder],
+    job: JobOptions,
+) -> ApiResult<Vec<ApiResult<PlacedOrder>>> {
+    let statement = match batch {
+        [order] => {
+            let mut values: Vec<Value> = vec![
+                order.viewer.user_id.into(),
+                order.key.as_ref().map(|k| k.0.clone()).into(),
+                lines_json(order).into(),
+                order.cart_line_ids.clone().into(),
+            ];
+            values.extend(jobs::enqueue::enqueue_values(job));
+            Statement::from_sql_and_values(DbBackend::Postgres, PLACE_ORDER_SQL.as_str(), values)
+        }
+        _ if batch.iter().any(|order| !order.cart_line_ids.is_empty()) => {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "a cart's order is written alone"
+            )));
+        }
+        _ => {
+            let requests: serde_json::Value = batch
+                .iter()
+                .enumerate()
+                .map(|(slot, order)| {
+                    serde_json::json!({
+                        "slot": slot,
+                        "user_id": order.viewer.user_id,
+                        "key": order.key.as_ref().map(|k| k.0.as_str()),
+                        "job_id": jobs::enqueue::new_job_id(),
+                        "lines": lines_json(order),
+                    })
+                })
+                .collect();
+            Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                PLACE_ORDERS_SQL.as_str(),
+                [requests.into(), jobs::enqueue::max_attempts_value(job)],
+            )
+        }
+    };
+    let rows = db
+        .query_all_raw(statement)
+        .await
+        // the token outlived its account
+        .on_constraint("orders_user_id_fkey", || ApiError::InvalidToken)?;
+
+    // the rows come by slot, then line: each order's are one run
+    let mut rows = rows.as_slice();
+    let mut answers = Vec::with_capacity(batch.len());
+    for (slot, order) in batch.iter().enumerate() {
+        let ours = rows
+            .iter()
+            .take_while(|row| row.try_get::<i32>("", "slot").ok() == Some(slot as i32))
+            .count();
+        let (own, rest) = rows.split_at(ours);
+        rows = rest;
+        let answer = match read_answer(own, order) {
+            Ok(Some(placed)) => Ok(placed),
+            Ok(None) => find_by_key(db, order.viewer.user_id, order.key.as_ref())
+                .await
+                .and_then(|earlier| {
+                    earlier.ok_or_else(|| {
+                        ApiError::internal(anyhow::anyhow!("idempotent order vanished"))
+                    })
+                }),
+            Err(refused) => Err(refused),
+        };
+        answers.push(answer);
+    }
+    Ok(answers)
+}
+
+/// An order's lines as the placement statements read them.
+fn lines_json(order: &NewOrder) -> serde_json::Value {
+    order
+        .items
         .iter()
         .map(|item| {
             serde_json::json!({
@@ -156,68 +290,56 @@ async fn write_order<C: ConnectionTrait>(
                 "quantity": item.quantity.get(),
             })
         })
-        .collect();
-    let mut values: Vec<Value> = vec![
-        viewer.user_id.into(),
-        key.as_ref().map(|k| k.0.clone()).into(),
-        requested.into(),
-        cart_line_ids.to_vec().into(),
-    ];
-    values.extend(jobs::enqueue::enqueue_values(job));
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            PLACE_ORDER_SQL.as_str(),
-            values,
-        ))
-        .await
-        // the token outlived its account
-        .on_constraint("orders_user_id_fkey", || ApiError::InvalidToken)?;
+        .collect()
+}
 
+/// Reads one order's rows of the placement statement: the earlier order its key
+/// names, the first line that cannot be ordered, or the order it placed.
+/// None when every line could be ordered and another request with the same
+/// key won the insert: its order is the answer.
+fn read_answer(rows: &[QueryResult], order: &NewOrder) -> ApiResult<Option<PlacedOrder>> {
     // every row carries the same order, if there is one, and the same total
     let Some(first) = rows.first() else {
         return Err(ApiError::internal(anyhow::anyhow!(
-            "place_order.sql answered no line"
+            "the placement statement answered no line for an order"
         )));
     };
-    let order = match first.try_get::<Option<i64>>("", "id")? {
+    let placed = match first.try_get::<Option<i64>>("", "id")? {
         Some(_) => Some((
             orders::Model::from_query_result(first, "")?,
             first.try_get::<bool>("", "replayed")?,
         )),
         None => None,
     };
-    if let Some((order, true)) = order {
-        return Ok(PlacedOrder {
-            order,
+    if let Some((placed, true)) = placed {
+        return Ok(Some(PlacedOrder {
+            order: placed,
             lines: None,
             replayed: true,
-        });
+        }));
     }
     let priced = rows
         .iter()
         .map(|row| PriceRow::from_query_result(row, "")?.check())
         .collect::<ApiResult<Vec<PricedItem>>>()?;
-    let Some((order, _)) = order else {
+    let Some((placed, _)) = placed else {
         // Every line could be ordered. Within the bounds (a price at most
         // MAX_PRICE, 99 units, 100 lines) a total stays below 10^12 cents;
         // the statement checks it all the same, so no input can make it wrap.
         if !first.try_get::<bool>("", "total_fits")? {
             return Err(ApiError::bad_input("the order's total is too large"));
         }
-        // a concurrent request with the same key won the insert
-        return find_by_key(db, viewer.user_id, key.as_ref())
-            .await?
-            .ok_or_else(|| ApiError::internal(anyhow::anyhow!("idempotent order vanished")));
+        return Ok(None);
     };
     tracing::info!(
-        order_number = %order.order_number,
-        total = %Cents(order.total_cents),
+        user_id = placed.user_id,
+        order_number = %placed.order_number,
+        total = %Cents(placed.total_cents),
         "placed an order"
     );
     let lines = priced
         .into_iter()
-        .zip(items)
+        .zip(&order.items)
         .enumerate()
         .map(|(n, (line, item))| {
             let quantity = item.quantity.get();
@@ -227,7 +349,7 @@ async fn write_order<C: ConnectionTrait>(
                 .checked_mul(i64::from(quantity))
                 .ok_or_else(|| ApiError::internal(anyhow::anyhow!("a written subtotal wraps")))?;
             Ok(order_lines::Model {
-                order_id: order.id,
+                order_id: placed.id,
                 line_no: n as i32 + 1,
                 product_id: line.product_id,
                 variant_id: line.variant_id,
@@ -240,11 +362,11 @@ async fn write_order<C: ConnectionTrait>(
             })
         })
         .collect::<ApiResult<_>>()?;
-    Ok(PlacedOrder {
-        order,
+    Ok(Some(PlacedOrder {
+        order: placed,
         lines: Some(lines),
         replayed: false,
-    })
+    }))
 }
 
 async fn find_by_key<C: ConnectionTrait>(

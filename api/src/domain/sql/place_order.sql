@@ -1,10 +1,16 @@
--- Places an order in one statement, so in one round trip and one
+-- Places one order in one statement, so in one round trip and one
 -- transaction: the lines are priced, and the order, its lines, its
 -- post-order job and (for a cart order) the emptied cart commit together,
 -- or nothing is written. Parameters: $1 the customer, $2 the idempotency key
 -- (or null), $3 the lines as one JSON array of {product_id, variant_id,
 -- quantity}, $4 the ids of the cart lines it empties; $5 and $6 are the
 -- job's (jobs::enqueue::enqueue_sql, filled in at new_job).
+--
+-- The one-order form of place_orders.sql, with the same rules and the same
+-- answer (its order is slot 0): keep the two in step. It exists because a
+-- statement's cost, at a few rows, is mostly its plan's nodes, and the batch
+-- form's joins by slot cost PostgreSQL 40 % more CPU for a lone order,
+-- which is every order at low load and every cart order (BENCHMARKS.md).
 --
 -- It answers one row per line, as priced (with its problem, if any), with
 -- whether the total fits, beside the order placed or the earlier order the
@@ -15,7 +21,7 @@ with earlier as (
     select * from orders where user_id = $1 and idempotency_key = $2
 ),
 requested as (
-    select l.line_no::integer as line_no, l.product_id, l.variant_id, l.quantity
+    select 0 as slot, l.line_no::integer as line_no, l.product_id, l.variant_id, l.quantity
     from rows from (jsonb_to_recordset($3::jsonb) as (product_id bigint, variant_id bigint,
                                                        quantity integer))
         with ordinality as l (product_id, variant_id, quantity, line_no)

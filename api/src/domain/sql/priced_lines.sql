@@ -1,9 +1,11 @@
 -- The body of a CTE, or a select after the caller's `with`: each line of the
--- caller's CTE `requested` (line_no, product_id, variant_id) priced now, and
--- what stops it from being ordered (`problem`, null when nothing does). The
--- one place the rules of an orderable line are written: pricing.rs words
--- each problem as its error, and place_order.sql writes an order only when
--- no line has one. Checked in this order:
+-- caller's CTE `requested` (slot, line_no, product_id, variant_id) priced
+-- now, and what stops it from being ordered (`problem`, null when nothing
+-- does). A slot is an order of a batch (place_orders.sql), its lines
+-- numbered from 1.
+-- The one place the rules of an orderable line are written: pricing.rs words
+-- each problem as its error, and place_orders.sql writes an order only when
+-- none of its lines has one. Checked in this order:
 --   no_product       the product does not exist
 --   no_variant       the variant does not exist
 --   foreign_variant  the variant is another product's
@@ -11,7 +13,8 @@
 --   price_unbounded  the price is outside 0.00 to the highest price (a row
 --                    older than the bound, which the database checks only on
 --                    rows written since: NOT VALID)
-select r.line_no,
+select r.slot,
+       r.line_no,
        r.product_id as requested_product_id,
        r.variant_id as requested_variant_id,
        p.id as product_id,

@@ -1,7 +1,9 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
 
 use crate::domain::Quantity;
-use crate::domain::orders::{self, CancelledOrder, IdempotencyKey, OrderItem, PlacedOrder};
+use crate::domain::orders::{
+    self, CancelledOrder, IdempotencyKey, NewOrder, OrderItem, PlacedOrder,
+};
 use crate::error::ApiResult;
 use crate::graphql::context::{ContextExt, parse_id};
 use crate::graphql::types::Order;
@@ -61,8 +63,11 @@ impl OrderMutation {
             .as_deref()
             .map(IdempotencyKey::parse)
             .transpose()?;
-        let state = ctx.state();
-        let placed = orders::place_order(&state.db, viewer, items, key, state.jobs).await?;
+        let placed = ctx
+            .state()
+            .placer
+            .place(NewOrder::new(viewer, items, key)?)
+            .await?;
         Ok(committed(ctx, placed))
     }
 
