@@ -484,7 +484,9 @@ async fn statements_of_a_page(app: &TestApp, admin: &str, customers: usize) -> V
             .into_iter()
             .find(|t| sql.contains(&format!("FROM {t}")))
             .unwrap_or_else(|| panic!("an unexpected statement: {sql}\n{all}"));
-        if sql.contains(" IN (") {
+        // the caller's account (role and token version), read by id
+        let account_read = table == "\"users\"" && !sql.contains("\"users\".\"name\"");
+        if sql.contains(" IN (") && !account_read {
             // the keys are bound as $1..$n
             let keys = (1..=100)
                 .rev()

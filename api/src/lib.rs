@@ -1,10 +1,12 @@
 //! Tally: a GraphQL backend for food-ordering apps. `main.rs` is the CLI;
 //! this library is what it (and the tests) put together.
 
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod auth_throttle;
 pub mod board;
+pub mod coalesce;
 pub mod config;
 pub mod db;
 pub mod domain;

@@ -1,11 +1,11 @@
 //! Coalesced placement. The `placeOrder` requests a process receives while
-//! its earlier writes are in flight wait in one queue; the next free writer
-//! takes all of them (up to a batch) and writes them with one statement and
-//! one commit ([`orders::write_orders`]), as the post-order job coalesces
-//! its counting. Each request still gets its own answer: its order, the
-//! earlier order its key names, or its own error. At low load a writer is
-//! free when a request comes, so its batch is that one order, written at
-//! once.
+//! its earlier placement is in flight wait in one queue ([`crate::coalesce`]);
+//! the next free writer takes all of them (up to a batch) and writes them with
+//! one statement and one commit ([`orders::write_orders`]), as the
+//! post-order job coalesces its counting. Each request still gets its own
+//! answer: its order, the earlier order its key names, or its own error. At
+//! low load a writer is free when a request comes, so its batch is that one
+//! order, written at once.
 //!
 //! A batch whose statement fails as a whole (the token of an account deleted
 //! meanwhile, a timeout) has written nothing: each of its orders is then
@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use futures::future::join_all;
 use jobs::JobOptions;
 use sea_orm::DatabaseConnection;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tracing::{debug, warn};
 
+use crate::coalesce::{self, Queued, Unanswered, Weigh};
 use crate::domain::orders::{self, NewOrder, PlacedOrder};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
@@ -69,20 +69,19 @@ impl PlacerHooks {
     }
 }
 
+impl Weigh for NewOrder {
+    fn weight(&self) -> usize {
+        self.lines()
+    }
+}
+
 /// Places orders through this process's queue. Cloning shares the queue.
 #[derive(Clone)]
 pub struct Placer {
-    queue: mpsc::Sender<Queued>,
-}
-
-struct Queued {
-    order: NewOrder,
-    answer: oneshot::Sender<ApiResult<PlacedOrder>>,
+    queue: coalesce::Queue<NewOrder, ApiResult<PlacedOrder>>,
 }
 
 impl Placer {
-    /// Starts the task that gathers batches; it ends when the last clone of
-    /// the placer is dropped, after handing out what was queued.
     pub fn start(
         db: DatabaseConnection,
         settings: PlacementSettings,
@@ -90,83 +89,35 @@ impl Placer {
         metrics: Arc<Metrics>,
         hooks: PlacerHooks,
     ) -> Self {
-        // requests in flight are bounded by the HTTP layer; this only needs
-        // room for a few batches
-        let (queue, queued) = mpsc::channel(4 * settings.max_batch.max(64));
+        let limits = coalesce::Limits {
+            max_batch: settings.max_batch,
+            max_weight: MAX_BATCH_LINES,
+            in_flight: settings.writers,
+            gather: hooks.gather.clone(),
+        };
         let writer = Arc::new(Writer {
             db,
             job,
             metrics,
             hooks,
         });
-        tokio::spawn(gather(queued, writer, settings));
+        let queue = coalesce::Queue::start(limits, move |batch| writer.clone().write(batch));
         Self { queue }
     }
 
     /// Places `order` with whatever else is queued, and answers for it alone.
     pub async fn place(&self, order: NewOrder) -> ApiResult<PlacedOrder> {
-        let (answer, answered) = oneshot::channel();
-        self.queue
-            .send(Queued { order, answer })
-            .await
-            .map_err(|_| ApiError::Unavailable("the server is shutting down"))?;
-        answered.await.map_err(|_| {
-            ApiError::internal(anyhow::anyhow!(
+        match self.queue.submit(order).await {
+            Ok(placed) => placed,
+            Err(Unanswered::Closed) => Err(ApiError::Unavailable("the server is shutting down")),
+            Err(Unanswered::Dropped) => Err(ApiError::internal(anyhow::anyhow!(
                 "the order's batch ended without answering it"
-            ))
-        })?
+            ))),
+        }
     }
 }
 
-/// Takes a writer, then every order queued by then, and hands them over.
-async fn gather(
-    mut queued: mpsc::Receiver<Queued>,
-    writer: Arc<Writer>,
-    settings: PlacementSettings,
-) {
-    let writers = Arc::new(Semaphore::new(settings.writers));
-    // taken from the queue, and left for the next batch, which it would
-    // have made too large
-    let mut carried: Option<Queued> = None;
-    loop {
-        let Ok(permit) = writers.clone().acquire_owned().await else {
-            return;
-        };
-        let first = match carried.take() {
-            Some(first) => first,
-            None => match queued.recv().await {
-                Some(first) => first,
-                None => return,
-            },
-        };
-        let mut lines = first.order.lines();
-        let mut batch = vec![first];
-        let wanted = writer.hooks.gather.load(Ordering::SeqCst);
-        if wanted > 0 {
-            while batch.len() < wanted {
-                let Some(next) = queued.recv().await else {
-                    break;
-                };
-                lines += next.order.lines();
-                batch.push(next);
-            }
-        }
-        while batch.len() < settings.max_batch {
-            let Ok(next) = queued.try_recv() else {
-                break;
-            };
-            if lines + next.order.lines() > MAX_BATCH_LINES {
-                carried = Some(next);
-                break;
-            }
-            lines += next.order.lines();
-            batch.push(next);
-        }
-        tokio::spawn(writer.clone().write(batch, permit));
-    }
-}
-
-/// Writes batches; one per free permit.
+/// Writes batches of orders.
 struct Writer {
     db: DatabaseConnection,
     job: JobOptions,
@@ -175,13 +126,13 @@ struct Writer {
 }
 
 impl Writer {
-    async fn write(self: Arc<Self>, batch: Vec<Queued>, _permit: OwnedSemaphorePermit) {
+    async fn write(self: Arc<Self>, batch: Vec<Queued<NewOrder, ApiResult<PlacedOrder>>>) {
         // a client that left while its order waited gets none: it never saw
         // an answer, and a retry with its key places the order then
         let (orders, answers): (Vec<_>, Vec<_>) = batch
             .into_iter()
             .filter(|queued| !queued.answer.is_closed())
-            .map(|queued| (queued.order, queued.answer))
+            .map(|queued| (queued.item, queued.answer))
             .unzip();
         if orders.is_empty() {
             return;

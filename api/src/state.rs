@@ -4,6 +4,7 @@ use std::time::Duration;
 use jobs::{JobOptions, Wakeup};
 use sea_orm::DatabaseConnection;
 
+use crate::accounts::Accounts;
 use crate::auth::Tokens;
 use crate::auth_throttle::AuthThrottle;
 use crate::config::Config;
@@ -17,6 +18,8 @@ pub struct AppState {
     pub db: DatabaseConnection,
     /// Writes `placeOrder`'s orders, coalesced.
     pub placer: Placer,
+    /// Reads the accounts of HTTP requests' tokens, coalesced.
+    pub accounts: Accounts,
     pub tokens: Tokens,
     /// Wakes this process's workers after an order commits.
     pub wakeup: Wakeup,
@@ -31,7 +34,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Starts the placer too: call it inside the runtime.
+    /// Starts the placer and the account reads too: call it inside the
+    /// runtime.
     pub fn new(
         db: DatabaseConnection,
         config: &Config,
@@ -49,6 +53,7 @@ impl AppState {
                 metrics.clone(),
                 placer_hooks,
             ),
+            accounts: Accounts::start(db.clone()),
             db,
             tokens: Tokens::new(&config.jwt_secret),
             wakeup,

@@ -1,6 +1,9 @@
 use entity::users::{self, Role};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
+    QueryFilter, QuerySelect,
+};
 
 use crate::auth::{self, Email, Password, Verified, Viewer};
 use crate::auth_throttle::{AuthThrottle, ClientAddr};
@@ -121,15 +124,49 @@ async fn dummy_hash() -> ApiResult<String> {
 
 /// The caller a token names, as the account is now: with its current role;
 /// `InvalidToken` when the account is gone, or the token predates a change
-/// of its password or role. One primary-key read a request: what lets a
-/// demoted admin lose admin reads at once, and a changed password end every
-/// session.
+/// of its password or role. One primary-key read a request (HTTP requests
+/// read theirs together: `crate::accounts`): what lets a demoted admin lose
+/// admin reads at once, and a changed password end every session.
 pub async fn current_viewer<C: ConnectionTrait>(db: &C, token: &Verified) -> ApiResult<Viewer> {
-    match find(db, token.viewer.user_id).await? {
-        Some(user) if user.token_version == token.version => Ok(Viewer {
-            user_id: user.id,
-            role: user.role,
-        }),
+    let accounts = find_accounts(db, &[token.viewer.user_id]).await?;
+    viewer_of(accounts.first(), token)
+}
+
+/// What a token is checked against: an account's role and token version.
+#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
+pub struct Account {
+    pub id: i64,
+    pub role: Role,
+    pub token_version: i32,
+}
+
+/// The accounts of `ids` that exist, in one statement whatever their number.
+pub async fn find_accounts<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<Vec<Account>, DbErr> {
+    users::Entity::find()
+        .select_only()
+        .columns([
+            users::Column::Id,
+            users::Column::Role,
+            users::Column::TokenVersion,
+        ])
+        .filter(users::Column::Id.is_in(ids.iter().copied()))
+        .into_model::<Account>()
+        .all(db)
+        .await
+}
+
+/// The viewer `token` stands for, given its account as it is now (None:
+/// gone).
+pub fn viewer_of(account: Option<&Account>, token: &Verified) -> ApiResult<Viewer> {
+    match account {
+        Some(account)
+            if account.id == token.viewer.user_id && account.token_version == token.version =>
+        {
+            Ok(Viewer {
+                user_id: account.id,
+                role: account.role,
+            })
+        }
         _ => Err(ApiError::InvalidToken),
     }
 }

@@ -14,7 +14,6 @@ use super::caller::{bearer_token, client_addr};
 use super::endpoint::Endpoint;
 use super::{answer, graphiql, websocket};
 use crate::auth_throttle::ClientAddr;
-use crate::domain::users;
 use crate::error::ApiError;
 use crate::graphql::ViaGet;
 use crate::graphql::loaders::Loaders;
@@ -129,7 +128,7 @@ async fn execute(
     }
     if let Some(token) = bearer_token(headers) {
         let viewer = match endpoint.state.tokens.verify(token) {
-            Ok(verified) => users::current_viewer(&endpoint.state.db, &verified).await,
+            Ok(verified) => endpoint.state.accounts.viewer(&verified).await,
             Err(e) => Err(e),
         };
         match viewer {
