@@ -10,9 +10,9 @@ use std::sync::Arc;
 use sea_orm::{DatabaseConnection, DbErr};
 
 use crate::auth::{Verified, Viewer};
-use crate::coalesce::{self, Queued, Unanswered, Weigh};
+use crate::coalesce::{self, Queued, Weigh};
 use crate::domain::users::{self, Account};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 
 /// Accounts one statement reads at most.
 const MAX_BATCH: usize = 256;
@@ -20,11 +20,7 @@ const MAX_BATCH: usize = 256;
 /// An account to read, by id.
 struct Lookup(i64);
 
-impl Weigh for Lookup {
-    fn weight(&self) -> usize {
-        1
-    }
-}
+impl Weigh for Lookup {}
 
 /// Reads accounts through this process's queue. Cloning shares the queue.
 #[derive(Clone)]
@@ -48,14 +44,8 @@ impl Accounts {
 
     /// [`users::current_viewer`], read with the other requests' accounts.
     pub async fn viewer(&self, token: &Verified) -> ApiResult<Viewer> {
-        match self.queue.submit(Lookup(token.viewer.user_id)).await {
-            Ok(Ok(account)) => users::viewer_of(account.as_ref(), token),
-            Ok(Err(error)) => Err(error.into()),
-            Err(Unanswered::Closed) => Err(ApiError::Unavailable("the server is shutting down")),
-            Err(Unanswered::Dropped) => Err(ApiError::internal(anyhow::anyhow!(
-                "the account read ended without answering"
-            ))),
-        }
+        let account = self.queue.submit(Lookup(token.viewer.user_id)).await??;
+        users::viewer_of(account.as_ref(), token)
     }
 }
 

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
+use crate::error::ApiError;
+
 /// An item of a batch, and where its answer goes. The handler answers each
 /// (or drops it, and its caller is told the batch ended without an answer).
 pub struct Queued<T, A> {
@@ -55,9 +57,22 @@ pub enum Unanswered {
     Dropped,
 }
 
-/// What an item weighs towards [`Limits::max_weight`].
+impl From<Unanswered> for ApiError {
+    fn from(unanswered: Unanswered) -> Self {
+        match unanswered {
+            Unanswered::Closed => Self::Unavailable("the server is shutting down"),
+            Unanswered::Dropped => Self::internal(anyhow::anyhow!(
+                "a batch ended without answering its request"
+            )),
+        }
+    }
+}
+
+/// What an item weighs towards [`Limits::max_weight`]: 1 unless it says.
 pub trait Weigh {
-    fn weight(&self) -> usize;
+    fn weight(&self) -> usize {
+        1
+    }
 }
 
 impl<T: Weigh + Send + 'static, A: Send + 'static> Queue<T, A> {

@@ -19,9 +19,9 @@ use jobs::JobOptions;
 use sea_orm::DatabaseConnection;
 use tracing::{debug, warn};
 
-use crate::coalesce::{self, Queued, Unanswered, Weigh};
+use crate::coalesce::{self, Queued, Weigh};
 use crate::domain::orders::{self, NewOrder, PlacedOrder};
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::metrics::Metrics;
 
 /// Lines one batch holds at most, so that a batch of large orders stays one
@@ -107,13 +107,7 @@ impl Placer {
 
     /// Places `order` with whatever else is queued, and answers for it alone.
     pub async fn place(&self, order: NewOrder) -> ApiResult<PlacedOrder> {
-        match self.queue.submit(order).await {
-            Ok(placed) => placed,
-            Err(Unanswered::Closed) => Err(ApiError::Unavailable("the server is shutting down")),
-            Err(Unanswered::Dropped) => Err(ApiError::internal(anyhow::anyhow!(
-                "the order's batch ended without answering it"
-            ))),
-        }
+        self.queue.submit(order).await?
     }
 }
 
@@ -160,13 +154,15 @@ impl Writer {
                     error = ?error,
                     "a batch of orders failed as a whole, and wrote nothing: writing each alone"
                 );
-                join_all(orders.into_iter().zip(answers).map(|(order, answer)| {
-                    let writer = self.clone();
-                    async move {
-                        let placed = orders::write_order(&writer.db, order, writer.job).await;
-                        let _ = answer.send(placed);
-                    }
-                }))
+                let (db, job) = (&self.db, self.job);
+                join_all(
+                    orders
+                        .into_iter()
+                        .zip(answers)
+                        .map(|(order, answer)| async move {
+                            let _ = answer.send(orders::write_order(db, order, job).await);
+                        }),
+                )
                 .await;
             }
         }
