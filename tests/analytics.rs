@@ -579,9 +579,9 @@ async fn statements_per_order_do_not_grow_with_its_lines() {
     }
     assert_eq!(
         counts,
-        // placeOrder: the caller's account (role and token version), then
-        // the placement, one statement
-        vec![(1, 2, 8, 10), (40, 2, 8, 10)],
+        // placeOrder: one statement, which confirms the caller's token and
+        // places the order
+        vec![(1, 1, 8, 10), (40, 1, 8, 10)],
         "(lines, placeOrder statements, job statements, reversal statements)"
     );
 }

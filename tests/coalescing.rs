@@ -4,8 +4,10 @@
 //! statement does not depend on the machine's timing.
 
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use futures::future::join_all;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::{Value, json};
 use tally::domain::orders::{PLACE_ORDER_SQL, PLACE_ORDERS_SQL};
 use tally::placer::PlacerHooks;
@@ -62,21 +64,6 @@ async fn place_together(
     (answers, app.statements.take())
 }
 
-/// Every statement but the placements reads accounts, and the `requests`
-/// read theirs in 1 to `requests` statements (reads that come while one is
-/// in flight are made together, so how many depends on timing).
-fn assert_account_reads(statements: &[String], requests: usize) {
-    let reads: Vec<&String> = statements
-        .iter()
-        .filter(|sql| *sql != PLACE_ORDERS_SQL.as_str() && *sql != PLACE_ORDER_SQL.as_str())
-        .collect();
-    assert!(
-        reads.iter().all(|sql| sql.contains(r#"FROM "users""#)),
-        "{reads:#?}"
-    );
-    assert!((1..=requests).contains(&reads.len()), "{reads:#?}");
-}
-
 fn line(product: &str, variant: Option<&str>, quantity: i32) -> Value {
     json!({ "productId": product, "variantId": variant, "quantity": quantity })
 }
@@ -123,9 +110,9 @@ async fn one_statement_writes_a_batch_and_a_bad_order_fails_alone() {
         answers[3]["errors"][0]["message"],
         "product 999999 does not exist"
     );
-    // one statement wrote the five; the rest read their callers' accounts
-    assert_eq!(placements(&statements), 1, "{statements:#?}");
-    assert_account_reads(&statements, inputs.len());
+    // one statement confirmed the five callers' tokens and wrote the three
+    // orders: nothing else ran
+    assert_eq!(statements, [PLACE_ORDERS_SQL.as_str()]);
 
     // three orders, with their own lines and their own jobs
     assert_eq!(
@@ -238,10 +225,10 @@ async fn a_batch_of_any_size_is_one_statement() {
         for answer in &answers {
             assert_eq!(data(answer)["placeOrder"]["total"], "30.50");
         }
-        assert_account_reads(&statements, n);
-        counts.push((n, placements(&statements)));
+        counts.push((n, placements(&statements), statements.len()));
     }
-    assert_eq!(counts, [(1, 1), (8, 1), (32, 1)]);
+    // (orders, placement statements, statements in all)
+    assert_eq!(counts, [(1, 1, 1), (8, 1, 1), (32, 1, 1)]);
     assert_eq!(app.count("select count(*) from orders").await, 41);
     assert_eq!(app.count("select count(*) from order_lines").await, 82);
     assert_eq!(app.count("select count(*) from apalis.jobs").await, 41);
@@ -330,4 +317,155 @@ async fn a_batch_that_fails_as_a_whole_places_its_good_orders_alone() {
         [json!({ "total_cents": 500 }), json!({ "total_cents": 900 })]
     );
     assert_eq!(app.count("select count(*) from apalis.jobs").await, 2);
+}
+
+/// The answer of a placeOrder whose token its account no longer confirms,
+/// refused by the placement statement itself.
+fn assert_refused_token(answer: &Value) {
+    assert_eq!(error_code(answer), "UNAUTHENTICATED", "{answer}");
+    assert_eq!(answer["errors"][0]["message"], "invalid or expired token");
+    assert_eq!(
+        answer["errors"][0]["path"],
+        json!(["placeOrder"]),
+        "{answer}"
+    );
+    assert_eq!(answer["data"], Value::Null, "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_placement_statement_refuses_a_revoked_token_and_places_its_neighbours() {
+    let placer = PlacerHooks::default();
+    let app = app_with(&placer).await;
+    let admin = app.admin_token().await;
+    let m = menu(&app, &admin).await;
+    let tokens = customers(&app, 4).await;
+    let keyed = json!({ "items": [line(&m.cola, None, 1)], "idempotencyKey": "lunch" });
+    let earlier = data(&place(&app, &tokens[1], keyed.clone()).await)["placeOrder"].clone();
+    // a changed password moves the account's token version on; an account
+    // deleted takes its tokens with it
+    app.execute("update users set password_hash = 'changed' where name = 'Customer 1'")
+        .await;
+    app.execute("delete from users where name = 'Customer 2'")
+        .await;
+    let inputs = [
+        json!({ "items": [line(&m.cola, None, 2)] }),
+        // the revoked token's key does not bring back its earlier order
+        keyed.clone(),
+        json!({ "items": [line(&m.cola, None, 3)] }),
+        json!({ "items": [line(&m.pizza, Some(&m.small), 1)] }),
+    ];
+
+    let (answers, statements) = place_together(&app, &placer, &tokens, &inputs).await;
+
+    assert_eq!(data(&answers[0])["placeOrder"]["total"], "5.00");
+    assert_refused_token(&answers[1]);
+    assert_refused_token(&answers[2]);
+    assert_eq!(data(&answers[3])["placeOrder"]["total"], "9.00");
+    // one statement, which neither the revoked token nor the deleted
+    // account failed as a whole
+    assert_eq!(statements, [PLACE_ORDERS_SQL.as_str()]);
+
+    // alone, by the one-order statement: the same
+    placer.gather.store(0, Ordering::SeqCst);
+    app.statements.take();
+    assert_refused_token(&place(&app, &tokens[1], keyed.clone()).await);
+    assert_eq!(app.statements.take(), [PLACE_ORDER_SQL.as_str()]);
+
+    // a request with anything beside placeOrder has its caller confirmed
+    // before it runs: refused as a whole, by the account read alone
+    let mixed = app
+        .gql_as(
+            &tokens[1],
+            "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id } __typename }",
+            json!({ "input": keyed }),
+        )
+        .await;
+    assert_eq!(error_code(&mixed), "UNAUTHENTICATED", "{mixed}");
+    assert_eq!(mixed["errors"][0]["message"], "invalid or expired token");
+    assert_eq!(mixed["errors"][0].get("path"), None, "{mixed}");
+    assert_eq!(mixed["data"], Value::Null, "{mixed}");
+    let statements = app.statements.take();
+    assert_eq!(placements(&statements), 0, "{statements:#?}");
+    assert!(
+        matches!(statements.as_slice(), [read] if read.contains(r#"FROM "users""#)),
+        "{statements:#?}"
+    );
+
+    // and with a standing token, the same request runs after that read
+    let both = app
+        .gql_as(
+            &tokens[0],
+            "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { total } __typename }",
+            json!({ "input": { "items": [line(&m.cola, None, 4)] } }),
+        )
+        .await;
+    assert_eq!(
+        data(&both),
+        &json!({ "placeOrder": { "total": "10.00" }, "__typename": "Mutation" })
+    );
+    let statements = app.statements.take();
+    assert_eq!(statements.len(), 2, "{statements:#?}");
+    assert_eq!(statements[1], PLACE_ORDER_SQL.as_str());
+
+    assert_eq!(
+        app.rows(
+            "select u.name, o.idempotency_key, o.total_cents
+             from orders o join users u on u.id = o.user_id
+             order by o.id"
+        )
+        .await,
+        [
+            json!({ "name": "Customer 1", "idempotency_key": "lunch", "total_cents": 250 }),
+            json!({ "name": "Customer 0", "idempotency_key": null, "total_cents": 500 }),
+            json!({ "name": "Customer 3", "idempotency_key": null, "total_cents": 900 }),
+            json!({ "name": "Customer 0", "idempotency_key": null, "total_cents": 1000 }),
+        ]
+    );
+    assert_eq!(earlier["total"], "2.50");
+    assert_eq!(app.count("select count(*) from apalis.jobs").await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_the_database_is_too_slow_for_is_refused_at_once_not_order_by_order() {
+    let placer = PlacerHooks::default();
+    let app = TestApp::spawn_with(Options {
+        worker_pools: 0,
+        placer: placer.clone(),
+        configure: |c| c.db_statement_timeout = Duration::from_millis(500),
+        ..Options::default()
+    })
+    .await;
+    let admin = app.admin_token().await;
+    let m = menu(&app, &admin).await;
+    let tokens = customers(&app, 3).await;
+    let inputs = vec![json!({ "items": [line(&m.cola, None, 1)] }); 3];
+
+    // a transaction that holds off every insert into orders, as an
+    // operator's long maintenance would
+    let maintenance = app.db.begin().await.unwrap();
+    maintenance
+        .execute_unprepared("lock table orders in share mode")
+        .await
+        .unwrap();
+    let (answers, statements) = place_together(&app, &placer, &tokens, &inputs).await;
+    maintenance.rollback().await.unwrap();
+
+    for answer in &answers {
+        assert_eq!(error_code(answer), "SERVICE_UNAVAILABLE", "{answer}");
+        assert_eq!(
+            answer["errors"][0]["message"],
+            "the database took too long to answer; try again shortly"
+        );
+    }
+    // the batch's statement, and no statement timeout more for each order
+    assert_eq!(statements, [PLACE_ORDERS_SQL.as_str()]);
+    assert_eq!(app.count("select count(*) from orders").await, 0);
+
+    // the clients' retries, once the lock is gone, are placed
+    let (answers, _) = place_together(&app, &placer, &tokens, &inputs).await;
+    for answer in &answers {
+        assert_eq!(data(answer)["placeOrder"]["total"], "2.50");
+    }
+    assert_eq!(app.count("select count(*) from orders").await, 3);
+    assert_eq!(app.count("select count(*) from apalis.jobs").await, 3);
 }

@@ -1,5 +1,7 @@
 //! The account reads of HTTP requests, coalesced. Every request with a token
-//! reads its caller's account (role and token version) before it runs; the
+//! reads its caller's account (role and token version) before it runs, but
+//! one that only places orders, whose placement statement checks the token
+//! itself ([`crate::auth::Caller`]); the
 //! requests that arrive while a read is in flight have theirs read together,
 //! by one statement ([`crate::coalesce`]), so that a busy process does not
 //! spend a statement per request on it. At low load a read is alone and

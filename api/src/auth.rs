@@ -1,5 +1,7 @@
 //! Who is calling: passwords (argon2), bearer tokens (JWT, HS256), roles.
 
+use std::sync::OnceLock;
+
 use entity::users::Role;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -46,6 +48,52 @@ pub struct Verified {
     pub version: i32,
     /// How long the token stays valid.
     pub valid_for: std::time::Duration,
+}
+
+/// The caller of a request: what its token says, and the viewer it stands
+/// for once the account has confirmed it (`domain::users::viewer_of`).
+/// Requests confirm it before they run, except those that only place orders
+/// (`graphql::places_orders_only`), whose placement
+/// statement checks the token itself, in the transaction that writes.
+#[derive(Debug)]
+pub struct Caller {
+    token: Verified,
+    viewer: OnceLock<Viewer>,
+}
+
+impl Caller {
+    /// A caller whose account confirmed `token` as `viewer`.
+    pub fn confirmed(token: Verified, viewer: Viewer) -> Self {
+        Self {
+            token,
+            viewer: OnceLock::from(viewer),
+        }
+    }
+
+    /// A caller whose token no account has confirmed yet.
+    pub fn unconfirmed(token: Verified) -> Self {
+        Self {
+            token,
+            viewer: OnceLock::new(),
+        }
+    }
+
+    /// The caller, once confirmed.
+    pub fn viewer(&self) -> Option<Viewer> {
+        self.viewer.get().copied()
+    }
+
+    /// What the token says: who the caller is if the account still agrees.
+    pub fn token(&self) -> Verified {
+        self.token
+    }
+
+    /// A statement confirmed the token against the account: the account is
+    /// still at the token's version, so its role is still the token's (a
+    /// change of role moves the version on).
+    pub fn confirm(&self) {
+        let _ = self.viewer.set(self.token.viewer);
+    }
 }
 
 #[derive(Clone)]

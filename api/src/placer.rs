@@ -7,9 +7,11 @@
 //! low load a writer is free when a request comes, so its batch is that one
 //! order, written at once.
 //!
-//! A batch whose statement fails as a whole (the token of an account deleted
-//! meanwhile, a timeout) has written nothing: each of its orders is then
-//! written alone, so one bad order never fails its neighbours.
+//! A batch whose statement fails as a whole has written nothing. When the
+//! database failed it (unreachable, or past the statement timeout), each of
+//! its orders is answered `SERVICE_UNAVAILABLE` at once, which clients retry;
+//! when something in the batch did (a row that breaks a constraint), each of
+//! its orders is written alone, so one bad order never fails its neighbours.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
@@ -21,7 +23,7 @@ use tracing::{debug, warn};
 
 use crate::coalesce::{self, Queued, Weigh};
 use crate::domain::orders::{self, NewOrder, PlacedOrder};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
 
 /// Lines one batch holds at most, so that a batch of large orders stays one
@@ -146,6 +148,17 @@ impl Writer {
             Err(error) if orders.len() == 1 => {
                 if let Some(answer) = answers.into_iter().next() {
                     let _ = answer.send(Err(error));
+                }
+            }
+            Err(ApiError::Unavailable(reason)) => {
+                // the database, not an order: unreachable or too slow, each
+                // order alone would wait as long again before its answer
+                warn!(
+                    orders = orders.len(),
+                    reason, "a batch of orders failed as the database did, and wrote nothing"
+                );
+                for answer in answers {
+                    let _ = answer.send(Err(ApiError::Unavailable(reason)));
                 }
             }
             Err(error) => {

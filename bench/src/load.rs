@@ -72,8 +72,9 @@ pub async fn raw_placement(
 }
 
 /// `batch` orders by straight SQL in one statement, customers and lines
-/// picked from `n` on: Tally's own placement statement, sent as it is,
-/// without GraphQL, HTTP or the account read in front of it.
+/// picked from `n` on: Tally's own placement statement, sent as it is
+/// (confirming each caller's token, as it does for placeOrder), without
+/// GraphQL or HTTP in front of it.
 pub async fn place_raw(
     bench: &Bench,
     conn: &mut sqlx::PgConnection,
@@ -94,6 +95,9 @@ pub async fn place_raw(
         // the parameters tally::domain::orders::PLACE_ORDER_SQL names
         sqlx::query(tally::domain::orders::PLACE_ORDER_SQL.as_str())
             .bind(customer(0))
+            // a fresh account's token version: the statement confirms the
+            // caller, as a placeOrder request's does
+            .bind(Some(0_i32))
             .bind(None::<String>)
             .bind(Json(lines()))
             .bind(Vec::<i64>::new())
@@ -108,6 +112,7 @@ pub async fn place_raw(
                 json!({
                     "slot": slot,
                     "user_id": customer(slot),
+                    "token_version": 0,
                     "key": null,
                     "job_id": jobs::enqueue::new_job_id(),
                     "lines": lines(),

@@ -49,7 +49,7 @@ pub static PLACE_ORDER_SQL: LazyLock<String> = LazyLock::new(|| {
         .replace("{priced_lines}", &pricing::priced_lines_sql())
         .replace(
             "{enqueue_job}",
-            &jobs::enqueue::enqueue_sql(JobKind::Count, "new_order", "$5", "$6"),
+            &jobs::enqueue::enqueue_sql(JobKind::Count, "new_order", "$6", "$7"),
         )
 });
 
@@ -91,6 +91,10 @@ pub struct NewOrder {
     key: Option<IdempotencyKey>,
     /// The cart lines it is made of, removed with it.
     cart_line_ids: Vec<i64>,
+    /// The token version the statement is to find the account at, when the
+    /// caller's token is still to be confirmed (`auth::Caller`); None when
+    /// it was.
+    token_version: Option<i32>,
 }
 
 impl NewOrder {
@@ -109,7 +113,19 @@ impl NewOrder {
             items,
             key,
             cart_line_ids: Vec::new(),
+            token_version: None,
         })
+    }
+
+    /// The same order from a caller whose token, at `version`, no account
+    /// has confirmed yet: the statement that writes it confirms it, and
+    /// refuses the order (`InvalidToken`, nothing written) when the account
+    /// is gone or at another version.
+    pub fn confirming(self, version: i32) -> Self {
+        Self {
+            token_version: Some(version),
+            ..self
+        }
     }
 
     /// Its number of lines, which a batch's size is bounded by too.
@@ -199,9 +215,10 @@ pub async fn write_order<C: ConnectionTrait>(
 /// Writes a batch of orders with one statement, so with one round trip and
 /// one commit, and answers each in its turn: the order it placed, the
 /// earlier order its key names, or why it could not be placed. One order's
-/// refusal does not touch the others. Fails as a whole only when the
-/// statement does (the token of a deleted account, a timeout): then nothing
-/// was written. A lone order goes by `place_order.sql`, more than one by
+/// refusal does not touch the others, nor does a token its account no
+/// longer confirms ([`NewOrder::confirming`]). Fails as a whole only when
+/// the statement does (an account deleted after its caller was confirmed, a
+/// timeout): then nothing was written. A lone order goes by `place_order.sql`, more than one by
 /// `place_orders.sql`; a cart's order is written alone.
 #[tracing::instrument(skip_all, fields(orders = batch.len()))]
 pub async fn write_orders<C: ConnectionTrait>(
@@ -213,6 +230,7 @@ pub async fn write_orders<C: ConnectionTrait>(
         [order] => {
             let mut values: Vec<Value> = vec![
                 order.viewer.user_id.into(),
+                order.token_version.into(),
                 order.key.as_ref().map(|k| k.0.clone()).into(),
                 lines_json(order).into(),
                 order.cart_line_ids.clone().into(),
@@ -233,6 +251,7 @@ pub async fn write_orders<C: ConnectionTrait>(
                     serde_json::json!({
                         "slot": slot,
                         "user_id": order.viewer.user_id,
+                        "token_version": order.token_version,
                         "key": order.key.as_ref().map(|k| k.0.as_str()),
                         "job_id": jobs::enqueue::new_job_id(),
                         "lines": lines_json(order),
@@ -293,17 +312,22 @@ fn lines_json(order: &NewOrder) -> serde_json::Value {
         .collect()
 }
 
-/// Reads one order's rows of the placement statement: the earlier order its key
-/// names, the first line that cannot be ordered, or the order it placed.
-/// None when every line could be ordered and another request with the same
-/// key won the insert: its order is the answer.
+/// Reads one order's rows of the placement statement: a token the account
+/// no longer confirms, the earlier order its key names, the first line that
+/// cannot be ordered, or the order it placed. None when every line could be
+/// ordered and another request with the same key won the insert: its order
+/// is the answer.
 fn read_answer(rows: &[QueryResult], order: &NewOrder) -> ApiResult<Option<PlacedOrder>> {
-    // every row carries the same order, if there is one, and the same total
+    // every row carries the same order, if there is one, the same total and
+    // the same verdict on the token
     let Some(first) = rows.first() else {
         return Err(ApiError::internal(anyhow::anyhow!(
             "the placement statement answered no line for an order"
         )));
     };
+    if !first.try_get::<bool>("", "token_stands")? {
+        return Err(ApiError::InvalidToken);
+    }
     let placed = match first.try_get::<Option<i64>>("", "id")? {
         Some(_) => Some((
             orders::Model::from_query_result(first, "")?,

@@ -125,7 +125,8 @@ async fn dummy_hash() -> ApiResult<String> {
 /// The caller a token names, as the account is now: with its current role;
 /// `InvalidToken` when the account is gone, or the token predates a change
 /// of its password or role. One primary-key read a request (HTTP requests
-/// read theirs together: `crate::accounts`): what lets a demoted admin lose
+/// read theirs together: `crate::accounts`; one that only places orders has
+/// its placement statement check the same): what lets a demoted admin lose
 /// admin reads at once, and a changed password end every session.
 pub async fn current_viewer<C: ConnectionTrait>(db: &C, token: &Verified) -> ApiResult<Viewer> {
     let accounts = find_accounts(db, &[token.viewer.user_id]).await?;

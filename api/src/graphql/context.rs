@@ -2,7 +2,7 @@ use async_graphql::{Context, ID};
 
 use super::loaders::Loaders;
 
-use crate::auth::Viewer;
+use crate::auth::{Caller, Viewer};
 use crate::auth_throttle::ClientAddr;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -13,6 +13,9 @@ pub(crate) trait ContextExt {
     fn loaders(&self) -> &Loaders;
     /// The caller, or `UNAUTHENTICATED`.
     fn viewer(&self) -> ApiResult<Viewer>;
+    /// The caller as the token names them, confirmed by the account or not
+    /// yet ([`Caller`]), or `UNAUTHENTICATED`.
+    fn caller(&self) -> ApiResult<&Caller>;
     /// The client's address, for limits kept per address; None when the
     /// transport does not know it.
     fn client_addr(&self) -> Option<ClientAddr>;
@@ -30,9 +33,13 @@ impl ContextExt for Context<'_> {
     }
 
     fn viewer(&self) -> ApiResult<Viewer> {
-        self.data_opt::<Viewer>()
-            .copied()
+        self.data_opt::<Caller>()
+            .and_then(Caller::viewer)
             .ok_or(ApiError::Unauthenticated)
+    }
+
+    fn caller(&self) -> ApiResult<&Caller> {
+        self.data_opt::<Caller>().ok_or(ApiError::Unauthenticated)
     }
 
     fn client_addr(&self) -> Option<ClientAddr> {

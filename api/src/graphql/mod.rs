@@ -16,6 +16,7 @@ pub mod types;
 use async_graphql::{Schema, SchemaBuilder};
 
 pub use mutation::Mutation;
+pub(crate) use mutation::places_orders_only;
 pub use query::Query;
 pub use subscription::{Subscription, SubscriptionSlots};
 pub use transport::{SocketToken, ViaGet};

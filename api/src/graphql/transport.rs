@@ -11,7 +11,7 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use async_graphql::{Request, ServerResult, Variables};
 
-use crate::auth::Verified;
+use crate::auth::{Caller, Verified};
 use crate::domain::users;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -85,6 +85,7 @@ impl Extension for SocketViewer {
         let viewer = users::current_viewer(db, token)
             .await
             .map_err(ApiError::into_server_error)?;
-        next.run(ctx, request.data(viewer)).await
+        next.run(ctx, request.data(Caller::confirmed(*token, viewer)))
+            .await
     }
 }

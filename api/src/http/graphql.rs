@@ -13,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use super::caller::{bearer_token, client_addr};
 use super::endpoint::Endpoint;
 use super::{answer, graphiql, websocket};
+use crate::auth::Caller;
 use crate::auth_throttle::ClientAddr;
 use crate::error::ApiError;
-use crate::graphql::ViaGet;
 use crate::graphql::loaders::Loaders;
+use crate::graphql::{ViaGet, places_orders_only};
 
 /// The two media types a GraphQL response may come as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,12 +128,18 @@ async fn execute(
         request = request.data(client);
     }
     if let Some(token) = bearer_token(headers) {
-        let viewer = match endpoint.state.tokens.verify(token) {
-            Ok(verified) => endpoint.state.accounts.viewer(&verified).await,
+        let caller = match endpoint.state.tokens.verify(token) {
+            Ok(verified) if places_orders_only(&mut request) => Ok(Caller::unconfirmed(verified)),
+            Ok(verified) => endpoint
+                .state
+                .accounts
+                .viewer(&verified)
+                .await
+                .map(|viewer| Caller::confirmed(verified, viewer)),
             Err(e) => Err(e),
         };
-        match viewer {
-            Ok(viewer) => request = request.data(viewer),
+        match caller {
+            Ok(caller) => request = request.data(caller),
             Err(e) => {
                 let response = async_graphql::Response::from_errors(vec![e.into_server_error()]);
                 return respond(StatusCode::OK, &response, media);

@@ -2,30 +2,40 @@
 -- transaction: each order's lines are priced, and each order that can be
 -- placed commits with its lines and its post-order job, while an order that
 -- cannot leaves its neighbours alone. $1 is the batch as one JSON array of
---   {slot, user_id, key (or null), job_id,
+--   {slot, user_id, token_version (or null), key (or null), job_id,
 --    lines: [{product_id, variant_id (or null), quantity}]}
--- with a distinct slot per order from 0, and $2 the jobs' attempts
+-- with a distinct slot per order from 0 (token_version: the version the
+-- caller's token was issued at, null when the caller was confirmed before),
+-- and $2 the jobs' attempts
 -- (jobs::enqueue::enqueue_sql, filled in at new_jobs). A lone order, and a
 -- cart's, goes by place_order.sql: the same rules and answer, leaner.
 --
 -- It answers one row per line of each order, by slot and line, as priced
--- (with its problem, if any), with whether the order's total fits, beside
--- the order placed or the earlier order its key names; none is there when a
--- line cannot be ordered, or the total does not fit, or another request with
--- the same key (in this batch or elsewhere) won the insert. The caller tells
--- which.
+-- (with its problem, if any), with whether the order's token stands and
+-- whether its total fits, beside the order placed or the earlier order its
+-- key names; none is there when the token does not stand, a line cannot be
+-- ordered, or the total does not fit, or another request with the same key
+-- (in this batch or elsewhere) won the insert. The caller tells which.
 with requests as (
     -- each order's id drawn now, so that its lines and its job find it
-    -- whatever order the insert returns its rows in
+    -- whatever order the insert returns its rows in; its token stands when
+    -- the account is still at the token's version (a changed password or
+    -- role moves it on), or the caller was confirmed before
     select r.slot, r.user_id, r.key, r.job_id, r.lines,
+           r.token_version is null
+           or exists (select from users u
+                      where u.id = r.user_id and u.token_version = r.token_version)
+               as token_stands,
            nextval(pg_get_serial_sequence('orders', 'id')) as order_id
     from jsonb_to_recordset($1::jsonb)
-        as r (slot integer, user_id bigint, key text, job_id text, lines jsonb)
+        as r (slot integer, user_id bigint, token_version integer, key text, job_id text,
+              lines jsonb)
 ),
 earlier as (
     select o.*, r.slot as order_slot, true as replayed
     from requests r
     join orders o on o.user_id = r.user_id and o.idempotency_key = r.key
+    where r.token_stands
 ),
 requested as (
     select r.slot, l.line_no::integer as line_no, l.product_id, l.variant_id, l.quantity
@@ -48,14 +58,15 @@ totals as (
     group by p.slot
 ),
 new_orders as (
-    -- only the orders whose every line can be ordered, whose total fits a
-    -- bigint, and whose key is new
+    -- only the orders whose token stands, whose every line can be ordered,
+    -- whose total fits a bigint, and whose key is new
     insert into orders (id, user_id, total_cents, idempotency_key)
     overriding system value
     select r.order_id, r.user_id, t.total_cents::bigint, r.key
     from requests r
     join totals t using (slot)
-    where t.every_line_orderable
+    where r.token_stands
+      and t.every_line_orderable
       and t.total_fits
       and not exists (select from earlier e where e.order_slot = r.slot)
     order by r.slot
@@ -95,8 +106,9 @@ placed as (
     union all
     select * from earlier
 )
-select p.*, t.total_fits, o.*
+select p.*, r.token_stands, t.total_fits, o.*
 from priced p
+join requests r using (slot)
 join totals t using (slot)
 left join placed o on o.order_slot = p.slot
 order by p.slot, p.line_no
