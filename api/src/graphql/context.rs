@@ -11,7 +11,8 @@ use crate::state::AppState;
 pub(crate) trait ContextExt {
     fn state(&self) -> &AppState;
     fn loaders(&self) -> &Loaders;
-    /// The caller, or `UNAUTHENTICATED`.
+    /// The caller, once the account has confirmed their token, or
+    /// `UNAUTHENTICATED`.
     fn viewer(&self) -> ApiResult<Viewer>;
     /// The caller as the token names them, confirmed by the account or not
     /// yet ([`Caller`]), or `UNAUTHENTICATED`.
