@@ -13,7 +13,7 @@ use jobs::analytics::{self, Outcome};
 use jobs::fail_points::FailPoints;
 use serde_json::{Value, json};
 
-use crate::harness::{TestApp, data, placed_order_id};
+use crate::harness::{TestApp, data, error_code, placed_order_id};
 
 const JOBS: &str = "query($status: JobStatus) { jobs(status: $status) { id status attempts maxAttempts orderNumber lastError } }";
 
@@ -479,5 +479,113 @@ async fn a_product_created_while_a_rebuild_runs_ends_with_exact_figures() {
     assert_eq!(
         app.figures(&late).await,
         json!({ "salesCount": 3, "totalRevenue": "27.00", "rating": 4.0 })
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_job_row_no_worker_can_read_stops_neither_the_list_nor_the_retries_of_the_others() {
+    let app = TestApp::spawn_without_workers().await;
+    let shop = shop(&app).await;
+    poison(&app, &shop.poisoned).await;
+    let poisoned = place_many(&app, &shop, 1, 0).await.unwrap();
+    app.start_workers().await;
+    app.wait_for_jobs().await;
+    assert_eq!(
+        held_back_orders(&app).await,
+        vec![json!({ "id": poisoned, "waiting": true, "frozen": true })]
+    );
+    // rows that no code of Tally's writes (an operator's hand, a damaged
+    // page): bytes that are no UTF-8, and text that is no JSON
+    app.execute(&format!(
+        "insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at,
+                                  idempotency_key)
+         values (apalis.generate_ulid(), '{queue}', '\\xff'::bytea, 'Failed', 3, 3,
+                 now() - interval '1 minute', 'by-hand-bytes'),
+                (apalis.generate_ulid(), '{queue}', convert_to('not json', 'UTF8'), 'Killed', 1, 3,
+                 now() - interval '2 minutes', 'by-hand-text')",
+        queue = jobs::QUEUE
+    ))
+    .await;
+    let by_hand = |key: &str| {
+        let key = key.to_owned();
+        let app = &app;
+        async move {
+            app.rows(&format!(
+                "select id from apalis.jobs where idempotency_key = '{key}'"
+            ))
+            .await[0]["id"]
+                .clone()
+        }
+    };
+    let (bytes, text) = (
+        by_hand("by-hand-bytes").await,
+        by_hand("by-hand-text").await,
+    );
+
+    let admin = app.admin_token().await;
+    let listed = app.gql_as(&admin, JOBS, json!({})).await;
+    let number = app
+        .rows(&format!(
+            "select order_number from orders where id = {poisoned}"
+        ))
+        .await[0]["order_number"]
+        .clone();
+    let listed: Vec<Value> = data(&listed)["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|job| json!([job["id"], job["status"], job["orderNumber"]]))
+        .collect();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    assert_eq!(listed[0][1], "FAILED");
+    assert_eq!(listed[0][2], number);
+    assert_eq!(
+        listed[1..],
+        [
+            json!([bytes, "FAILED", null]),
+            json!([text, "KILLED", null])
+        ]
+    );
+
+    // a retry of all puts back the one job a worker can read: the rows it
+    // could not are left failed (apalis's fetch would end its worker's poll
+    // loop on each, again at every fetch, for the jobs fetched with it)
+    cure(&app).await;
+    let retried = app
+        .gql_as(&admin, "mutation { retryFailedJobs }", json!({}))
+        .await;
+    assert_eq!(data(&retried)["retryFailedJobs"], 1, "{retried}");
+    for id in [&bytes, &text] {
+        let alone = app
+            .gql_as(
+                &admin,
+                "mutation($id: ID!) { retryJob(id: $id) }",
+                json!({ "id": id }),
+            )
+            .await;
+        assert_eq!(error_code(&alone), "BAD_USER_INPUT", "{alone}");
+        assert_eq!(
+            alone["errors"][0]["message"],
+            format!(
+                "job {} cannot be read by a worker (its id is no ULID, or its payload no \
+                 post-order job's JSON): it stays failed; delete it",
+                id.as_str().unwrap()
+            )
+        );
+    }
+    assert_eq!(held_back_orders(&app).await, Vec::<Value>::new());
+    app.wait_for_jobs().await;
+    assert_eq!(app.figures(&shop.poisoned).await["salesCount"], 1);
+    assert_eq!(app.figure_mismatches().await, 0);
+    assert_eq!(
+        app.rows(
+            "select idempotency_key, status, attempts from apalis.jobs
+             where idempotency_key like 'by-hand-%' order by idempotency_key"
+        )
+        .await,
+        [
+            json!({ "idempotency_key": "by-hand-bytes", "status": "Failed", "attempts": 3 }),
+            json!({ "idempotency_key": "by-hand-text", "status": "Killed", "attempts": 1 }),
+        ]
     );
 }

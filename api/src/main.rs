@@ -181,7 +181,11 @@ async fn jobs_command(
             Ok(())
         }
         JobsCommand::Retry { id: Some(id), .. } => {
-            if !jobs::admin::retry_job(db, &id).await? {
+            let retried = jobs::admin::retry_jobs(db, Some(&id)).await?;
+            if !retried.unreadable.is_empty() {
+                anyhow::bail!(jobs::admin::unreadable_job(&id));
+            }
+            if retried.put_back.is_empty() {
                 anyhow::bail!("no failed job {id}");
             }
             tracing::info!(operator = "cli", job_id = %id, "retried a failed job");
@@ -189,9 +193,16 @@ async fn jobs_command(
             Ok(())
         }
         JobsCommand::Retry { id: None, .. } => {
-            let ids = jobs::admin::retry_failed_jobs(db).await?;
-            tracing::info!(operator = "cli", job_ids = ?ids, "retried every failed job");
-            println!("{} failed job(s) pending again", ids.len());
+            let retried = jobs::admin::retry_jobs(db, None).await?;
+            tracing::info!(operator = "cli", job_ids = ?retried.put_back, "retried every failed job");
+            println!("{} failed job(s) pending again", retried.put_back.len());
+            if !retried.unreadable.is_empty() {
+                println!(
+                    "{} failed job(s) left failed: no worker can read them: {}",
+                    retried.unreadable.len(),
+                    retried.unreadable.join(", ")
+                );
+            }
             Ok(())
         }
     }

@@ -243,7 +243,7 @@ fn the_jobs_commands_list_and_retry_failed_jobs() {
         let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
         sqlx::query(
             r#"insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, last_result)
-               values ('01JFAILEDJOB0000000000000A', $1, $2,
+               values ('01JFA0000000000000000000AB', $1, $2,
                        'Failed', 5, 5, '{"Err": "database error: boom"}')"#,
         )
         // the arguments as apalis's JsonCodec writes them
@@ -264,7 +264,7 @@ fn the_jobs_commands_list_and_retry_failed_jobs() {
     let rows: Vec<&str> = listed.lines().collect();
     assert_eq!(rows.len(), 2, "{listed}");
     for expected in [
-        "01JFAILEDJOB0000000000000A",
+        "01JFA0000000000000000000AB",
         "Failed",
         "5/5",
         "ORD-00000001",
@@ -286,12 +286,12 @@ fn the_jobs_commands_list_and_retry_failed_jobs() {
     );
     let pending = run(&["jobs", "list", "--status", "pending"]);
     assert!(
-        pending.contains("01JFAILEDJOB0000000000000A") && pending.contains("0/5"),
+        pending.contains("01JFA0000000000000000000AB") && pending.contains("0/5"),
         "{pending}"
     );
 
     let missing = tally()
-        .args(["jobs", "retry", "01JFAILEDJOB0000000000000A"])
+        .args(["jobs", "retry", "01JFA0000000000000000000AB"])
         .env("DATABASE_URL", &url)
         .output()
         .unwrap();
@@ -299,7 +299,7 @@ fn the_jobs_commands_list_and_retry_failed_jobs() {
     let stderr = String::from_utf8(missing.stderr).unwrap();
     assert_eq!(
         stderr.lines().last(),
-        Some("error: no failed job 01JFAILEDJOB0000000000000A"),
+        Some("error: no failed job 01JFA0000000000000000000AB"),
         "{stderr}"
     );
     assert_eq!(

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 
 use crate::JobError;
-use crate::enqueue::JobKind;
+use crate::enqueue::{JobKind, PostOrderJob};
 
 /// Where a post-order job stands, as apalis keeps it.
 // The api crate shows these as a GraphQL enum (PENDING, …) and takes them on
@@ -118,7 +118,7 @@ struct JobRow {
     max_attempts: i32,
     run_at: DateTime<Utc>,
     done_at: Option<DateTime<Utc>>,
-    order_number: Option<String>,
+    job: Vec<u8>,
     idempotency_key: Option<String>,
     last_error: Option<String>,
 }
@@ -138,7 +138,11 @@ impl TryFrom<JobRow> for JobSummary {
             max_attempts: row.max_attempts,
             run_at: row.run_at,
             done_at: row.done_at,
-            order_number: row.order_number,
+            // None for a payload that is not the JSON Tally writes (a row
+            // written by hand, or damaged): listed all the same
+            order_number: serde_json::from_slice::<PostOrderJob>(&row.job)
+                .ok()
+                .map(|job| job.order_number),
             last_error: row.last_error,
         })
     }
@@ -216,33 +220,74 @@ async fn find_jobs<C: ConnectionTrait>(
     .collect()
 }
 
-/// Puts one failed or killed job back in the queue; false if there was none by that id.
-pub async fn retry_job<C: ConnectionTrait>(db: &C, id: &str) -> Result<bool, JobError> {
-    Ok(!retry_jobs(db, Some(id)).await?.is_empty())
+/// What a retry did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Retried {
+    /// The jobs put back in the queue.
+    pub put_back: Vec<String>,
+    /// Failed jobs left failed: no worker could read them ([`retry_jobs`]).
+    pub unreadable: Vec<String>,
 }
 
-/// Puts every failed or killed job back; returns their ids.
-pub async fn retry_failed_jobs<C: ConnectionTrait>(db: &C) -> Result<Vec<String>, JobError> {
-    retry_jobs(db, None).await
-}
-
-/// Puts the failed or killed job `id` back, or every one when `id` is None;
-/// returns the ids of the jobs put back.
-pub async fn retry_jobs<C: ConnectionTrait>(
-    db: &C,
-    id: Option<&str>,
-) -> Result<Vec<String>, JobError> {
+/// Puts the failed or killed job `id` back, or every one when `id` is None.
+/// A job no worker could read (its id no ULID, or its payload no
+/// [`PostOrderJob`]: a row written by hand, or damaged) stays failed, with a
+/// warning: apalis's fetch ends its worker's poll loop on such a row, and so
+/// would stop the jobs fetched with it, again at each fetch.
+pub async fn retry_jobs<C: ConnectionTrait>(db: &C, id: Option<&str>) -> Result<Retried, JobError> {
+    let failed = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            include_str!("../sql/failed_jobs.sql"),
+            [crate::QUEUE.into(), id.map(str::to_owned).into()],
+        ))
+        .await?;
+    let mut readable = Vec::with_capacity(failed.len());
+    let mut unreadable = Vec::new();
+    for row in &failed {
+        let id: String = row.try_get("", "id")?;
+        let payload: Vec<u8> = row.try_get("", "job")?;
+        if a_worker_can_read(&id, &payload) {
+            readable.push(id);
+        } else {
+            tracing::warn!(job_id = %id, "{}", unreadable_job(&id));
+            unreadable.push(id);
+        }
+    }
+    if readable.is_empty() {
+        return Ok(Retried {
+            put_back: Vec::new(),
+            unreadable,
+        });
+    }
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             include_str!("../sql/retry_jobs.sql"),
-            [crate::QUEUE.into(), id.map(str::to_owned).into()],
+            [crate::QUEUE.into(), readable.into()],
         ))
         .await?;
-    Ok(rows
-        .iter()
-        .map(|row| row.try_get::<String>("", "id"))
-        .collect::<Result<_, _>>()?)
+    Ok(Retried {
+        put_back: rows
+            .iter()
+            .map(|row| row.try_get::<String>("", "id"))
+            .collect::<Result<_, _>>()?,
+        unreadable,
+    })
+}
+
+/// Why the failed job `id`, which no worker could read, was not put back.
+pub fn unreadable_job(id: &str) -> String {
+    format!(
+        "job {id} cannot be read by a worker (its id is no ULID, or its payload no post-order \
+         job's JSON): it stays failed; delete it"
+    )
+}
+
+/// Whether apalis can make a task of this row: it parses the id as a ULID
+/// and the payload as the job's JSON.
+fn a_worker_can_read(id: &str, payload: &[u8]) -> bool {
+    ulid::Ulid::from_string(id).is_ok() && serde_json::from_slice::<PostOrderJob>(payload).is_ok()
 }
 
 /// Deletes jobs that finished successfully longer ago than `retention`, in

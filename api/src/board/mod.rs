@@ -45,7 +45,7 @@ impl Board {
     /// when `id` is None, wakes this process's workers for them, and logs
     /// who did it. Returns the ids of the jobs put back.
     async fn retry(&self, id: Option<&str>) -> Result<Vec<String>, jobs::JobError> {
-        let ids = admin::retry_jobs(&self.db, id).await?;
+        let ids = admin::retry_jobs(&self.db, id).await?.put_back;
         if !ids.is_empty() {
             self.wakeup.jobs_waiting();
         }

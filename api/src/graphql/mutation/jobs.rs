@@ -12,13 +12,18 @@ pub struct JobMutation;
 impl JobMutation {
     /// Admins only: puts a failed job back in its queue with its attempts
     /// reset. It counts its order at most once, whatever happened before.
+    /// `BAD_USER_INPUT` for a job no worker could read (a row written by
+    /// hand, or damaged), which stays failed: delete it.
     async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let admin = ctx.admin().await?;
         let state = ctx.state();
-        let retried = jobs::admin::retry_job(&state.db, &id)
+        let retried = jobs::admin::retry_jobs(&state.db, Some(&id))
             .await
             .map_err(ApiError::from)?;
-        if !retried {
+        if !retried.unreadable.is_empty() {
+            return Err(ApiError::bad_input(jobs::admin::unreadable_job(id.as_str())).into());
+        }
+        if retried.put_back.is_empty() {
             return Err(ApiError::not_found(format!("no failed job {}", id.as_str())).into());
         }
         info!(admin_id = admin.user_id, job_id = %id.as_str(), "retried a failed job");
@@ -27,6 +32,7 @@ impl JobMutation {
     }
 
     /// Admins only: retries every failed job of the queue; returns how many.
+    /// A job no worker could read stays failed (see `retryJob`).
     async fn retry_failed_jobs(
         &self,
         ctx: &Context<'_>,
@@ -41,12 +47,12 @@ impl JobMutation {
             .into());
         }
         let state = ctx.state();
-        let ids = jobs::admin::retry_failed_jobs(&state.db)
+        let retried = jobs::admin::retry_jobs(&state.db, None)
             .await
             .map_err(ApiError::from)?;
-        info!(admin_id = admin.user_id, job_ids = ?ids, "retried every failed job");
+        info!(admin_id = admin.user_id, job_ids = ?retried.put_back, "retried every failed job");
         state.wakeup.jobs_waiting();
-        Ok(ids.len() as i32)
+        Ok(retried.put_back.len() as i32)
     }
 
     /// Admins only: recomputes every product figure and customer preference
