@@ -589,3 +589,47 @@ async fn a_job_row_no_worker_can_read_stops_neither_the_list_nor_the_retries_of_
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_waiting_job_no_worker_can_read_is_killed_and_every_other_order_counted() {
+    let app = TestApp::spawn_without_workers().await;
+    let shop = shop(&app).await;
+    assert_eq!(place_many(&app, &shop, 20, 20).await, None);
+    // a row no code of Tally's writes, waiting first in the queue: apalis's
+    // fetch cannot decode it, and ends the poll loop of the worker it hands
+    // it to
+    app.execute(&format!(
+        "insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at,
+                                  idempotency_key)
+         values (apalis.generate_ulid(), '{queue}', convert_to('not json', 'UTF8'), 'Pending', 0,
+                 3, now() - interval '1 hour', 'by-hand')",
+        queue = jobs::QUEUE
+    ))
+    .await;
+
+    app.start_workers().await;
+    app.wait_for_jobs().await;
+
+    let (cola, pizza) = others_figures(20, 20);
+    assert_eq!(app.figures(&shop.cola).await, cola);
+    assert_eq!(app.figures(&shop.pizza).await, pizza);
+    assert_eq!(app.figure_mismatches().await, 0);
+    assert_eq!(
+        app.count("select count(*) from apalis.jobs where status = 'Done'")
+            .await,
+        20
+    );
+    // the worker that ended on it was replaced, and its successor killed it
+    assert_eq!(
+        app.rows(
+            "select status, last_result ->> 'Err' as last_error, lock_by
+             from apalis.jobs where idempotency_key = 'by-hand'"
+        )
+        .await,
+        [json!({
+            "status": "Killed",
+            "last_error": jobs::admin::UNREADABLE_REASON,
+            "lock_by": null
+        })]
+    );
+}

@@ -276,6 +276,54 @@ pub async fn retry_jobs<C: ConnectionTrait>(db: &C, id: Option<&str>) -> Result<
     })
 }
 
+/// Kills the jobs that the worker named `worker` held when it ended and that
+/// no worker can read (see [`retry_jobs`]): apalis's fetch ended its poll
+/// loop on such a row, and would hand it out again, to every worker in
+/// turn, once the row came back as an orphan. Killed, it stays out of every
+/// fetch and shows with its reason among the failed jobs. Returns their ids.
+pub async fn kill_unreadable_jobs<C: ConnectionTrait>(
+    db: &C,
+    worker: &str,
+) -> Result<Vec<String>, JobError> {
+    let held = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            include_str!("../sql/held_jobs.sql"),
+            [crate::QUEUE.into(), worker.into()],
+        ))
+        .await?;
+    let mut unreadable = Vec::new();
+    for row in &held {
+        let id: String = row.try_get("", "id")?;
+        let payload: Vec<u8> = row.try_get("", "job")?;
+        if !a_worker_can_read(&id, &payload) {
+            unreadable.push(id);
+        }
+    }
+    if unreadable.is_empty() {
+        return Ok(unreadable);
+    }
+    let killed = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            include_str!("../sql/kill_jobs.sql"),
+            [
+                crate::QUEUE.into(),
+                unreadable.into(),
+                UNREADABLE_REASON.into(),
+            ],
+        ))
+        .await?;
+    Ok(killed
+        .iter()
+        .map(|row| row.try_get::<String>("", "id"))
+        .collect::<Result<_, _>>()?)
+}
+
+/// The last error of a job killed by [`kill_unreadable_jobs`].
+pub const UNREADABLE_REASON: &str = "no worker can read this job (its id is no ULID, or its \
+                                     payload no post-order job's JSON): delete it";
+
 /// Why the failed job `id`, which no worker could read, was not put back.
 pub fn unreadable_job(id: &str) -> String {
     format!(

@@ -19,6 +19,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::JobError;
+use crate::admin;
 use crate::analytics::{self, Outcome};
 use crate::enqueue::{JobOptions, PostOrderJob, QUEUE};
 use crate::fail_points::FailPoints;
@@ -203,6 +204,16 @@ async fn run_workers(
 
     let monitor = Monitor::new()
         .register(move |restarts| {
+            // A restarted worker registers under a new name: its old name may
+            // still hold its registration lock on a pooled connection, and the
+            // jobs it held (lost with its database) come back to the queue
+            // like those of a dead worker.
+            let incarnation = |n: usize| match n {
+                0 => name.clone(),
+                n => format!("{name}-r{n}"),
+            };
+            let replaced = restarts.checked_sub(1).map(incarnation);
+            let db = context.db.clone();
             let storage = PostgresStorage::<PostOrderJob>::new(&pool)
                 .with_config(config.clone())
                 .poll_with_strategy(
@@ -212,23 +223,20 @@ async fn run_workers(
                             wakeup.worker_stream(settings.sweep_on_wakeup),
                         )),
                 )
-                .before_start(move |_| async move {
-                    // a worker restarted after losing its database waits a
-                    // little longer each time instead of spinning
-                    if restarts > 0 {
-                        tokio::time::sleep(restart_delay(restarts)).await;
+                .before_start(move |_| {
+                    let (db, replaced) = (db.clone(), replaced.clone());
+                    async move {
+                        if let Some(replaced) = replaced {
+                            // a worker restarted after losing its database
+                            // waits a little longer each time instead of
+                            // spinning
+                            tokio::time::sleep(restart_delay(restarts)).await;
+                            kill_unreadable_jobs(&db, &replaced).await;
+                        }
+                        Ok(())
                     }
-                    Ok(())
                 });
-            // A restarted worker registers under a new name: its old name may
-            // still hold its registration lock on a pooled connection, and the
-            // jobs it held (lost with its database) come back to the queue
-            // like those of a dead worker.
-            let name = match restarts {
-                0 => name.clone(),
-                n => format!("{name}-r{n}"),
-            };
-            WorkerBuilder::new(name.as_str())
+            WorkerBuilder::new(incarnation(restarts).as_str())
                 .backend(storage)
                 .data(context.clone())
                 .concurrency(settings.concurrency)
@@ -302,6 +310,25 @@ async fn sweep_after_placements(
 }
 
 /// 0.5 s after the first failure, growing to at most 5 s.
+/// The worker `replaced` may have ended on a row apalis cannot decode, which
+/// every fetch would hand out again once it came back as an orphan: such
+/// rows are killed before its successor fetches ([`admin::kill_unreadable_jobs`]).
+async fn kill_unreadable_jobs(db: &DatabaseConnection, replaced: &str) {
+    match admin::kill_unreadable_jobs(db, replaced).await {
+        Ok(killed) if killed.is_empty() => {}
+        Ok(killed) => warn!(
+            worker = %replaced,
+            job_ids = ?killed,
+            "killed jobs no worker can read, on which a worker ended: delete them"
+        ),
+        // the database is likely what ended the worker; if a row did, the
+        // next worker to fetch it ends on it too, and its successor looks
+        Err(error) => {
+            warn!(worker = %replaced, error = %error, "could not look for jobs no worker can read")
+        }
+    }
+}
+
 fn restart_delay(restarts: usize) -> Duration {
     Duration::from_millis(500 * restarts.min(10) as u64)
 }
