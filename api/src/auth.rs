@@ -53,8 +53,8 @@ pub struct Verified {
 /// The caller of a request: what its token says, and the viewer it stands
 /// for once the account has confirmed it (`domain::users::viewer_of`).
 /// Requests confirm it before they run, except those that only place orders
-/// (`graphql::places_orders_only`), whose placement
-/// statement checks the token itself, in the transaction that writes.
+/// (`graphql::places_orders_only`), whose placement statement checks the
+/// token itself, in the transaction that writes.
 #[derive(Debug)]
 pub struct Caller {
     token: Verified,

@@ -309,7 +309,6 @@ async fn sweep_after_placements(
     }
 }
 
-/// 0.5 s after the first failure, growing to at most 5 s.
 /// The worker `replaced` may have ended on a row apalis cannot decode, which
 /// every fetch would hand out again once it came back as an orphan: such
 /// rows are killed before its successor fetches ([`admin::kill_unreadable_jobs`]).
@@ -329,6 +328,7 @@ async fn kill_unreadable_jobs(db: &DatabaseConnection, replaced: &str) {
     }
 }
 
+/// 0.5 s after the first failure, growing to at most 5 s.
 fn restart_delay(restarts: usize) -> Duration {
     Duration::from_millis(500 * restarts.min(10) as u64)
 }

@@ -218,8 +218,9 @@ pub async fn write_order<C: ConnectionTrait>(
 /// refusal does not touch the others, nor does a token its account no
 /// longer confirms ([`NewOrder::confirming`]). Fails as a whole only when
 /// the statement does (an account deleted after its caller was confirmed, a
-/// timeout): then nothing was written. A lone order goes by `place_order.sql`, more than one by
-/// `place_orders.sql`; a cart's order is written alone.
+/// timeout): then nothing was written. A lone order goes by
+/// `place_order.sql`, more than one by `place_orders.sql`; a cart's order is
+/// written alone.
 #[tracing::instrument(skip_all, fields(orders = batch.len()))]
 pub async fn write_orders<C: ConnectionTrait>(
     db: &C,
