@@ -469,3 +469,70 @@ async fn a_batch_the_database_is_too_slow_for_is_refused_at_once_not_order_by_or
     assert_eq!(app.count("select count(*) from orders").await, 3);
     assert_eq!(app.count("select count(*) from apalis.jobs").await, 3);
 }
+
+/// placeOrder as [`place`], from 127.0.0.`host`.
+async fn place_from(app: &TestApp, host: u8, token: &str, input: Value) -> Value {
+    let http = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, host]))
+        .build()
+        .unwrap();
+    let response = http
+        .post(app.url("/graphql"))
+        .bearer_auth(token)
+        .json(&json!({
+            "query": "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id total } }",
+            "variables": { "input": input },
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_address_takes_at_most_half_a_batch_while_another_address_waits() {
+    let placer = PlacerHooks::default();
+    let app = app_with(&placer).await;
+    let admin = app.admin_token().await;
+    let m = menu(&app, &admin).await;
+    let tokens = customers(&app, 2).await;
+    let largest = json!({ "items": vec![line(&m.cola, None, 1); 100] });
+
+    // eight orders of 100 lines from one address and one small order from
+    // another, all queued before the first batch is taken
+    placer.gather.store(9, Ordering::SeqCst);
+    let (large, small) = tokio::join!(
+        join_all((0..8).map(|_| place(&app, &tokens[0], largest.clone()))),
+        async {
+            let answer = place_from(
+                &app,
+                2,
+                &tokens[1],
+                json!({ "items": [line(&m.cola, None, 1)] }),
+            )
+            .await;
+            // the small order was in the first batch: let the rest go
+            placer.gather.store(0, Ordering::SeqCst);
+            answer
+        }
+    );
+
+    assert_eq!(data(&small)["placeOrder"]["total"], "2.50");
+    for answer in &large {
+        assert_eq!(data(answer)["placeOrder"]["total"], "250.00");
+    }
+    // the first statement: the small order and five of the large (500
+    // lines, the address's share); the second: the three others
+    let metrics = app.metrics().await;
+    for line in [
+        "tally_order_batch_size_count 2",
+        "tally_order_batch_size_sum 9.0",
+        r#"tally_order_batch_size_bucket{le="4.0"} 1"#,
+        r#"tally_order_batch_size_bucket{le="8.0"} 2"#,
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+    }
+    assert_eq!(app.count("select count(*) from orders").await, 9);
+    assert_eq!(app.count("select count(*) from order_lines").await, 801);
+}

@@ -35,6 +35,8 @@ impl Accounts {
         let limits = coalesce::Limits {
             max_batch: MAX_BATCH,
             max_weight: MAX_BATCH,
+            // a read is one row whoever asks
+            client_share: MAX_BATCH,
             // one read in flight: reads are short, and every request that
             // comes meanwhile joins the next
             in_flight: 1,

@@ -5,12 +5,15 @@
 //! answer. The placer ([`crate::placer`]) and the account reads
 //! ([`crate::accounts`]) coalesce this way.
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
+use crate::auth_throttle::ClientAddr;
 use crate::error::ApiError;
 
 /// An item of a batch, and where its answer goes. The handler answers each
@@ -28,11 +31,16 @@ pub struct Limits {
     /// The summed [`Weigh::weight`] of one batch at most: an item that
     /// would pass it waits for the next batch (a first item always goes).
     pub max_weight: usize,
+    /// The weight one client's items may take of a batch while another
+    /// client's items wait too ([`Weigh::client`]): so one client's large
+    /// items cannot fill every batch ahead of another's small one. A client
+    /// alone fills batches up to `max_weight`.
+    pub client_share: usize,
     /// Batches handled at the same time.
     pub in_flight: usize,
-    /// When set (not 0), each batch waits until it has this many items: a
+    /// When set (not 0), each batch waits until this many items wait: a
     /// test's concurrent requests then share one batch, whatever the
-    /// machine's timing.
+    /// machine's timing. Read again while waiting, so a test may lower it.
     pub gather: Arc<AtomicUsize>,
 }
 
@@ -68,10 +76,15 @@ impl From<Unanswered> for ApiError {
     }
 }
 
-/// What an item weighs towards [`Limits::max_weight`]: 1 unless it says.
+/// What an item weighs towards [`Limits::max_weight`] (1 unless it says),
+/// and who sent it, for [`Limits::client_share`] (unknown unless it says).
 pub trait Weigh {
     fn weight(&self) -> usize {
         1
+    }
+
+    fn client(&self) -> Option<ClientAddr> {
+        None
     }
 }
 
@@ -113,43 +126,79 @@ async fn take_batches<T, A, H, F>(
     F: Future<Output = ()> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.in_flight));
-    // taken from the queue, and left for the next batch, which it would
-    // have made too heavy
-    let mut carried: Option<Queued<T, A>> = None;
+    // taken from the queue, oldest first, and not in a batch yet; bounded,
+    // so that beyond it the queue holds callers back
+    let room = 4 * limits.max_batch.max(64);
+    let mut waiting: VecDeque<Queued<T, A>> = VecDeque::new();
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let first = match carried.take() {
-            Some(first) => first,
-            None => match queued.recv().await {
-                Some(first) => first,
+        if waiting.is_empty() {
+            match queued.recv().await {
+                Some(first) => waiting.push_back(first),
                 None => return,
-            },
-        };
-        let mut weight = first.item.weight();
-        let mut batch = vec![first];
-        let wanted = limits.gather.load(Ordering::SeqCst);
-        while batch.len() < wanted {
-            let Some(next) = queued.recv().await else {
-                break;
-            };
-            weight += next.item.weight();
-            batch.push(next);
+            }
         }
-        while batch.len() < limits.max_batch {
+        // the tests' hook, read again every few milliseconds, so that a
+        // test can let the rest go once the batch it watches is written
+        while waiting.len() < limits.gather.load(Ordering::SeqCst) {
+            tokio::select! {
+                next = queued.recv() => match next {
+                    Some(next) => waiting.push_back(next),
+                    None => break,
+                },
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+        }
+        while waiting.len() < room {
             let Ok(next) = queued.try_recv() else {
                 break;
             };
-            if weight + next.item.weight() > limits.max_weight {
-                carried = Some(next);
-                break;
-            }
-            weight += next.item.weight();
-            batch.push(next);
+            waiting.push_back(next);
         }
+        let batch = take_batch(&mut waiting, &limits);
         tokio::spawn(run(handle(batch), slot));
     }
+}
+
+/// The next batch of `waiting`: its oldest item always, then, oldest first,
+/// each item that fits the batch's limits and, while other clients' items
+/// wait too, its client's share. The others stay, in their order.
+fn take_batch<T: Weigh, A>(
+    waiting: &mut VecDeque<Queued<T, A>>,
+    limits: &Limits,
+) -> Vec<Queued<T, A>> {
+    let contended = waiting
+        .iter()
+        .map(|queued| queued.item.client())
+        .collect::<HashSet<_>>()
+        .len()
+        > 1;
+    let mut batch = Vec::new();
+    let mut weight = 0;
+    let mut shares: HashMap<Option<ClientAddr>, usize> = HashMap::new();
+    let mut left = VecDeque::with_capacity(waiting.len());
+    while let Some(next) = waiting.pop_front() {
+        if batch.len() == limits.max_batch {
+            left.push_back(next);
+            continue;
+        }
+        let item_weight = next.item.weight();
+        let share = shares.entry(next.item.client()).or_default();
+        let fits = batch.is_empty()
+            || (weight + item_weight <= limits.max_weight
+                && (!contended || *share + item_weight <= limits.client_share));
+        if fits {
+            weight += item_weight;
+            *share += item_weight;
+            batch.push(next);
+        } else {
+            left.push_back(next);
+        }
+    }
+    *waiting = left;
+    batch
 }
 
 async fn run(batch: impl Future<Output = ()>, _slot: OwnedSemaphorePermit) {

@@ -21,6 +21,7 @@ use jobs::JobOptions;
 use sea_orm::DatabaseConnection;
 use tracing::{debug, warn};
 
+use crate::auth_throttle::ClientAddr;
 use crate::coalesce::{self, Queued, Weigh};
 use crate::domain::orders::{self, NewOrder, PlacedOrder};
 use crate::error::{ApiError, ApiResult};
@@ -29,6 +30,12 @@ use crate::metrics::Metrics;
 /// Lines one batch holds at most, so that a batch of large orders stays one
 /// statement of bounded size: an order that would pass it waits for the next.
 pub const MAX_BATCH_LINES: usize = 1000;
+
+/// Lines one address's orders may take of a batch while another address's
+/// orders wait too: an address sending the largest orders as fast as they
+/// are answered then fills at most half of each statement ahead of a small
+/// order from elsewhere.
+pub const ADDRESS_SHARE_LINES: usize = MAX_BATCH_LINES / 2;
 
 /// How requests are coalesced (`ORDER_BATCH_SIZE`, `ORDER_WRITERS`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +61,7 @@ impl Default for PlacementSettings {
 /// What tests change in the placer. The binary runs the default.
 #[derive(Clone, Debug, Default)]
 pub struct PlacerHooks {
-    /// When set (not 0), each batch waits until it has this many orders: a
+    /// When set (not 0), each batch waits until this many orders wait: a
     /// test's concurrent requests then share one statement, whatever the
     /// machine's timing.
     pub gather: Arc<AtomicUsize>,
@@ -71,16 +78,26 @@ impl PlacerHooks {
     }
 }
 
-impl Weigh for NewOrder {
+/// An order to place, and the address it came from.
+struct Placement {
+    order: NewOrder,
+    client: Option<ClientAddr>,
+}
+
+impl Weigh for Placement {
     fn weight(&self) -> usize {
-        self.lines()
+        self.order.lines()
+    }
+
+    fn client(&self) -> Option<ClientAddr> {
+        self.client
     }
 }
 
 /// Places orders through this process's queue. Cloning shares the queue.
 #[derive(Clone)]
 pub struct Placer {
-    queue: coalesce::Queue<NewOrder, ApiResult<PlacedOrder>>,
+    queue: coalesce::Queue<Placement, ApiResult<PlacedOrder>>,
 }
 
 impl Placer {
@@ -94,6 +111,7 @@ impl Placer {
         let limits = coalesce::Limits {
             max_batch: settings.max_batch,
             max_weight: MAX_BATCH_LINES,
+            client_share: ADDRESS_SHARE_LINES,
             in_flight: settings.writers,
             gather: hooks.gather.clone(),
         };
@@ -107,9 +125,14 @@ impl Placer {
         Self { queue }
     }
 
-    /// Places `order` with whatever else is queued, and answers for it alone.
-    pub async fn place(&self, order: NewOrder) -> ApiResult<PlacedOrder> {
-        self.queue.submit(order).await?
+    /// Places `order`, which came from `client`, with whatever else is
+    /// queued, and answers for it alone.
+    pub async fn place(
+        &self,
+        order: NewOrder,
+        client: Option<ClientAddr>,
+    ) -> ApiResult<PlacedOrder> {
+        self.queue.submit(Placement { order, client }).await?
     }
 }
 
@@ -122,13 +145,13 @@ struct Writer {
 }
 
 impl Writer {
-    async fn write(self: Arc<Self>, batch: Vec<Queued<NewOrder, ApiResult<PlacedOrder>>>) {
+    async fn write(self: Arc<Self>, batch: Vec<Queued<Placement, ApiResult<PlacedOrder>>>) {
         // a client that left while its order waited gets none: it never saw
         // an answer, and a retry with its key places the order then
         let (orders, answers): (Vec<_>, Vec<_>) = batch
             .into_iter()
             .filter(|queued| !queued.answer.is_closed())
-            .map(|queued| (queued.item, queued.answer))
+            .map(|queued| (queued.item.order, queued.answer))
             .unzip();
         if orders.is_empty() {
             return;

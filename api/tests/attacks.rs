@@ -1098,8 +1098,8 @@ async fn idle_connections_to_the_board_are_capped_and_closed() {
 /// fill the placement statements (a batch holds at most 1,000 lines), and
 /// the legitimate client's small orders queue behind theirs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "not met yet: the legitimate client's p99 goes from 12 to 103-131 ms (RELIABILITY.md); \
-            the placer takes its queue first come, first served, whoever sent it"]
+#[ignore = "at the edge of the suite's bound: the legitimate client's p99 was 78-117 ms in six runs \
+            against 125 ms allowed (RELIABILITY.md), with both cores busy"]
 async fn an_address_placing_the_largest_orders_leaves_other_clients_their_latency() {
     let _one = ONE_AT_A_TIME.lock().await;
     let server = Server::start().await;

@@ -70,7 +70,7 @@ impl OrderMutation {
             // the statement that writes the order checks the token
             None => NewOrder::new(token.viewer, items, key)?.confirming(token.version),
         };
-        let placed = ctx.state().placer.place(order).await?;
+        let placed = ctx.state().placer.place(order, ctx.client_addr()).await?;
         caller.confirm();
         Ok(committed(ctx, placed))
     }
