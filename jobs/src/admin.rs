@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, QueryResult, Statement, Value};
 
 use crate::JobError;
 use crate::enqueue::{JobKind, PostOrderJob};
@@ -242,17 +242,9 @@ pub async fn retry_jobs<C: ConnectionTrait>(db: &C, id: Option<&str>) -> Result<
             [crate::QUEUE.into(), id.map(str::to_owned).into()],
         ))
         .await?;
-    let mut readable = Vec::with_capacity(failed.len());
-    let mut unreadable = Vec::new();
-    for row in &failed {
-        let id: String = row.try_get("", "id")?;
-        let payload: Vec<u8> = row.try_get("", "job")?;
-        if a_worker_can_read(&id, &payload) {
-            readable.push(id);
-        } else {
-            tracing::warn!(job_id = %id, "{}", unreadable_job(&id));
-            unreadable.push(id);
-        }
+    let (readable, unreadable) = by_readability(&failed)?;
+    for id in &unreadable {
+        tracing::warn!(job_id = %id, "{}", unreadable_job(id));
     }
     if readable.is_empty() {
         return Ok(Retried {
@@ -268,10 +260,7 @@ pub async fn retry_jobs<C: ConnectionTrait>(db: &C, id: Option<&str>) -> Result<
         ))
         .await?;
     Ok(Retried {
-        put_back: rows
-            .iter()
-            .map(|row| row.try_get::<String>("", "id"))
-            .collect::<Result<_, _>>()?,
+        put_back: ids(&rows)?,
         unreadable,
     })
 }
@@ -292,14 +281,7 @@ pub async fn kill_unreadable_jobs<C: ConnectionTrait>(
             [crate::QUEUE.into(), worker.into()],
         ))
         .await?;
-    let mut unreadable = Vec::new();
-    for row in &held {
-        let id: String = row.try_get("", "id")?;
-        let payload: Vec<u8> = row.try_get("", "job")?;
-        if !a_worker_can_read(&id, &payload) {
-            unreadable.push(id);
-        }
-    }
+    let (_, unreadable) = by_readability(&held)?;
     if unreadable.is_empty() {
         return Ok(unreadable);
     }
@@ -314,7 +296,26 @@ pub async fn kill_unreadable_jobs<C: ConnectionTrait>(
             ],
         ))
         .await?;
-    Ok(killed
+    ids(&killed)
+}
+
+/// The ids of rows of (id, job) that a worker can read, and of the others.
+fn by_readability(rows: &[QueryResult]) -> Result<(Vec<String>, Vec<String>), JobError> {
+    let mut readable = Vec::with_capacity(rows.len());
+    let mut unreadable = Vec::new();
+    for row in rows {
+        let id: String = row.try_get("", "id")?;
+        let payload: Vec<u8> = row.try_get("", "job")?;
+        match a_worker_can_read(&id, &payload) {
+            true => readable.push(id),
+            false => unreadable.push(id),
+        }
+    }
+    Ok((readable, unreadable))
+}
+
+fn ids(rows: &[QueryResult]) -> Result<Vec<String>, JobError> {
+    Ok(rows
         .iter()
         .map(|row| row.try_get::<String>("", "id"))
         .collect::<Result<_, _>>()?)
