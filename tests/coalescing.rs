@@ -36,13 +36,16 @@ fn placements(statements: &[String]) -> usize {
 
 /// placeOrder, asking for nothing that runs statements of its own.
 async fn place(app: &TestApp, token: &str, input: Value) -> Value {
-    app.gql_as(
-        token,
-        "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id total } }",
-        json!({ "input": input }),
-    )
-    .await
+    app.gql_as(token, PLACE, json!({ "input": input })).await
 }
+
+/// [`place`] from 127.0.0.`host`.
+async fn place_from(app: &TestApp, host: u8, token: &str, input: Value) -> Value {
+    app.gql_as_from(host, token, PLACE, json!({ "input": input }))
+        .await
+}
+
+const PLACE: &str = "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id total } }";
 
 /// Each customer of `tokens` places its order of `inputs`, all at once and
 /// in one batch; their answers, and the statements they ran.
@@ -468,26 +471,6 @@ async fn a_batch_the_database_is_too_slow_for_is_refused_at_once_not_order_by_or
     }
     assert_eq!(app.count("select count(*) from orders").await, 3);
     assert_eq!(app.count("select count(*) from apalis.jobs").await, 3);
-}
-
-/// placeOrder as [`place`], from 127.0.0.`host`.
-async fn place_from(app: &TestApp, host: u8, token: &str, input: Value) -> Value {
-    let http = reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from([127, 0, 0, host]))
-        .build()
-        .unwrap();
-    let response = http
-        .post(app.url("/graphql"))
-        .bearer_auth(token)
-        .json(&json!({
-            "query": "mutation($input: PlaceOrderInput!) { placeOrder(input: $input) { id total } }",
-            "variables": { "input": input },
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success(), "{}", response.status());
-    response.json().await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

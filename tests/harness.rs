@@ -216,9 +216,28 @@ impl TestApp {
         self.gql_with(Some(token), query, variables).await
     }
 
+    /// [`Self::gql_as`] from 127.0.0.`host`: another client machine, as far
+    /// as limits kept per address go.
+    pub async fn gql_as_from(&self, host: u8, token: &str, query: &str, variables: Value) -> Value {
+        let http = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, host]))
+            .build()
+            .expect("a client on another loopback address");
+        self.gql_over(&http, Some(token), query, variables).await
+    }
+
     async fn gql_with(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        let mut request = self
-            .http
+        self.gql_over(&self.http, token, query, variables).await
+    }
+
+    async fn gql_over(
+        &self,
+        http: &reqwest::Client,
+        token: Option<&str>,
+        query: &str,
+        variables: Value,
+    ) -> Value {
+        let mut request = http
             .post(self.url("/graphql"))
             .json(&json!({ "query": query, "variables": variables }));
         if let Some(token) = token {

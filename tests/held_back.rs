@@ -506,21 +506,13 @@ async fn a_job_row_no_worker_can_read_stops_neither_the_list_nor_the_retries_of_
         queue = jobs::QUEUE
     ))
     .await;
-    let by_hand = |key: &str| {
-        let key = key.to_owned();
-        let app = &app;
-        async move {
-            app.rows(&format!(
-                "select id from apalis.jobs where idempotency_key = '{key}'"
-            ))
-            .await[0]["id"]
-                .clone()
-        }
-    };
-    let (bytes, text) = (
-        by_hand("by-hand-bytes").await,
-        by_hand("by-hand-text").await,
-    );
+    let by_hand = app
+        .rows(
+            "select id from apalis.jobs where idempotency_key like 'by-hand-%'
+             order by idempotency_key",
+        )
+        .await;
+    let (bytes, text) = (by_hand[0]["id"].clone(), by_hand[1]["id"].clone());
 
     let admin = app.admin_token().await;
     let listed = app.gql_as(&admin, JOBS, json!({})).await;

@@ -1,11 +1,10 @@
 //! The account reads of HTTP requests, coalesced. Every request with a token
 //! reads its caller's account (role and token version) before it runs, but
 //! one that only places orders, whose placement statement checks the token
-//! itself ([`crate::auth::Caller`]); the
-//! requests that arrive while a read is in flight have theirs read together,
-//! by one statement ([`crate::coalesce`]), so that a busy process does not
-//! spend a statement per request on it. At low load a read is alone and
-//! made at once.
+//! itself ([`crate::auth::Caller`]); the requests that arrive while a read is
+//! in flight have theirs read together, by one statement
+//! ([`crate::coalesce`]), so that a busy process does not spend a statement
+//! per request on it. At low load a read is alone and made at once.
 
 use std::sync::Arc;
 
