@@ -268,6 +268,45 @@ async fn a_retried_jobs_lines_reach_the_boards_event_stream() {
     );
 }
 
+/// An operator who opens the Logs page after a job failed sees the failure:
+/// the stream starts with the recent past, each line filed under its job.
+#[tokio::test]
+async fn a_failure_logged_before_the_board_was_opened_is_on_its_event_stream() {
+    let app = app_with_board().await;
+    failed_order(&app).await;
+    let id = app.rows("select id from apalis.jobs").await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // opened only now, with no retry or run since the failures
+    let mut events = operator(&app, reqwest::Method::GET, "/api/v1/events")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), 200);
+    let mut attempts = Vec::new();
+    for _ in 0..3 {
+        let line = next_line(&mut events, |entry| {
+            entry["span"]["task_id"] == id
+                && entry["level"] == "WARN"
+                && !attempts.contains(&entry["span"]["attempt"])
+                && entry["fields"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("post-order run failed"))
+        })
+        .await;
+        let message = line["fields"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("injected failure at after the product update"),
+            "{message}"
+        );
+        attempts.push(line["span"]["attempt"].clone());
+    }
+    // one line for each of its three attempts, oldest first
+    assert_eq!(attempts, vec![json!(1), json!(2), json!(3)]);
+}
+
 /// When one run counts orders that have jobs of their own, those jobs are
 /// done without running: each one's Events panel says which run counted it.
 #[tokio::test]

@@ -230,3 +230,25 @@ async fn a_developer_watches_figures_change_in_graphiql_in_a_browser() {
     assert_png(shots.join("graphiql-subscription.png"));
     assert_eq!(app.figure_mismatches().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_developer_explores_the_schema_in_graphiql_in_a_browser() {
+    let app = TestApp::spawn_without_workers().await;
+    let shots = screenshots("graphiql-explorer");
+
+    // the script fails unless the explorer lists Query's fields, `{ prod`
+    // offers both product fields, and a mistake is marked before it runs
+    node(
+        "graphiql-explorer.mjs",
+        &[&app.url(""), shots.to_str().unwrap()],
+    )
+    .await;
+
+    for shot in [
+        "graphiql-explorer.png",
+        "graphiql-completion.png",
+        "graphiql-mistake.png",
+    ] {
+        assert_png(shots.join(shot));
+    }
+}

@@ -27,31 +27,63 @@ fn content_type(response: &reqwest::Response) -> String {
         .to_owned()
 }
 
-#[tokio::test]
-async fn the_graphql_over_http_audits_pass() {
+/// Runs one of `tests/graphql-http`'s node scripts; its stdout, and whether
+/// it passed.
+async fn graphql_js(script: &'static str, args: Vec<String>) -> (String, bool) {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("graphql-http");
     assert!(
-        dir.join("node_modules/graphql-http").is_dir(),
-        "the audits need the graphql-http package: run scripts/install-test-deps"
+        dir.join("node_modules/graphql-http").is_dir()
+            && dir.join("node_modules/graphql17").is_dir(),
+        "these tests need graphql-http and graphql-js: run scripts/install-test-deps"
     );
-    let app = TestApp::spawn_without_workers().await;
-    let url = app.url("/graphql");
     let output = tokio::task::spawn_blocking(move || {
         Command::new("node")
             .current_dir(dir)
-            .args(["audit.mjs", &url])
+            .arg(script)
+            .args(args)
             .output()
     })
     .await
     .unwrap()
     .expect("node");
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{report}");
+    let report = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    (report, output.status.success())
+}
+
+#[tokio::test]
+async fn the_graphql_over_http_audits_pass() {
+    let app = TestApp::spawn_without_workers().await;
+    let (report, passed) = graphql_js("audit.mjs", vec![app.url("/graphql")]).await;
+    assert!(passed, "{report}");
     // every MUST and every SHOULD passes; two MAYs are left (400 for an
     // invalid parameter set, which the spec leaves open)
     assert_eq!(
         report.lines().last().unwrap(),
         r#"{"total":61,"ok":59,"notice":2,"warn":0,"error":0}"#,
+        "{report}"
+    );
+}
+
+/// What GraphiQL, code generators and IDEs do: graphql-js's standard
+/// introspection query (16 and 17, every option on and off) is answered,
+/// and the schema it yields prints exactly as `schema.graphql`.
+#[tokio::test]
+async fn tools_that_introspect_load_the_schema_that_schema_graphql_holds() {
+    let app = TestApp::spawn_without_workers().await;
+    let sdl = concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql");
+    let (report, passed) =
+        graphql_js("introspect.mjs", vec![app.url("/graphql"), sdl.to_owned()]).await;
+    assert!(passed, "{report}");
+    let equal = report
+        .lines()
+        .filter(|line| line.contains("equal to schema.graphql"))
+        .count();
+    assert_eq!(equal, 2, "{report}");
+    // 2^5 option sets of graphql-js 16, 2^6 of 17
+    assert_eq!(
+        report.lines().last().unwrap(),
+        r#"{"queries":96,"failed":0}"#,
         "{report}"
     );
 }

@@ -193,22 +193,81 @@ async fn an_unknown_field_is_bad_input_naming_the_field() {
 async fn a_query_nested_deeper_than_the_limit_is_refused_before_it_runs() {
     let app = TestApp::spawn().await;
     assert_eq!(tally::graphql::MAX_DEPTH, 12);
+    let nested = |depth: usize| {
+        format!(
+            "{{ {}id{} }}",
+            "myOrders { ".repeat(depth - 1),
+            " }".repeat(depth - 1)
+        )
+    };
 
-    // 12 fields deep: accepted
-    let (status, body) = post_query(&app, &introspection_nested(7)).await;
+    // 12 fields deep: past the depth limit, to validation
+    let (status, body) = post_query(&app, &nested(12)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.get("errors").is_none(), "{body}");
-    assert!(body["data"]["__schema"]["types"].is_array(), "{body}");
+    assert_eq!(
+        error_message(&body),
+        "Unknown field \"myOrders\" on type \"OrderConnection\".",
+        "{body}"
+    );
 
-    // 13 and 25 fields deep: refused, with no data at all
-    for of_types in [8, 20] {
-        let (status, body) = post_query(&app, &introspection_nested(of_types)).await;
+    // 13 and 25 fields deep: refused before validation, with no data at all
+    for depth in [13, 25] {
+        let (status, body) = post_query(&app, &nested(depth)).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
         assert_eq!(error_message(&body), "Query is nested too deep.", "{body}");
         assert_eq!(body["data"], Value::Null, "{body}");
         assert_eq!(body["errors"].as_array().unwrap().len(), 1, "{body}");
     }
+}
+
+/// Introspection nests `ofType` as deep as a type can wrap (graphql-js asks
+/// nine levels by default): that is not Tally's depth. What multiplies an
+/// answer is bounded instead: the lists that fan out over the schema may
+/// nest twice, and an operation reads the schema at most five times.
+#[tokio::test]
+async fn introspection_is_bounded_by_what_fans_out_not_by_depth() {
+    let app = TestApp::spawn().await;
+
+    // 25 fields deep, one list: answered
+    let (status, body) = post_query(&app, &introspection_nested(20)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.get("errors").is_none(), "{body}");
+    assert!(body["data"]["__schema"]["types"].is_array(), "{body}");
+
+    let fan_out = |lists: usize| {
+        format!(
+            "{{ __type(name: \"Query\") {{ {}name{} }} }}",
+            "fields { type { ofType { ".repeat(lists),
+            " } } }".repeat(lists)
+        )
+    };
+    let (_, body) = post_query(&app, &fan_out(2)).await;
+    assert!(body.get("errors").is_none(), "{body}");
+    let (_, body) = post_query(&app, &fan_out(3)).await;
+    assert_eq!(error_code(&body), "BAD_USER_INPUT", "{body}");
+    assert_eq!(
+        error_message(&body),
+        "Introspection is nested too deep: fields, interfaces, possibleTypes and inputFields may nest at most 2 deep.",
+        "{body}"
+    );
+    assert_eq!(body["data"], Value::Null, "{body}");
+
+    let reads = |n: usize| {
+        let fields: Vec<_> = (0..n)
+            .map(|i| format!("t{i}: __type(name: \"Product\") {{ name }}"))
+            .collect();
+        format!("{{ {} }}", fields.join(" "))
+    };
+    let (_, body) = post_query(&app, &reads(5)).await;
+    assert_eq!(body["data"]["t4"]["name"], "Product", "{body}");
+    let (_, body) = post_query(&app, &reads(6)).await;
+    assert_eq!(
+        error_message(&body),
+        "An operation may read the schema at most 5 times (__schema or __type fields).",
+        "{body}"
+    );
+    assert_eq!(body["data"], Value::Null, "{body}");
 }
 
 async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {

@@ -140,6 +140,9 @@ impl ApiError {
 
     pub const OVERLOADED: Self =
         Self::Unavailable("the server is at its limit of requests in flight; try again shortly");
+    pub const INTROSPECTION_BUSY: Self = Self::Unavailable(
+        "the server is answering as many new introspection queries as it will at once; try again shortly",
+    );
     pub const WEBSOCKETS_FULL: Self =
         Self::Unavailable("the server is at its limit of open WebSockets; try again later");
     pub const WEBSOCKETS_PER_ADDRESS: Self = Self::TooMany(

@@ -10,9 +10,10 @@
 //! misses lines without holding anyone back, and memory stays bounded
 //! whatever the number of tabs.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt::Write as _;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use apalis_board_types::{Entry, LogEntry, LogLevel, Span};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -36,12 +37,30 @@ pub const DEFAULT_FILTER: &str = "warn,jobs=info,jobs::settled=debug,tally::boar
 /// Lines a tab may fall behind before it misses some.
 const BACKLOG: usize = 1024;
 
+/// Lines at info level or above kept for the tabs that open later.
+pub const RECENT: usize = 500;
+
 /// One channel per process, as there is one tracing subscriber per process.
 static LINES: LazyLock<broadcast::Sender<Arc<str>>> =
     LazyLock::new(|| broadcast::channel(BACKLOG).0);
 
-/// The layer that feeds the board, for the process's subscriber. It formats
-/// nothing while no board tab is open.
+/// The recent past, oldest first. Its lock is held while a kept line is
+/// sent, so a tab that opens gets each line once: kept, or sent live.
+static KEPT: LazyLock<Mutex<VecDeque<Arc<str>>>> =
+    LazyLock::new(|| Mutex::new(VecDeque::with_capacity(RECENT)));
+
+fn kept() -> std::sync::MutexGuard<'static, VecDeque<Arc<str>>> {
+    KEPT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether lines at this level are kept for later tabs (and so formatted
+/// even while no tab is open).
+fn is_kept(level: &Level) -> bool {
+    *level <= Level::INFO
+}
+
+/// The layer that feeds the board, for the process's subscriber. Below info
+/// level, it formats nothing while no board tab is open.
 pub fn layer<S>(targets: Targets) -> impl Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -58,29 +77,49 @@ pub fn events(shutdown: CancellationToken) -> Sse<impl Stream<Item = Result<Even
     Sse::new(lines).keep_alive(KeepAlive::default())
 }
 
-/// The lines from now on. A reader more than [`BACKLOG`] lines behind
-/// skips to the oldest line still kept.
+/// The recent past, then the lines from now on. A reader more than
+/// [`BACKLOG`] lines behind skips to the oldest line still in the channel.
 fn subscribe() -> impl Stream<Item = Arc<str>> {
-    BroadcastStream::new(LINES.subscribe()).filter_map(|line| std::future::ready(line.ok()))
+    let kept = kept();
+    let past: Vec<_> = kept.iter().cloned().collect();
+    let live = LINES.subscribe();
+    drop(kept);
+    futures::stream::iter(past)
+        .chain(BroadcastStream::new(live).filter_map(|line| std::future::ready(line.ok())))
+}
+
+fn publish(line: Arc<str>, keep: bool) {
+    if !keep {
+        // no receiver only means the last tab closed meanwhile
+        let _ = LINES.send(line);
+        return;
+    }
+    let mut kept = kept();
+    if kept.len() == RECENT {
+        kept.pop_front();
+    }
+    kept.push_back(line.clone());
+    let _ = LINES.send(line);
 }
 
 fn watched() -> bool {
     LINES.receiver_count() > 0
 }
 
-/// `targets`, for events only while a tab listens; spans always, so a run
-/// that began before the tab opened still names its task.
+/// `targets`, for events below info level only while a tab listens; spans
+/// always, so a run that began before the tab opened still names its task.
 struct WhileWatched(Targets);
 
 impl<S> Filter<S> for WhileWatched {
     fn enabled(&self, meta: &Metadata<'_>, _: &Context<'_, S>) -> bool {
-        (meta.is_span() || watched()) && self.0.would_enable(meta.target(), meta.level())
+        (meta.is_span() || is_kept(meta.level()) || watched())
+            && self.0.would_enable(meta.target(), meta.level())
     }
 
     fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
         match self.0.would_enable(meta.target(), meta.level()) {
             false => Interest::never(),
-            true if meta.is_span() => Interest::always(),
+            true if meta.is_span() || is_kept(meta.level()) => Interest::always(),
             // whether a tab listens changes at any time
             true => Interest::sometimes(),
         }
@@ -160,8 +199,7 @@ where
             },
         };
         if let Ok(json) = serde_json::to_string(&entry) {
-            // no receiver only means the last tab closed meanwhile
-            let _ = LINES.send(json.into());
+            publish(json.into(), is_kept(meta.level()));
         }
     }
 }
@@ -235,17 +273,20 @@ mod tests {
         let mut reading = Box::pin(subscribe());
         let sent = BACKLOG * 5;
         for n in 0..sent {
-            LINES.send(format!("line {n}").into()).unwrap();
+            publish(format!("backlog line {n}").into(), false);
         }
         assert_eq!(LINES.len(), BACKLOG);
-        let last = format!("line {}", sent - 1);
+        let last = format!("backlog line {}", sent - 1);
         let mut read = 0;
         loop {
             let line = tokio::time::timeout(Duration::from_secs(5), reading.next())
                 .await
                 .expect("the reading tab gets lines")
                 .expect("the stream stays open");
-            read += 1;
+            // (the other tests' lines, kept or live, are read past)
+            if line.starts_with("backlog line ") {
+                read += 1;
+            }
             if *line == *last {
                 break;
             }
@@ -253,6 +294,37 @@ mod tests {
         // it skipped what fell out of the backlog, and read the rest
         assert_eq!(read, BACKLOG);
         drop(stalled);
+    }
+
+    /// A tab opened later gets the last kept lines first, oldest first, then
+    /// the live ones, each once; lines not kept never reach it.
+    #[tokio::test]
+    async fn a_tab_that_opens_later_gets_the_recent_past_then_what_follows() {
+        for n in 0..RECENT + 10 {
+            publish(format!("kept line {n}").into(), true);
+        }
+        publish("a line not kept".into(), false);
+        let mut tab = Box::pin(subscribe());
+        let mut past = Vec::new();
+        for _ in 0..RECENT {
+            past.push(tab.next().await.unwrap().to_string());
+        }
+        let expected: Vec<_> = (10..RECENT + 10)
+            .map(|n| format!("kept line {n}"))
+            .collect();
+        assert_eq!(past, expected);
+        publish("kept line after".into(), true);
+        loop {
+            let line = tokio::time::timeout(Duration::from_secs(5), tab.next())
+                .await
+                .expect("the live line arrives")
+                .unwrap();
+            assert!(!line.starts_with("kept line 1"), "{line} came twice");
+            if *line == *"kept line after" {
+                break;
+            }
+        }
+        assert_eq!(kept().len(), RECENT);
     }
 
     #[test]

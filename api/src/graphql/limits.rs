@@ -7,6 +7,16 @@
 //! took 1.3 s). This counts with memoised fragments, in time linear in the
 //! document, and refuses first.
 //!
+//! Its depth over Tally's own types ([`MAX_DEPTH`]). Introspection is
+//! bounded apart, as graphql-js bounds it (`MaxIntrospectionDepthRule`): the
+//! standard introspection query that GraphiQL, code generators and IDEs send
+//! nests `ofType` nine deep, which is cheap (one type per level), while what
+//! multiplies an answer is nesting the lists that fan out over the schema
+//! (`fields`, `interfaces`, `possibleTypes`, `inputFields`), so those may
+//! nest at most twice, and an operation may read the schema at most
+//! [`MAX_SCHEMA_READS`] times. (The parser's own bound on nesting, 32
+//! selection sets, still holds for every document.)
+//!
 //! At most one field that checks a password per operation: aliases would
 //! otherwise turn one request into hundreds of guesses (and hundreds of
 //! argon2 hashes) that no per-request limit sees.
@@ -25,10 +35,11 @@ use std::sync::Arc;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest,
 };
-use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
 use async_graphql::{Request, Response, ServerError, ServerResult, Value};
 use tokio::sync::Semaphore;
 
+use super::MAX_DEPTH;
 use crate::error::ApiError;
 
 /// Field selections a document may expand to (the complexity limit then
@@ -37,6 +48,19 @@ pub const MAX_EXPANDED_SELECTIONS: u64 = 10_000;
 
 /// The root fields that check or set a password.
 const PASSWORD_FIELDS: [&str; 2] = ["login", "register"];
+
+/// The root fields that read the schema; their selections are bounded by
+/// [`MAX_INTROSPECTION_LISTS`], not by [`MAX_DEPTH`].
+pub(crate) const SCHEMA_FIELDS: [&str; 2] = ["__schema", "__type"];
+
+/// Times one operation may read the schema (`__schema` or `__type`): the
+/// standard introspection query reads it once; a few `__type` reads fit.
+pub const MAX_SCHEMA_READS: usize = 5;
+
+/// The introspection fields whose lists fan out over the schema, and how
+/// deep they may nest (graphql-js refuses three).
+const LIST_FIELDS: [&str; 4] = ["fields", "interfaces", "possibleTypes", "inputFields"];
+pub const MAX_INTROSPECTION_LISTS: usize = 2;
 
 pub struct ExpansionLimit;
 
@@ -65,9 +89,30 @@ impl Extension for ExpansionLimit {
                 None,
             ));
         }
-        if password_fields(document) > 1 {
+        if depth(document) > MAX_DEPTH {
+            // async-graphql's words, which clients already know
+            return Err(ServerError::new("Query is nested too deep.", None));
+        }
+        let roots = root_fields(document);
+        if most(&roots, &PASSWORD_FIELDS) > 1 {
             return Err(ServerError::new(
                 "An operation may sign in or register once: at most one login or register field.",
+                None,
+            ));
+        }
+        if most(&roots, &SCHEMA_FIELDS) > MAX_SCHEMA_READS {
+            return Err(ServerError::new(
+                format!(
+                    "An operation may read the schema at most {MAX_SCHEMA_READS} times (__schema or __type fields)."
+                ),
+                None,
+            ));
+        }
+        if introspection_lists(document, &roots) > MAX_INTROSPECTION_LISTS {
+            return Err(ServerError::new(
+                format!(
+                    "Introspection is nested too deep: fields, interfaces, possibleTypes and inputFields may nest at most {MAX_INTROSPECTION_LISTS} deep."
+                ),
                 None,
             ));
         }
@@ -170,115 +215,177 @@ impl Extension for InFlightOverSockets {
 }
 
 fn expanded_selections(document: &ExecutableDocument) -> u64 {
-    let mut fragments = HashMap::new();
+    let mut fold = Fold::new(
+        document,
+        &|field, inner| 1u64.saturating_add(inner(&field.selection_set.node)),
+        u64::saturating_add,
+    );
     document
         .operations
         .iter()
-        .map(|(_, op)| {
-            size(
-                &op.node.selection_set.node,
-                document,
-                &mut fragments,
-                &mut Vec::new(),
-            )
-        })
+        .map(|(_, op)| fold.set(&op.node.selection_set.node))
         .fold(0, u64::saturating_add)
 }
 
-/// The most password fields any one operation selects at its root, through
-/// fragments and aliases alike.
-fn password_fields(document: &ExecutableDocument) -> usize {
+/// The most root fields named `names` that any one operation selects.
+fn most(roots: &[Vec<&Field>], names: &[&str]) -> usize {
+    let picked = |fields: &Vec<&Field>| {
+        let named = fields
+            .iter()
+            .filter(|f| names.contains(&f.name.node.as_str()));
+        named.count()
+    };
+    roots.iter().map(picked).max().unwrap_or(0)
+}
+
+/// Each operation's root fields.
+fn root_fields(document: &ExecutableDocument) -> Vec<Vec<&Field>> {
     document
         .operations
         .iter()
-        .map(|(_, op)| root_password_fields(&op.node.selection_set.node, document, &mut Vec::new()))
+        .map(|(_, op)| root_fields_of(&op.node.selection_set.node, document))
+        .collect()
+}
+
+/// The root fields of an operation's selections, through fragments and
+/// inline fragments, aliases and all. (Walked without memoising: the
+/// expansion limit has already bounded what the walk can reach.)
+fn root_fields_of<'a>(set: &'a SelectionSet, document: &'a ExecutableDocument) -> Vec<&'a Field> {
+    fn collect<'a>(
+        set: &'a SelectionSet,
+        document: &'a ExecutableDocument,
+        visiting: &mut Vec<&'a str>,
+        fields: &mut Vec<&'a Field>,
+    ) {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(field) => fields.push(&field.node),
+                Selection::InlineFragment(inline) => {
+                    collect(&inline.node.selection_set.node, document, visiting, fields);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    // unknown and cyclic fragments: validation names them
+                    if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node)
+                        && !visiting.contains(&name)
+                    {
+                        visiting.push(name);
+                        collect(
+                            &fragment.node.selection_set.node,
+                            document,
+                            visiting,
+                            fields,
+                        );
+                        visiting.pop();
+                    }
+                }
+            }
+        }
+    }
+    let mut fields = Vec::new();
+    collect(set, document, &mut Vec::new(), &mut fields);
+    fields
+}
+
+/// How deep a document nests Tally's own fields: a schema read counts as
+/// one field, whatever it selects.
+fn depth(document: &ExecutableDocument) -> usize {
+    let mut fold = Fold::new(
+        document,
+        &|field, inner| match SCHEMA_FIELDS.contains(&field.name.node.as_str()) {
+            true => 1,
+            false => 1 + inner(&field.selection_set.node),
+        },
+        usize::max,
+    );
+    document
+        .operations
+        .iter()
+        .map(|(_, op)| fold.set(&op.node.selection_set.node))
         .max()
         .unwrap_or(0)
 }
 
-fn root_password_fields<'a>(
-    set: &'a SelectionSet,
-    document: &'a ExecutableDocument,
-    visiting: &mut Vec<&'a str>,
-) -> usize {
-    set.items
+/// The most introspection lists any schema read nests.
+fn introspection_lists(document: &ExecutableDocument, roots: &[Vec<&Field>]) -> usize {
+    let mut fold = Fold::new(
+        document,
+        &|field, inner| {
+            usize::from(LIST_FIELDS.contains(&field.name.node.as_str()))
+                + inner(&field.selection_set.node)
+        },
+        usize::max,
+    );
+    roots
         .iter()
-        .map(|item| match &item.node {
-            Selection::Field(field) => {
-                usize::from(PASSWORD_FIELDS.contains(&field.node.name.node.as_str()))
-            }
-            Selection::InlineFragment(inline) => {
-                root_password_fields(&inline.node.selection_set.node, document, visiting)
-            }
-            Selection::FragmentSpread(spread) => {
-                let name = spread.node.fragment_name.node.as_str();
-                match document.fragments.get(&spread.node.fragment_name.node) {
-                    // unknown and cyclic fragments: validation names them
-                    Some(_) if visiting.contains(&name) => 0,
-                    None => 0,
-                    Some(fragment) => {
-                        visiting.push(name);
-                        let n = root_password_fields(
-                            &fragment.node.selection_set.node,
-                            document,
-                            visiting,
-                        );
-                        visiting.pop();
-                        n
-                    }
-                }
-            }
-        })
-        .fold(0, usize::saturating_add)
+        .flatten()
+        .filter(|field| SCHEMA_FIELDS.contains(&field.name.node.as_str()))
+        .map(|field| fold.set(&field.selection_set.node))
+        .max()
+        .unwrap_or(0)
 }
 
-fn size<'a>(
-    set: &'a SelectionSet,
+/// A fold over selection sets through their fragments, each fragment folded
+/// once (what a fragment comes to does not depend on where it is spread), so
+/// a fragment bomb costs its text, not its expansion. `field` says what a
+/// field comes to, given a way to fold its own selections; siblings combine
+/// with `join`, from `T::default()`, which is also what unknown and cyclic
+/// fragments come to: validation names them.
+pub(super) struct Fold<'a, 'f, T, F> {
     document: &'a ExecutableDocument,
-    fragments: &mut HashMap<&'a str, u64>,
-    visiting: &mut Vec<&'a str>,
-) -> u64 {
-    set.items.iter().fold(0, |total, item| {
-        let n = match &item.node {
-            Selection::Field(field) => 1u64.saturating_add(size(
-                &field.node.selection_set.node,
-                document,
-                fragments,
-                visiting,
-            )),
-            Selection::InlineFragment(inline) => size(
-                &inline.node.selection_set.node,
-                document,
-                fragments,
-                visiting,
-            ),
-            Selection::FragmentSpread(spread) => {
-                let name = spread.node.fragment_name.node.as_str();
-                match (
-                    fragments.get(name),
-                    document.fragments.get(&spread.node.fragment_name.node),
-                ) {
-                    (Some(known), _) => *known,
-                    // unknown and cyclic fragments: validation names them
-                    (None, None) => 0,
-                    (None, Some(_)) if visiting.contains(&name) => 0,
-                    (None, Some(fragment)) => {
-                        visiting.push(name);
-                        let n = size(
-                            &fragment.node.selection_set.node,
-                            document,
-                            fragments,
-                            visiting,
-                        );
-                        visiting.pop();
-                        fragments.insert(name, n);
-                        n
-                    }
+    field: &'f F,
+    join: fn(T, T) -> T,
+    memo: HashMap<&'a str, T>,
+    visiting: Vec<&'a str>,
+}
+
+impl<'a, 'f, T, F> Fold<'a, 'f, T, F>
+where
+    T: Copy + Default,
+    F: Fn(&'a Field, &mut dyn FnMut(&'a SelectionSet) -> T) -> T,
+{
+    pub(super) fn new(document: &'a ExecutableDocument, field: &'f F, join: fn(T, T) -> T) -> Self {
+        Self {
+            document,
+            field,
+            join,
+            memo: HashMap::new(),
+            visiting: Vec::new(),
+        }
+    }
+
+    pub(super) fn set(&mut self, set: &'a SelectionSet) -> T {
+        set.items.iter().fold(T::default(), |total, item| {
+            let value = match &item.node {
+                Selection::Field(field) => {
+                    let value_of = self.field;
+                    value_of(&field.node, &mut |inner| self.set(inner))
                 }
-            }
+                Selection::InlineFragment(inline) => self.set(&inline.node.selection_set.node),
+                Selection::FragmentSpread(spread) => {
+                    self.fragment(spread.node.fragment_name.node.as_str())
+                }
+            };
+            (self.join)(total, value)
+        })
+    }
+
+    fn fragment(&mut self, name: &'a str) -> T {
+        if let Some(known) = self.memo.get(name) {
+            return *known;
+        }
+        let Some(fragment) = self.document.fragments.get(name) else {
+            return T::default();
         };
-        total.saturating_add(n)
-    })
+        if self.visiting.contains(&name) {
+            return T::default();
+        }
+        self.visiting.push(name);
+        let value = self.set(&fragment.node.selection_set.node);
+        self.visiting.pop();
+        self.memo.insert(name, value);
+        value
+    }
 }
 
 #[cfg(test)]
@@ -311,10 +418,69 @@ mod tests {
         assert_eq!(expanded(&query), 1 << 40);
     }
 
+    fn parsed(query: &str) -> ExecutableDocument {
+        async_graphql::parser::parse_query(query).unwrap()
+    }
+
+    #[test]
+    fn depth_counts_tally_fields_and_a_schema_read_as_one() {
+        assert_eq!(depth(&parsed("{ a { b { c } } d }")), 3);
+        assert_eq!(
+            depth(&parsed("{ a { ...F } } fragment F on A { b { c { d } } }")),
+            4
+        );
+        let of_types = |n: usize| {
+            format!(
+                "{{ __schema {{ types {{ fields {{ type {{ {}name{} }} }} }} }} }}",
+                "ofType { ".repeat(n),
+                " }".repeat(n)
+            )
+        };
+        assert_eq!(depth(&parsed(&of_types(20))), 1);
+        assert_eq!(
+            depth(&parsed(
+                "{ me { id } __type(name: \"Q\") { fields { name } } }"
+            )),
+            2
+        );
+    }
+
+    #[test]
+    fn introspection_lists_count_only_the_fields_that_fan_out() {
+        let lists = |query: &str| {
+            let document = parsed(query);
+            let roots = root_fields(&document);
+            introspection_lists(&document, &roots)
+        };
+        assert_eq!(
+            lists("{ __schema { types { fields { type { ofType { name } } } } } }"),
+            1
+        );
+        assert_eq!(
+            lists(
+                "{ __schema { types { ...T } } } fragment T on __Type { fields { type { fields { name } } } }"
+            ),
+            2
+        );
+        assert_eq!(
+            lists(
+                "{ __type(name: \"Q\") { fields { type { fields { type { interfaces { name } } } } } } }"
+            ),
+            3
+        );
+        assert_eq!(
+            lists(
+                "{ ...R } fragment R on Query { __schema { types { possibleTypes { inputFields { name } } } } }"
+            ),
+            2
+        );
+        // Tally's own fields never count, whatever their names
+        assert_eq!(lists("{ a { fields { fields { fields { x } } } } }"), 0);
+    }
+
     #[test]
     fn password_fields_are_counted_through_aliases_and_fragments() {
-        let count =
-            |query: &str| password_fields(&async_graphql::parser::parse_query(query).unwrap());
+        let count = |query: &str| most(&root_fields(&parsed(query)), &PASSWORD_FIELDS);
         assert_eq!(count("mutation { login(input: {}) { token } }"), 1);
         assert_eq!(
             count("mutation { a: login { token } b: login { token } }"),

@@ -1,7 +1,9 @@
 //! The GraphQL schema: thin resolvers over `domain`, types in `types/`,
 //! batched nested loads in `loaders`.
 
+mod byte_budget;
 pub(crate) mod context;
+pub(crate) mod introspection;
 pub(crate) mod limits;
 pub mod loaders;
 mod mutation;
@@ -15,6 +17,7 @@ pub mod types;
 
 use async_graphql::{Schema, SchemaBuilder};
 
+pub use introspection::IntrospectionAnswers;
 pub use mutation::Mutation;
 pub(crate) use mutation::places_orders_only;
 pub use query::Query;
@@ -25,14 +28,14 @@ use crate::state::AppState;
 
 pub type TallySchema = Schema<Query, Mutation, Subscription>;
 
-/// Deepest query accepted, and the most expensive (a connection's fields count
-/// once per item it may return). Both are checked before anything executes.
+/// Deepest query accepted over Tally's own types (introspection is bounded
+/// apart: `limits`), and the most expensive (a connection's fields count once
+/// per item it may return). Both are checked before anything executes.
 pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 5_000;
 
 fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(Query::default(), Mutation::default(), Subscription)
-        .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         // first: the others check the query text it resolves a hash to
         .extension(persisted_queries::PersistedQueries::new(
@@ -44,14 +47,24 @@ fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
         .extension(transport::SocketViewer)
 }
 
-pub fn schema(state: AppState) -> TallySchema {
+pub fn schema(state: AppState, introspection: IntrospectionAnswers) -> TallySchema {
     builder()
+        .extension(introspection)
         .extension(observe::Observe(state.metrics.clone()))
         .data(state)
         .finish()
 }
 
-/// The SDL that `schema.graphql` must equal.
+/// The SDL that `schema.graphql` must equal: what introspection tells a
+/// tool, `@specifiedBy` of a scalar included.
 pub fn sdl() -> String {
-    builder().finish().sdl()
+    builder()
+        .finish()
+        .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
+}
+
+/// The caches' locks: a panic elsewhere leaves their contents whole, so a
+/// poisoned lock is used as it is.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

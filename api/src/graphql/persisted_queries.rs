@@ -13,9 +13,11 @@ use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation,
 };
 use async_graphql::{Request, ServerError, ServerResult, ValidationResult};
-use lru::LruCache;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+use super::byte_budget::ByteBudget;
+use super::lock;
 
 /// What the cache may hold, in bytes of query text.
 pub const CACHE_BYTES: usize = 4 * 1024 * 1024;
@@ -29,11 +31,11 @@ struct PersistedQuery {
 
 /// The process's cache, shared by every request.
 #[derive(Clone)]
-pub struct PersistedQueries(Arc<Mutex<Texts>>);
+pub struct PersistedQueries(Arc<Mutex<ByteBudget<String>>>);
 
 impl PersistedQueries {
     pub fn new(budget: usize) -> Self {
-        Self(Arc::new(Mutex::new(Texts::new(budget))))
+        Self(Arc::new(Mutex::new(ByteBudget::new(budget))))
     }
 }
 
@@ -49,7 +51,7 @@ impl ExtensionFactory for PersistedQueries {
 /// The extension's state for one request: the hash and text it was sent,
 /// kept if the document passes validation.
 struct ForRequest {
-    cache: Arc<Mutex<Texts>>,
+    cache: Arc<Mutex<ByteBudget<String>>>,
     sent: Mutex<Option<(String, String)>>,
 }
 
@@ -97,76 +99,9 @@ impl Extension for ForRequest {
         if result.is_ok()
             && let Some((hash, text)) = lock(&self.sent).take()
         {
-            lock(&self.cache).insert(hash, text);
+            let size = hash.len() + text.len();
+            lock(&self.cache).insert(hash, text, size);
         }
         result
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Query texts by hash, least recently used out first once their bytes
-/// pass the budget.
-struct Texts {
-    texts: LruCache<String, String>,
-    bytes: usize,
-    budget: usize,
-}
-
-impl Texts {
-    fn new(budget: usize) -> Self {
-        Self {
-            texts: LruCache::unbounded(),
-            bytes: 0,
-            budget,
-        }
-    }
-
-    fn get(&mut self, hash: &str) -> Option<String> {
-        self.texts.get(hash).cloned()
-    }
-
-    fn insert(&mut self, hash: String, text: String) {
-        let size = hash.len() + text.len();
-        if size > self.budget {
-            return;
-        }
-        if let Some(old) = self.texts.put(hash.clone(), text) {
-            self.bytes -= hash.len() + old.len();
-        }
-        self.bytes += size;
-        while self.bytes > self.budget {
-            match self.texts.pop_lru() {
-                Some((hash, text)) => self.bytes -= hash.len() + text.len(),
-                None => break,
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_least_recently_used_texts_go_once_their_bytes_pass_the_budget() {
-        let mut texts = Texts::new(100);
-        texts.insert("a".into(), "x".repeat(39));
-        texts.insert("b".into(), "y".repeat(39));
-        // a is used: b is now the least recent
-        assert!(texts.get("a").is_some());
-        texts.insert("c".into(), "z".repeat(39));
-        assert_eq!(texts.bytes, 80);
-        assert!(texts.get("b").is_none());
-        assert!(texts.get("a").is_some() && texts.get("c").is_some());
-        // a text larger than the whole budget is not kept at all
-        texts.insert("d".into(), "w".repeat(200));
-        assert!(texts.get("d").is_none());
-        assert_eq!(texts.bytes, 80);
-        // the same hash again replaces, and counts once
-        texts.insert("a".into(), "x".repeat(19));
-        assert_eq!(texts.bytes, 60);
     }
 }

@@ -7,13 +7,15 @@ use tokio::sync::Semaphore;
 
 use super::gate::Gate;
 use crate::config::Secret;
-use crate::graphql::TallySchema;
+use crate::graphql::{IntrospectionAnswers, TallySchema};
 use crate::state::AppState;
 
 #[derive(Clone)]
 pub struct Endpoint {
     pub state: AppState,
     pub schema: TallySchema,
+    /// Answers to introspection, kept; the turns to compute new ones.
+    pub introspection: IntrospectionAnswers,
     /// `MAX_WEBSOCKETS` open in all, `MAX_WEBSOCKETS_PER_ADDRESS` from one address.
     pub(crate) websockets: Arc<Gate>,
     /// `MAX_REQUESTS_IN_FLIGHT`: HTTP requests take them in the router,

@@ -6,6 +6,7 @@
 use async_graphql::http::parse_query_string;
 use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +18,7 @@ use crate::auth::Caller;
 use crate::auth_throttle::ClientAddr;
 use crate::error::ApiError;
 use crate::graphql::loaders::Loaders;
-use crate::graphql::{ViaGet, places_orders_only};
+use crate::graphql::{IntrospectionAnswers, ViaGet, places_orders_only};
 
 /// The two media types a GraphQL response may come as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,7 +147,68 @@ async fn execute(
             }
         }
     }
-    let mut response = endpoint.schema.execute(request).await;
+    // introspection: its answer kept, or computed in its turn
+    let key = IntrospectionAnswers::key_of(&request);
+    if let Some(body) = key
+        .as_deref()
+        .and_then(|key| endpoint.introspection.kept(key))
+    {
+        return with_body(StatusCode::OK, body, media);
+    }
+    if let Some(key) = key.filter(|_| IntrospectionAnswers::is_introspection(&mut request)) {
+        return introspect(endpoint, key, request, media).await;
+    }
+    reply(endpoint.schema.execute(request).await, media)
+}
+
+/// Computes an introspection answer in its turn, and keeps it.
+async fn introspect(
+    endpoint: &Endpoint,
+    key: String,
+    request: async_graphql::Request,
+    media: Media,
+) -> Response {
+    let answers = &endpoint.introspection;
+    let _turn = match answers.turn().await {
+        Ok(turn) => turn,
+        // as the in-flight limit refuses: 503, retry in a second
+        Err(e) => return answer::unavailable(e),
+    };
+    // computed meanwhile by a request this one waited behind
+    if let Some(body) = answers.kept(&key) {
+        return with_body(StatusCode::OK, body, media);
+    }
+    // tens of milliseconds of CPU that never yield: on a thread of its own,
+    // so the requests queued on this runtime thread are not held
+    let (schema, request) = (
+        endpoint.schema.clone(),
+        IntrospectionAnswers::with_turn(request),
+    );
+    let runtime = tokio::runtime::Handle::current();
+    let computed = move || runtime.block_on(schema.execute(request));
+    let response = match tokio::task::spawn_blocking(computed).await {
+        Ok(response) => response,
+        Err(e) => {
+            let failed = ApiError::internal(anyhow::anyhow!("introspection panicked: {e}"));
+            async_graphql::Response::from_errors(vec![failed.into_server_error()])
+        }
+    };
+    if response.is_err() {
+        return reply(response, media);
+    }
+    match serde_json::to_vec(&response) {
+        Ok(body) => {
+            let body = Bytes::from(body);
+            answers.keep(key, body.clone());
+            with_body(StatusCode::OK, body, media)
+        }
+        Err(e) => unwritable(e),
+    }
+}
+
+/// The answer to an executed request: its errors coded, and the status the
+/// media type calls for.
+fn reply(mut response: async_graphql::Response, media: Media) -> Response {
     // Errors that no resolver coded come from the request itself: syntax,
     // validation, variable types, depth or complexity. The request never ran.
     let mut refused = !response.errors.is_empty();
@@ -221,13 +283,26 @@ fn respond(status: StatusCode, response: &async_graphql::Response, media: Media)
         serde_json::to_vec(response)
     };
     match body {
-        Ok(body) => (status, [(header::CONTENT_TYPE, media.content_type())], body).into_response(),
-        // never an empty 200
-        Err(e) => answer::refused(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            ApiError::internal(anyhow::anyhow!("writing a GraphQL response: {e}")),
-        ),
+        Ok(body) => with_body(status, body, media),
+        Err(e) => unwritable(e),
     }
+}
+
+fn with_body(status: StatusCode, body: impl Into<Body>, media: Media) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, media.content_type())],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// Never an empty 200.
+fn unwritable(e: serde_json::Error) -> Response {
+    answer::refused(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        ApiError::internal(anyhow::anyhow!("writing a GraphQL response: {e}")),
+    )
 }
 
 /// A body that is no GraphQL request gets its status with a GraphQL-shaped

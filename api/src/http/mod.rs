@@ -47,10 +47,12 @@ use self::gate::Gate;
 use self::interval_log::IntervalLog;
 use crate::config::{AllowedOrigins, HttpSettings};
 use crate::error::ApiError;
+use crate::graphql::{IntrospectionAnswers, introspection};
 use crate::state::AppState;
 
 pub fn router(state: AppState, settings: HttpSettings) -> Router {
-    let schema = crate::graphql::schema(state.clone());
+    let introspection = IntrospectionAnswers::new(introspection::CACHE_BYTES);
+    let schema = crate::graphql::schema(state.clone(), introspection.clone());
     // Past `max_in_flight` requests, more are refused at once rather than
     // queued: waiting ones would only pile up behind the database pool
     // (memory and latency without bound) and time out anyway.
@@ -98,6 +100,7 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
         .with_state(Endpoint {
             state,
             schema,
+            introspection,
             websockets: Arc::new(Gate::new(
                 settings.max_websockets,
                 settings.max_websockets_per_address,

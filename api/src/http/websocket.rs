@@ -46,6 +46,9 @@ use crate::graphql::loaders::Loaders;
 use crate::graphql::{SocketToken, SubscriptionSlots, TallySchema};
 use crate::state::AppState;
 
+/// What a socket reads into at first.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// Whether `request` asks to become a WebSocket.
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers
@@ -82,6 +85,10 @@ pub async fn upgrade(endpoint: Endpoint, request: Request) -> Response {
     let limits = endpoint.socket_limits.clone();
     upgrade
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        // tungstenite's default reserves 128 KiB a socket before its first
+        // message: 640 idle sockets held 80 MiB. GraphQL messages are small;
+        // the buffer grows for a larger one, up to the message limit
+        .read_buffer_size(READ_BUFFER_BYTES)
         .max_message_size(limits.max_message_bytes)
         .max_frame_size(limits.max_message_bytes)
         .on_upgrade(move |socket| async move {
