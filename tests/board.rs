@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use tally::config::TrustedProxies;
+
 use crate::harness::{Options, TestApp};
 use crate::operations::{failed_order, sales};
 
@@ -266,6 +268,43 @@ async fn a_retried_jobs_lines_reach_the_boards_event_stream() {
             && message.contains("orders_counted=1"),
         "{message}"
     );
+}
+
+/// Behind a proxy that rewrites `Host` (to the replica's own address, say),
+/// the board's pages still pass its same-origin check: the host the
+/// browser asked for comes in `X-Forwarded-Host`, believed from a trusted
+/// proxy only.
+#[tokio::test]
+async fn the_boards_origin_check_holds_behind_a_proxy_that_rewrites_host() {
+    let app = TestApp::spawn_with(Options {
+        board: Some((USER, PASSWORD)),
+        configure: |config| {
+            config.http.connections.proxies =
+                TrustedProxies::parse("127.0.0.3", tally::config::ForwardedHeader::XForwardedFor)
+                    .unwrap();
+        },
+        ..Options::default()
+    })
+    .await;
+    let retry_from = |host: u8| {
+        let http = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, host]))
+            .build()
+            .unwrap();
+        http.post(format!(
+            "{}/tally/api/jobs/01JNOSUCHJOB/retry",
+            app.board_url()
+        ))
+        .basic_auth(USER, Some(PASSWORD))
+        .header("host", "10.0.0.11:8081")
+        .header("x-forwarded-host", "board.shop.test")
+        .header("origin", "https://board.shop.test")
+        .send()
+    };
+    // from the proxy: past the origin check, to the job (there is none)
+    assert_eq!(retry_from(3).await.unwrap().status(), 404);
+    // from anyone else the header is the client's own word: refused
+    assert_eq!(retry_from(4).await.unwrap().status(), 403);
 }
 
 /// An operator who opens the Logs page after a job failed sees the failure:

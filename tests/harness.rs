@@ -12,6 +12,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tally::app::{self, Hooks, Role, Workers};
+use tally::auth_throttle::Rate;
 use tally::config::{BoardConfig, Config, Secret};
 use tally::db;
 use tally::money::Cents;
@@ -118,7 +119,7 @@ impl TestApp {
         let mut config = Config::from_lookup(|_| None).expect("default config");
         config.database_url = database.url();
         config.bind_addr = "127.0.0.1:0".parse().unwrap();
-        config.jwt_secret = Secret::new("test-secret-test-secret-test-secret!");
+        config.jwt_secret = Some(Secret::new("test-secret-test-secret-test-secret!"));
         config.db_pool_size = 20;
         // tests share two cores: a request may wait a while for a connection
         // without that being what the test is about
@@ -127,7 +128,10 @@ impl TestApp {
         // every test client is 127.0.0.1: tests place hundreds of orders at
         // once and register many customers from it. The limits per address
         // are proved against the binary (api/tests/attacks.rs).
-        config.http.auth.free_registrations = 10_000;
+        config.http.sign_in.registrations_per_address = Rate {
+            burst: 10_000,
+            period: Duration::from_secs(3600),
+        };
         config.http.connections.max_per_address = 10_000;
         // metrics tests read figures right after changing them
         config.http.metrics_refresh = Duration::ZERO;
@@ -224,6 +228,23 @@ impl TestApp {
             .build()
             .expect("a client on another loopback address");
         self.gql_over(&http, Some(token), query, variables).await
+    }
+
+    /// An anonymous GraphQL POST from 127.0.0.`host`, whatever its status:
+    /// the status and the body.
+    pub async fn post_from(&self, host: u8, query: &str, variables: Value) -> (u16, Value) {
+        let http = reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, host]))
+            .build()
+            .expect("a client on another loopback address");
+        let response = http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON body"))
     }
 
     async fn gql_with(&self, token: Option<&str>, query: &str, variables: Value) -> Value {

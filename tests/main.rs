@@ -23,3 +23,4 @@ mod operations;
 mod orders;
 mod overload;
 mod schema;
+mod sign_in_rates;

@@ -16,15 +16,17 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::auth::Tokens;
 use crate::config::Config;
 use crate::db::{self, PoolKind};
-use crate::domain::users;
+use crate::domain::{self, users};
 use crate::live::LiveFigures;
 use crate::placer::PlacerHooks;
 use crate::state::AppState;
 use crate::{board, http};
 
-/// How often finished jobs past `JOB_RETENTION` are deleted.
+/// How often finished jobs past `JOB_RETENTION`, and sign-in rates back to
+/// their full burst, are deleted.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(600);
 
 /// What a process runs.
@@ -189,14 +191,22 @@ async fn api(
 ) -> anyhow::Result<Api> {
     let requests = db::connect(config, PoolKind::Requests).await?;
     bootstrap_admin(db, config).await?;
-    if !config.jwt_secret_configured {
-        warn!("JWT_SECRET is not set: using a random secret, so tokens will not survive a restart");
-    }
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.clone(),
+        None => {
+            let secret = db::shared_token_secret(db).await?;
+            info!(
+                "JWT_SECRET is not set: signing tokens with the secret kept in the database, shared by every process on it"
+            );
+            secret
+        }
+    };
     // not watched: what subscribers read is no request's statement
     let live = LiveFigures::start(config, db::orm(&requests), shutdown.clone()).await?;
     let state = AppState::new(
         hooks.orm(&requests),
         config,
+        Tokens::new(&secret),
         wakeup.clone(),
         live,
         hooks.placer.clone(),
@@ -276,6 +286,10 @@ impl App {
             }
             tokio::spawn(board.serve(shutdown.clone()))
         });
+        let forgetting = tokio::spawn(forget_spent_sign_in_rates(
+            self.db.clone(),
+            shutdown.clone(),
+        ));
         let retention = tokio::spawn(jobs::retention::run_retention(
             self.db,
             self.job_retention,
@@ -297,6 +311,7 @@ impl App {
             workers.await??;
         }
         retention.await?;
+        forgetting.await?;
         if let Some(board) = board {
             board.await??;
         }
@@ -332,4 +347,23 @@ pub fn stop_on_signal(token: CancellationToken) {
         info!("shutdown requested: finishing running work");
         token.cancel();
     });
+}
+
+/// Deletes now and then the sign-in rates that stand for a full burst
+/// again: a client cycling through addresses or emails leaves a row for
+/// each, and no row means the same.
+async fn forget_spent_sign_in_rates(db: DatabaseConnection, shutdown: CancellationToken) {
+    loop {
+        match domain::sign_in::forget_spent(&db).await {
+            Ok(0) => {}
+            Ok(forgotten) => tracing::debug!(forgotten, "forgot sign-in rates back to their burst"),
+            Err(e) => {
+                warn!(error = ?e, "forgetting spent sign-in rates failed; trying again later")
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(RETENTION_INTERVAL) => {}
+        }
+    }
 }

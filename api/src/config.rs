@@ -1,20 +1,21 @@
 //! Settings from the environment, each read once, with defaults that fit a
 //! developer machine. A bad value stops start-up with the variable's name.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use jobs::WorkerSettings;
 
+use crate::auth_throttle::{Rate, SignInRates};
 use crate::placer::PlacementSettings;
 
 #[derive(Clone)]
 pub struct Config {
     pub database_url: String,
     pub bind_addr: SocketAddr,
-    pub jwt_secret: Secret,
-    /// False when the secret was generated at start-up.
-    pub jwt_secret_configured: bool,
+    /// `JWT_SECRET`; unset, the secret is made once and kept in the
+    /// database, for every process to share (`db::shared_token_secret`).
+    pub jwt_secret: Option<Secret>,
     pub admin: Option<AdminBootstrap>,
     pub log_format: LogFormat,
     /// What reaches the board's Logs page and Events panels (`BOARD_LOG`).
@@ -61,7 +62,7 @@ pub struct HttpSettings {
     /// The longest a request may take to be handled once its body is in.
     pub request_timeout: Duration,
     pub connections: ConnectionLimits,
-    pub auth: AuthLimits,
+    pub sign_in: SignInRates,
     /// How often `/metrics` reads the queue's figures from the database at
     /// most (zero: on every scrape).
     pub metrics_refresh: Duration,
@@ -69,7 +70,8 @@ pub struct HttpSettings {
     pub metrics_token: Option<Secret>,
 }
 
-/// What the accept loop allows before any request is read.
+/// What the accept loop allows before any request is read, and whom it
+/// believes about a client's address.
 #[derive(Clone, Debug)]
 pub struct ConnectionLimits {
     /// Connections open at once; past it, new ones are closed at once.
@@ -79,19 +81,93 @@ pub struct ConnectionLimits {
     /// The longest a connection may wait for a request's complete headers:
     /// a slow client's, and a keep-alive connection's idle time alike.
     pub header_timeout: Duration,
+    /// The proxies in front of Tally (`TRUSTED_PROXIES`).
+    pub proxies: TrustedProxies,
 }
 
-/// How sign-in attempts are throttled (see `auth_throttle`).
-#[derive(Clone, Debug)]
-pub struct AuthLimits {
-    /// Failed logins per client address, and per account, before each
-    /// further attempt waits (1 s, doubling with every failure).
-    pub free_failures: u32,
-    /// Registrations per client address before each further one waits.
-    pub free_registrations: u32,
-    /// The longest wait, and how long a quiet address or account takes to
-    /// be forgotten.
-    pub max_delay: Duration,
+/// The proxies and load balancers in front of Tally (`TRUSTED_PROXIES`,
+/// `TRUSTED_PROXY_HEADER`). From one of them, the client is the rightmost
+/// address of the forwarding header that is not itself a trusted proxy
+/// (each proxy appends the address it was reached from, so what a client
+/// wrote itself is further left, and never read); from any other peer the
+/// header is ignored and the client is the peer. No proxy is trusted by
+/// default. A trusted proxy's connections carry many clients, so they are
+/// not held to one client's share of connections.
+#[derive(Clone, Debug, Default)]
+pub struct TrustedProxies {
+    /// None: nothing is trusted.
+    trusted: Option<trusted_proxies::Config>,
+}
+
+/// The header a trusted proxy writes the client's address into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For`: nginx, HAProxy's `option forwardfor`, cloud load
+    /// balancers.
+    XForwardedFor,
+    /// RFC 7239 `Forwarded`.
+    Forwarded,
+}
+
+impl TrustedProxies {
+    /// `list`: addresses and CIDR ranges, comma-separated.
+    pub fn parse(list: &str, header: ForwardedHeader) -> Result<Self, String> {
+        let mut config = trusted_proxies::Config::new();
+        let mut any = false;
+        for proxy in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            config
+                .add_trusted_ip(proxy)
+                .map_err(|_| format!("{proxy:?} is no address or CIDR range"))?;
+            any = true;
+        }
+        // only the header the proxy writes: one it passes on unread (nginx
+        // leaves `Forwarded` as the client sent it) would let a client name
+        // its own address
+        match header {
+            ForwardedHeader::XForwardedFor => config.trust_x_forwarded_for(),
+            ForwardedHeader::Forwarded => config.trust_forwarded(),
+        }
+        // for the board's same-origin check behind a proxy that rewrites Host
+        config.trust_x_forwarded_host();
+        Ok(Self {
+            trusted: any.then_some(config),
+        })
+    }
+
+    pub fn trusts(&self, peer: IpAddr) -> bool {
+        self.trusted
+            .as_ref()
+            .is_some_and(|config| config.is_ip_trusted(&peer.to_canonical()))
+    }
+
+    /// The client behind `peer`, as the request's forwarding header says
+    /// when `peer` is trusted.
+    pub fn client_of<B>(&self, peer: IpAddr, request: &axum::http::Request<B>) -> IpAddr {
+        let peer = peer.to_canonical();
+        match &self.trusted {
+            Some(config) if config.is_ip_trusted(&peer) => {
+                trusted_proxies::Trusted::from(peer, request, config)
+                    .ip()
+                    .to_canonical()
+            }
+            _ => peer,
+        }
+    }
+
+    /// The host the client asked for, when `peer` is a trusted proxy that
+    /// sent `X-Forwarded-Host`.
+    pub fn forwarded_host<B>(
+        &self,
+        peer: IpAddr,
+        request: &axum::http::Request<B>,
+    ) -> Option<String> {
+        let peer = peer.to_canonical();
+        let config = self.trusted.as_ref().filter(|c| c.is_ip_trusted(&peer))?;
+        request.headers().get("x-forwarded-host")?;
+        trusted_proxies::Trusted::from(peer, request, config)
+            .host_with_port()
+            .map(str::to_owned)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -216,12 +292,11 @@ impl Config {
             .parse()
             .map_err(|_| invalid("BIND_ADDR", "must be an address such as 127.0.0.1:8080"))?;
 
-        let (jwt_secret, jwt_secret_configured) = match get("JWT_SECRET") {
+        let jwt_secret = match get("JWT_SECRET") {
             Some(s) if s.len() < 32 => {
                 return Err(invalid("JWT_SECRET", "must be at least 32 characters"));
             }
-            Some(s) => (Secret(s), true),
-            None => (Secret::random(), false),
+            secret => secret.map(Secret),
         };
 
         let admin = match (get("ADMIN_EMAIL"), get("ADMIN_PASSWORD")) {
@@ -303,6 +378,9 @@ impl Config {
             d if d.is_zero() => Err(invalid(var, "must be longer than 0")),
             d => Ok(d),
         };
+        let rate = |var: &'static str, default: &str| {
+            Rate::parse(&parse(var, default)?).map_err(|e| invalid(var, &e))
+        };
         let job_retention = duration("JOB_RETENTION", "7days")?;
         let order_cancel_window = duration("ORDER_CANCEL_WINDOW", "15m")?;
 
@@ -310,7 +388,6 @@ impl Config {
             database_url,
             bind_addr,
             jwt_secret,
-            jwt_secret_configured,
             admin,
             log_format,
             board_log,
@@ -369,6 +446,23 @@ impl Config {
                         1..=1_000_000,
                     )?,
                     header_timeout: timeout("HTTP_HEADER_TIMEOUT", "10s")?,
+                    proxies: {
+                        let header = match parse("TRUSTED_PROXY_HEADER", "x-forwarded-for")?
+                            .to_ascii_lowercase()
+                            .as_str()
+                        {
+                            "x-forwarded-for" => ForwardedHeader::XForwardedFor,
+                            "forwarded" => ForwardedHeader::Forwarded,
+                            _ => {
+                                return Err(invalid(
+                                    "TRUSTED_PROXY_HEADER",
+                                    "must be x-forwarded-for or forwarded",
+                                ));
+                            }
+                        };
+                        TrustedProxies::parse(&parse("TRUSTED_PROXIES", "")?, header)
+                            .map_err(|e| invalid("TRUSTED_PROXIES", &e))?
+                    },
                 },
                 metrics_refresh: duration("METRICS_REFRESH", "5s")?,
                 metrics_token: match get("METRICS_TOKEN") {
@@ -377,15 +471,10 @@ impl Config {
                     }
                     token => token.map(Secret),
                 },
-                auth: AuthLimits {
-                    free_failures: number(&get, "LOGIN_FREE_FAILURES", 5, 1..=1_000_000)?,
-                    free_registrations: number(
-                        &get,
-                        "REGISTRATIONS_PER_ADDRESS",
-                        20,
-                        1..=1_000_000,
-                    )?,
-                    max_delay: timeout("LOGIN_MAX_DELAY", "15m")?,
+                sign_in: SignInRates {
+                    login_failures_per_address: rate("LOGIN_FAILURES_PER_ADDRESS", "10/10m")?,
+                    login_failures_per_account: rate("LOGIN_FAILURES_PER_ACCOUNT", "5/15m")?,
+                    registrations_per_address: rate("REGISTRATIONS_PER_ADDRESS", "20/1h")?,
                 },
             },
             board,
@@ -440,8 +529,7 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
         assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8080");
-        assert!(!c.jwt_secret_configured);
-        assert_eq!(c.jwt_secret.expose().len(), 64);
+        assert!(c.jwt_secret.is_none());
         assert_eq!(c.workers.max_attempts, 5);
         assert_eq!(
             c.placement,
@@ -523,6 +611,98 @@ mod tests {
         assert_eq!(e.var, "JWT_SECRET");
         let e = config(&[("ADMIN_EMAIL", "a@b.c")]).err().unwrap();
         assert_eq!(e.var, "ADMIN_PASSWORD");
+    }
+
+    #[test]
+    fn sign_in_rates_default_to_bursts_that_recover() {
+        let rates = config(&[]).unwrap().http.sign_in;
+        let rate = |raw: &str| Rate::parse(raw).unwrap();
+        assert_eq!(rates.login_failures_per_address, rate("10/10m"));
+        assert_eq!(rates.login_failures_per_account, rate("5/15m"));
+        assert_eq!(rates.registrations_per_address, rate("20/1h"));
+        let set = config(&[("REGISTRATIONS_PER_ADDRESS", "100/1d")]).unwrap();
+        assert_eq!(set.http.sign_in.registrations_per_address, rate("100/24h"));
+        let e = config(&[("LOGIN_FAILURES_PER_ACCOUNT", "5")])
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "LOGIN_FAILURES_PER_ACCOUNT: \"5\" is no rate such as 10/10m (attempts per period)"
+        );
+    }
+
+    /// What a request from `peer` with these forwarding headers is taken to
+    /// come from.
+    fn client(proxies: &TrustedProxies, peer: &str, headers: &[(&str, &str)]) -> String {
+        let mut request = axum::http::Request::builder();
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(()).unwrap();
+        proxies
+            .client_of(peer.parse().unwrap(), &request)
+            .to_string()
+    }
+
+    #[test]
+    fn the_client_is_the_rightmost_address_no_trusted_proxy_owns() {
+        let none = config(&[]).unwrap().http.connections.proxies;
+        // trusting nobody: the peer, whatever the headers say
+        assert_eq!(
+            client(&none, "10.0.0.2", &[("x-forwarded-for", "1.2.3.4")]),
+            "10.0.0.2"
+        );
+        assert!(!none.trusts("127.0.0.1".parse().unwrap()));
+
+        let proxies = config(&[("TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.5")])
+            .unwrap()
+            .http
+            .connections
+            .proxies;
+        assert!(proxies.trusts("10.9.8.7".parse().unwrap()));
+        assert!(proxies.trusts("::ffff:192.168.1.5".parse().unwrap()));
+        assert!(!proxies.trusts("192.168.1.6".parse().unwrap()));
+        let xff = |value| [("x-forwarded-for", value)];
+        // what the client wrote itself is further left, and never read
+        assert_eq!(
+            client(&proxies, "10.0.0.2", &xff("6.6.6.6, 1.2.3.4")),
+            "1.2.3.4"
+        );
+        // through two proxies
+        assert_eq!(
+            client(&proxies, "10.0.0.2", &xff("1.2.3.4, 192.168.1.5")),
+            "1.2.3.4"
+        );
+        // from a peer that is no proxy of ours: the peer
+        assert_eq!(client(&proxies, "8.8.8.8", &xff("1.2.3.4")), "8.8.8.8");
+        // a trusted proxy that names no one: itself
+        assert_eq!(client(&proxies, "10.0.0.2", &[]), "10.0.0.2");
+        // Forwarded is not read unless it is the header chosen: nginx passes
+        // it on as the client wrote it
+        let forwarded = [("forwarded", "for=6.6.6.6"), ("x-forwarded-for", "1.2.3.4")];
+        assert_eq!(client(&proxies, "10.0.0.2", &forwarded), "1.2.3.4");
+        let rfc = config(&[
+            ("TRUSTED_PROXIES", "10.0.0.0/8"),
+            ("TRUSTED_PROXY_HEADER", "Forwarded"),
+        ])
+        .unwrap()
+        .http
+        .connections
+        .proxies;
+        let forwarded = [("forwarded", "for=6.6.6.6, for=\"[2001:db8::1]:443\"")];
+        assert_eq!(client(&rfc, "10.0.0.2", &forwarded), "2001:db8::1");
+
+        let e = config(&[("TRUSTED_PROXIES", "10.0.0.0/8, nginx")])
+            .err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            "TRUSTED_PROXIES: \"nginx\" is no address or CIDR range"
+        );
+        let e = config(&[("TRUSTED_PROXY_HEADER", "x-real-ip")])
+            .err()
+            .unwrap();
+        assert_eq!(e.var, "TRUSTED_PROXY_HEADER");
     }
 
     #[test]

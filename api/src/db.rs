@@ -7,7 +7,7 @@ use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, PgPool};
 
-use crate::config::Config;
+use crate::config::{Config, Secret};
 
 /// Why a process could not get its database ready. The causes are kept as
 /// they came (not flattened into text); sqlx's own messages already hold
@@ -118,6 +118,29 @@ pub async fn connect_and_migrate(config: &Config, kind: PoolKind) -> Result<PgPo
     let pool = connect(config, kind).await?;
     migration::prepare(&pool).await?;
     Ok(pool)
+}
+
+/// The secret that signs tokens when `JWT_SECRET` is unset: made by the
+/// first process that needs it and kept in the database, so every replica
+/// signs and accepts the same tokens, across restarts. Never logged.
+pub async fn shared_token_secret(db: &DatabaseConnection) -> anyhow::Result<Secret> {
+    use sea_orm::{ConnectionTrait, Statement};
+    // two statements: a process that lost the race to insert must read
+    // the winner's row with a snapshot taken after it committed
+    db.execute_raw(Statement::from_sql_and_values(
+        db.get_database_backend(),
+        "insert into server_secrets (name, value) values ('token', $1) on conflict (name) do nothing",
+        [Secret::random().expose().into()],
+    ))
+    .await?;
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            "select value from server_secrets where name = 'token'",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the token secret is missing from server_secrets"))?;
+    Ok(Secret::new(row.try_get::<String>("", "value")?))
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), StartupError> {

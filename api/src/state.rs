@@ -6,8 +6,10 @@ use sea_orm::DatabaseConnection;
 
 use crate::accounts::Accounts;
 use crate::auth::Tokens;
-use crate::auth_throttle::AuthThrottle;
+use crate::auth_throttle::{ClientAddr, SignInRates};
 use crate::config::Config;
+use crate::error::ApiError;
+use crate::http::IntervalLog;
 use crate::live::LiveFigures;
 use crate::metrics::Metrics;
 use crate::placer::{Placer, PlacerHooks};
@@ -29,8 +31,12 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// What post-order runs changed, for subscriptions.
     pub live: LiveFigures,
-    /// Failed sign-ins and registrations, per client address and account.
-    pub auth_throttle: Arc<AuthThrottle>,
+    /// The rates of failed sign-ins and registrations (kept in the
+    /// database, for every replica to count alike).
+    pub sign_in: SignInRates,
+    /// Sign-ins and registrations refused by those rates, logged at most
+    /// once a second.
+    sign_in_refusals: Arc<IntervalLog>,
 }
 
 impl AppState {
@@ -39,6 +45,7 @@ impl AppState {
     pub fn new(
         db: DatabaseConnection,
         config: &Config,
+        tokens: Tokens,
         wakeup: Wakeup,
         live: LiveFigures,
         placer_hooks: PlacerHooks,
@@ -55,13 +62,25 @@ impl AppState {
             ),
             accounts: Accounts::start(db.clone()),
             db,
-            tokens: Tokens::new(&config.jwt_secret),
+            tokens,
             wakeup,
             jobs,
             cancel_window: config.order_cancel_window,
             metrics,
             live,
-            auth_throttle: Arc::new(AuthThrottle::new(&config.http.auth)),
+            sign_in: config.http.sign_in,
+            sign_in_refusals: Arc::new(IntervalLog::new(
+                "refusing sign-ins or registrations: a client address or an account is past its rate",
+            )),
+        }
+    }
+}
+
+impl AppState {
+    /// Counts a sign-in or registration the rates refused, for the log.
+    pub fn note_refusal(&self, error: &ApiError, client: Option<ClientAddr>) {
+        if let ApiError::TooManyRequests { .. } = error {
+            self.sign_in_refusals.add(client.map(ClientAddr::ip));
         }
     }
 }

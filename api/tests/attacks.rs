@@ -576,7 +576,7 @@ async fn aliased_logins_are_refused_before_any_password_is_checked() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_guesses_at_one_account_are_throttled_with_429_and_a_growing_wait() {
+async fn repeated_guesses_at_one_account_are_throttled_with_429_and_a_wait() {
     let _one = ONE_AT_A_TIME.lock().await;
     let server = Server::start().await;
     server
@@ -622,8 +622,9 @@ async fn repeated_guesses_at_one_account_are_throttled_with_429_and_a_growing_wa
         answers.len(),
         throttled.len()
     );
-    // 5 free, then one after 1 s, 2 s more, 4 s more: within 6 s, 7 or 8
-    assert!((5..=8).contains(&checked), "{:?}", codes(&answers));
+    // LOGIN_FAILURES_PER_ACCOUNT, 5 per 15 minutes, counted before each
+    // password is checked: 10 at a time get no more than 5 between them
+    assert_eq!(checked, 5, "{:?}", codes(&answers));
     assert_eq!(checked + throttled.len(), answers.len());
     for (_, body) in &throttled {
         assert_eq!(
@@ -638,7 +639,8 @@ async fn repeated_guesses_at_one_account_are_throttled_with_429_and_a_growing_wa
             json!(wait.to_string()),
             "{body}"
         );
-        assert!((1..=8).contains(&wait), "{body}");
+        // the next of the account's attempts: one step (15 minutes / 5) on
+        assert!((170..=180).contains(&wait), "{body}");
     }
     // another account signs in from another machine as usual
     let body = owner_logs_in(&server, "other@shop.test", "another password").await;
@@ -684,8 +686,8 @@ async fn a_registration_flood_from_one_address_gets_its_free_share_then_429() {
         .count();
     let throttled = answers.iter().filter(|(status, _)| *status == 429).count();
     eprintln!("registrations: {registered} accounts created, {throttled} refused with 429");
-    // REGISTRATIONS_PER_ADDRESS (20), then 1 s, then 2 s more: 22 in 5 s
-    assert!((20..=23).contains(&registered), "{:?}", codes(&answers));
+    // REGISTRATIONS_PER_ADDRESS, 20 per hour, each counted before its hash
+    assert_eq!(registered, 20, "{:?}", codes(&answers));
     assert_eq!(registered + throttled, answers.len());
     assert_eq!(users().await, users_before + registered as i64);
     // someone else registers as usual
@@ -1045,9 +1047,11 @@ async fn a_flood_of_the_standard_introspection_query_leaves_other_clients_their_
 }
 
 /// Introspection documents that differ each time cannot be answered from
-/// memory: they are computed one at a time, those that would wait behind
-/// too many are refused (12 clients: one computed, 8 waiting, 3 refused
-/// and sending again at once), and the other clients keep their latency.
+/// memory: they are computed one at a time (9 clients: one computed, 8
+/// waiting, the most that may), off the threads that serve requests, and
+/// the other clients keep their latency. (Those past the 8 waiting are
+/// refused: `introspection_past_the_waiting_ones_is_refused` in the unit
+/// tests.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_ever_different_introspection_queries_leaves_other_clients_their_latency() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -1055,11 +1059,11 @@ async fn a_flood_of_ever_different_introspection_queries_leaves_other_clients_th
     let url = server.url();
     let (answers, _) = server
         .under_attack(
-            "distinct introspection queries from 12 clients on one address (at most 100 each, 5 s)",
+            "distinct introspection queries from 9 clients on one address (at most 100 each, 5 s)",
             flood(
                 &url,
                 Flood {
-                    workers: 12,
+                    workers: 9,
                     each: 100,
                     lasting: Duration::from_secs(5),
                     pause: Duration::ZERO,
@@ -1074,14 +1078,8 @@ async fn a_flood_of_ever_different_introspection_queries_leaves_other_clients_th
         .await;
     let codes = codes(&answers);
     eprintln!("distinct introspection: {} sent, {codes:?}", answers.len());
-    assert!(
-        codes
-            .iter()
-            .all(|(code, _)| code == "200 -" || code == "503 SERVICE_UNAVAILABLE"),
-        "{codes:?}"
-    );
-    let answered = codes.iter().find(|(code, _)| code == "200 -");
-    assert!(answered.is_some_and(|(_, n)| *n >= 5), "{codes:?}");
+    assert_eq!(codes, vec![("200 -".to_owned(), answers.len())]);
+    assert!(answers.len() >= 5, "{codes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

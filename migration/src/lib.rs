@@ -38,6 +38,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("m20251125_000007_order_cancellation"),
             sql_migration!("m20251202_000008_held_back_orders_and_money_bounds"),
             sql_migration!("m20251203_000009_token_versions"),
+            sql_migration!("m20251207_000010_shared_by_replicas"),
         ]
     }
 }

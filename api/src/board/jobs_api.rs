@@ -1,15 +1,17 @@
 //! The JSON that Tally's script on the board's pages calls: a job with the
 //! error of its last attempt, the jobs of an order, and retries.
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use jobs::QUEUE;
 use jobs::admin::{self, JobStatus, JobSummary};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tracing::warn;
+
+use crate::http::ForwardedHost;
 
 use super::{Board, CROSS_SITE, DATABASE_DOWN, same_origin};
 
@@ -108,9 +110,10 @@ fn order_number(raw: &str) -> Option<String> {
 pub(super) async fn retry(
     State(board): State<Board>,
     headers: HeaderMap,
+    forwarded: Option<Extension<ForwardedHost>>,
     Path(id): Path<String>,
 ) -> Response {
-    if !same_origin(&headers) {
+    if !same_origin(&headers, forwarded) {
         return error(StatusCode::FORBIDDEN, CROSS_SITE);
     }
     let job = match admin::find_job(&board.db, &id).await {
@@ -137,8 +140,12 @@ pub(super) async fn retry(
     }
 }
 
-pub(super) async fn retry_failed(State(board): State<Board>, headers: HeaderMap) -> Response {
-    if !same_origin(&headers) {
+pub(super) async fn retry_failed(
+    State(board): State<Board>,
+    headers: HeaderMap,
+    forwarded: Option<Extension<ForwardedHost>>,
+) -> Response {
+    if !same_origin(&headers, forwarded) {
         return error(StatusCode::FORBIDDEN, CROSS_SITE);
     }
     match board.retry(None).await {

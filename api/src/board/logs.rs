@@ -265,10 +265,15 @@ mod tests {
 
     use super::*;
 
+    /// The tests that send lines take turns: the channel is the process's,
+    /// and one's flood would push the other's lines out of it.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     /// A tab that never reads (a stalled or hostile browser) holds back no
     /// other tab, and what waits for it stays within the backlog.
     #[tokio::test]
     async fn a_stalled_reader_holds_no_one_back_and_keeps_a_bounded_backlog() {
+        let _turn = ONE_AT_A_TIME.lock().await;
         let stalled = subscribe();
         let mut reading = Box::pin(subscribe());
         let sent = BACKLOG * 5;
@@ -300,6 +305,7 @@ mod tests {
     /// the live ones, each once; lines not kept never reach it.
     #[tokio::test]
     async fn a_tab_that_opens_later_gets_the_recent_past_then_what_follows() {
+        let _turn = ONE_AT_A_TIME.lock().await;
         for n in 0..RECENT + 10 {
             publish(format!("kept line {n}").into(), true);
         }

@@ -14,12 +14,12 @@ use std::sync::Arc;
 
 use apalis_board::axum::framework::{ApiBuilder, RegisterRoute};
 use apalis_postgres::PostgresStorage;
-use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum::{Extension, Router};
 use base64::Engine;
 use jobs::admin;
 use jobs::{PostOrderJob, QUEUE, Wakeup};
@@ -31,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::BoardConfig;
+use crate::http::ForwardedHost;
 
 /// What Tally's own board routes share.
 #[derive(Clone)]
@@ -162,14 +163,19 @@ fn authorized(headers: &HeaderMap, credentials: &BoardConfig) -> bool {
 /// changes jobs must come from the board's own pages. Browsers send `Origin`
 /// with every POST, forms and `fetch` alike; a POST without one is no page's
 /// of this board, and is refused with the rest.
-fn same_origin(headers: &HeaderMap) -> bool {
+/// Behind a trusted proxy that rewrites `Host`, the host the browser asked
+/// for is the proxy's `X-Forwarded-Host`.
+fn same_origin(headers: &HeaderMap, forwarded: Option<Extension<ForwardedHost>>) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else {
         return false;
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
+    let host = match &forwarded {
+        Some(Extension(ForwardedHost(host))) => host.as_str(),
+        None => headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default(),
+    };
     origin == format!("http://{host}") || origin == format!("https://{host}")
 }
 

@@ -2,14 +2,16 @@
 //! button, as plain forms for operators without JavaScript. It wears the
 //! board's colours (`/tally/board.css`) and links both ways with it.
 
-use axum::Form;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
 use jobs::QUEUE;
 use jobs::admin::{self, JobStatus, JobSummary};
 use serde::Deserialize;
 use tracing::warn;
+
+use crate::http::ForwardedHost;
 
 use super::{Board, CROSS_SITE, DATABASE_DOWN, same_origin};
 
@@ -44,9 +46,10 @@ pub(super) struct RetryForm {
 pub(super) async fn retry(
     State(board): State<Board>,
     headers: HeaderMap,
+    forwarded: Option<Extension<ForwardedHost>>,
     Form(form): Form<RetryForm>,
 ) -> Response {
-    if !same_origin(&headers) {
+    if !same_origin(&headers, forwarded) {
         return (StatusCode::FORBIDDEN, CROSS_SITE).into_response();
     }
     match board.retry(form.id.as_deref()).await {

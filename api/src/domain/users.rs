@@ -6,7 +6,8 @@ use sea_orm::{
 };
 
 use crate::auth::{self, Email, Password, Verified, Viewer};
-use crate::auth_throttle::{AuthThrottle, ClientAddr};
+use crate::auth_throttle::{ClientAddr, SignInRates};
+use crate::domain::sign_in;
 use crate::error::{ApiError, ApiResult, OnConstraint};
 
 pub struct Registration {
@@ -54,62 +55,70 @@ pub async fn register<C: ConnectionTrait>(
     Ok(user)
 }
 
-/// `register` for a client at `from`, unless it registered too often (or
-/// the email was tried too often): then `TOO_MANY_REQUESTS`, and no hash.
+/// `register` for a client at `from`, unless its address registered too
+/// often lately: then `TOO_MANY_REQUESTS`, and no hash. The address becomes
+/// one the new account knows, so its owner signs in from it whatever
+/// guesses others make at the account.
 pub async fn register_throttled<C: ConnectionTrait>(
     db: &C,
-    throttle: &AuthThrottle,
+    rates: &SignInRates,
     from: Option<ClientAddr>,
     registration: Registration,
 ) -> ApiResult<users::Model> {
-    let email = registration.email.as_str().to_owned();
-    throttle.begin_registration(from, &email)?;
-    let registered = register(db, registration).await;
-    if let Err(ApiError::Conflict(_)) = &registered {
-        throttle.email_taken(&email);
+    if let Some(from) = from {
+        sign_in::admit_registration(db, rates, from).await?;
     }
-    registered
+    let user = register(db, registration).await?;
+    if let Some(from) = from {
+        sign_in::remember_address(db, user.id, from).await?;
+    }
+    Ok(user)
 }
 
-/// `login` for a client at `from`, unless it or the account failed too
-/// often lately: then `TOO_MANY_REQUESTS`, without looking at the password.
+/// Signs in `email` for a client at `from`, unless the rates of failed
+/// logins from its address, or at the account from addresses it never
+/// signed in from, are spent: then `TOO_MANY_REQUESTS`, without looking at
+/// the password. A client with no recent failures, at an address its
+/// account knows, makes one statement (`sql/login_gate.sql`).
 pub async fn login_throttled<C: ConnectionTrait>(
     db: &C,
-    throttle: &AuthThrottle,
+    rates: &SignInRates,
     from: Option<ClientAddr>,
     email: &str,
     password: &str,
 ) -> ApiResult<users::Model> {
-    throttle.begin_login(from, email)?;
-    let user = login(db, email, password).await;
-    match &user {
-        Ok(_) => throttle.logged_in(from, email),
-        Err(ApiError::InvalidCredentials) => {}
-        Err(_) => throttle.login_abandoned(from, email),
+    let mut gate = sign_in::open_login(db, rates, from, email).await?;
+    match check_password(gate.account.take(), password).await {
+        Ok(Some(user)) => {
+            gate.succeeded(db, user.id).await?;
+            Ok(user)
+        }
+        Ok(None) => {
+            gate.failed(db).await?;
+            Err(ApiError::InvalidCredentials)
+        }
+        Err(e) => {
+            // nothing was learnt about the password: the attempt counts for
+            // nobody (and the answer is the check's error, whatever this is)
+            let _ = gate.abandoned(db).await;
+            Err(e)
+        }
     }
-    user
 }
 
-/// Unknown email and wrong password give the same error, after the same work.
-pub async fn login<C: ConnectionTrait>(
-    db: &C,
-    email: &str,
+/// The account, if `password` is its password. An unknown email and a
+/// wrong password cost the same work, so timing tells them apart no more
+/// than the answer does.
+async fn check_password(
+    user: Option<users::Model>,
     password: &str,
-) -> ApiResult<users::Model> {
-    let user = match Email::parse(email) {
-        Ok(email) => find_by_email(db, &email).await?,
-        Err(_) => None,
-    };
+) -> ApiResult<Option<users::Model>> {
     let Some(user) = user else {
-        // spend the time a real check takes, so timing tells nothing either
         let _ = auth::verify_password(password.to_owned(), dummy_hash().await?).await;
-        return Err(ApiError::InvalidCredentials);
+        return Ok(None);
     };
-    if auth::verify_password(password.to_owned(), user.password_hash.clone()).await? {
-        Ok(user)
-    } else {
-        Err(ApiError::InvalidCredentials)
-    }
+    let matches = auth::verify_password(password.to_owned(), user.password_hash.clone()).await?;
+    Ok(matches.then_some(user))
 }
 
 /// A hash of a password nobody knows, checked against when the email is unknown.

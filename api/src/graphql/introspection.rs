@@ -305,6 +305,29 @@ mod tests {
         assert!(!reads(two, Some("C")));
     }
 
+    /// One answer is computed at a time, [`MAX_WAITING`] more wait their
+    /// turn, and the next is refused at once rather than queued.
+    #[tokio::test]
+    async fn introspection_past_the_waiting_ones_is_refused() {
+        let answers = IntrospectionAnswers::new(CACHE_BYTES);
+        let computing = answers.turn().await.unwrap();
+        let mut waiting = Vec::new();
+        for _ in 0..MAX_WAITING {
+            let mut turn = Box::pin(answers.turn());
+            assert!(futures::poll!(&mut turn).is_pending());
+            waiting.push(turn);
+        }
+        let refused = answers.turn().await.err().map(|e| e.message());
+        assert_eq!(refused, Some(ApiError::INTROSPECTION_BUSY.message()));
+        // the answer done, the first in line computes, and room is made
+        drop(computing);
+        let next = waiting.remove(0).await.unwrap();
+        let mut last = Box::pin(answers.turn());
+        assert!(futures::poll!(&mut last).is_pending());
+        drop((next, waiting));
+        assert!(last.await.is_ok());
+    }
+
     #[test]
     fn the_key_is_the_text_the_operation_and_the_variables() {
         let query = "query A($n: String!) { __type(name: $n) { name } }";

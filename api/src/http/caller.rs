@@ -1,18 +1,21 @@
 //! Who is calling, as the request says: its bearer token and the address it
 //! came from.
 
-use std::net::SocketAddr;
-
-use axum::extract::ConnectInfo;
 use axum::http::{HeaderMap, header};
 
 use crate::auth_throttle::ClientAddr;
 
-/// The address the request came from, as the accept loop recorded it.
+/// The client's address, as the accept loop found it (behind a trusted
+/// proxy, the one the proxy names).
 pub(crate) fn client_addr<B>(request: &axum::http::Request<B>) -> Option<ClientAddr> {
-    let ConnectInfo(addr) = request.extensions().get::<ConnectInfo<SocketAddr>>()?;
-    Some(addr.ip().into())
+    request.extensions().get::<ClientAddr>().copied()
 }
+
+/// The host a client behind a trusted proxy asked for (its
+/// `X-Forwarded-Host`), where the proxy sent one: what a same-origin check
+/// compares `Origin` with instead of `Host`, which such a proxy may rewrite.
+#[derive(Clone, Debug)]
+pub struct ForwardedHost(pub String);
 
 /// `Authorization: Bearer <token>`; any other scheme counts as no token.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Option<&str> {

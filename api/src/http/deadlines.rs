@@ -4,12 +4,11 @@
 //! or anything else sees the request, so a slow client holds no permit and
 //! no database connection; the handling then has `HTTP_REQUEST_TIMEOUT`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -17,6 +16,7 @@ use http_body_util::LengthLimitError;
 
 use super::answer::{refused, unavailable};
 use super::interval_log::IntervalLog;
+use crate::auth_throttle::ClientAddr;
 use crate::error::ApiError;
 
 #[derive(Clone)]
@@ -43,10 +43,7 @@ impl Deadlines {
 }
 
 pub async fn enforce(State(deadlines): State<Deadlines>, request: Request, next: Next) -> Response {
-    let peer = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip());
+    let peer = request.extensions().get::<ClientAddr>().map(|c| c.ip());
     let (parts, body) = request.into_parts();
     // the body limit is the RequestBodyLimitLayer's, outside this one
     let read = tokio::time::timeout(deadlines.body, axum::body::to_bytes(body, usize::MAX));

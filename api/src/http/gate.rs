@@ -34,20 +34,28 @@ impl Gate {
     }
 
     pub(crate) fn admit(&self, ip: IpAddr) -> Result<Permit, Full> {
-        let total = self
-            .open
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| Full::Total)?;
+        let mut permit = self.admit_unshared()?;
         let mut per_address = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
         let open = per_address.entry(ip).or_default();
         if *open >= self.max_per_address {
             return Err(Full::Address);
         }
         *open += 1;
+        permit.ip = Some(ip);
+        Ok(permit)
+    }
+
+    /// Counted in the total only: what a trusted proxy opens on behalf of
+    /// many clients.
+    pub(crate) fn admit_unshared(&self) -> Result<Permit, Full> {
+        let total = self
+            .open
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Full::Total)?;
         Ok(Permit {
             _total: total,
-            ip,
+            ip: None,
             per_address: self.per_address.clone(),
         })
     }
@@ -61,18 +69,22 @@ impl Gate {
 /// One admitted, counted until it is dropped.
 pub(crate) struct Permit {
     _total: OwnedSemaphorePermit,
-    ip: IpAddr,
+    /// None: counted in the total only.
+    ip: Option<IpAddr>,
     per_address: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
+        let Some(ip) = self.ip else {
+            return;
+        };
         let mut per_address = self.per_address.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(open) = per_address.get_mut(&self.ip) {
+        if let Some(open) = per_address.get_mut(&ip) {
             *open -= 1;
             // an address with nothing open costs no memory
             if *open == 0 {
-                per_address.remove(&self.ip);
+                per_address.remove(&ip);
             }
         }
     }

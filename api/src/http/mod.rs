@@ -20,6 +20,8 @@ mod probes;
 mod serve;
 mod websocket;
 
+pub use caller::ForwardedHost;
+pub(crate) use interval_log::IntervalLog;
 pub use serve::{bind, serve};
 
 use std::sync::Arc;
@@ -44,7 +46,6 @@ use self::answer::unavailable;
 use self::deadlines::Deadlines;
 use self::endpoint::{Endpoint, MetricsAccess, SocketLimits};
 use self::gate::Gate;
-use self::interval_log::IntervalLog;
 use crate::config::{AllowedOrigins, HttpSettings};
 use crate::error::ApiError;
 use crate::graphql::{IntrospectionAnswers, introspection};

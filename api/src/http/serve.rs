@@ -3,8 +3,10 @@
 //! slowly, or keeps a connection idle too long, is dropped (hyper's header
 //! read timeout covers both: it runs from the moment the connection waits for
 //! a request); open connections are capped in total and per client address,
-//! so one machine cannot take every socket. Each request carries its peer's
-//! address (`ConnectInfo`), for the limits kept per address further in.
+//! so one machine cannot take every socket (a trusted proxy's connections,
+//! which carry many clients, only in total). Each request carries its peer's
+//! address (`ConnectInfo`) and its client's (`ClientAddr`: the peer, or
+//! whom a trusted proxy names), for the limits kept per client further in.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,8 +22,10 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tracing::{debug, warn};
 
+use super::caller::ForwardedHost;
 use super::gate::Gate;
 use super::interval_log::IntervalLog;
+use crate::auth_throttle::ClientAddr;
 use crate::config::ConnectionLimits;
 
 /// Connections the kernel holds for the accept loop. Tokio's (and std's)
@@ -77,16 +81,29 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = gate.admit(peer.ip()) else {
+        let admitted = match limits.proxies.trusts(peer.ip()) {
+            true => gate.admit_unshared(),
+            false => gate.admit(ClientAddr::from(peer.ip()).ip()),
+        };
+        let Ok(permit) = admitted else {
             refused.add(peer.ip());
             drop(stream);
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
+        let (router, proxies) = (router.clone(), limits.proxies.clone());
         let service =
             TowerToHyperService::new(tower::service_fn(move |mut request: Request<Incoming>| {
-                request.extensions_mut().insert(ConnectInfo(peer));
+                let client = ClientAddr::from(proxies.client_of(peer.ip(), &request));
+                let forwarded_host = proxies
+                    .forwarded_host(peer.ip(), &request)
+                    .map(ForwardedHost);
+                let extensions = request.extensions_mut();
+                extensions.insert(ConnectInfo(peer));
+                extensions.insert(client);
+                if let Some(host) = forwarded_host {
+                    extensions.insert(host);
+                }
                 router.clone().oneshot(request.map(axum::body::Body::new))
             }));
         let connection = http

@@ -142,7 +142,8 @@ impl Drop for Cluster {
     }
 }
 
-fn as_root() -> bool {
+/// Whether the tests run as root (containers, CI).
+pub fn as_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -238,12 +239,18 @@ pub async fn open_shop(url: &str) -> (PgPool, Shop) {
         .fetch_all(&pool)
         .await
         .unwrap();
+    let tokens = tokens_signed_with(&pool, SECRET).await;
+    (pool, Shop { products, tokens })
+}
+
+/// A token for each account, oldest first, signed with `secret`.
+pub async fn tokens_signed_with(pool: &PgPool, secret: &str) -> Vec<String> {
     let users: Vec<(i64, String)> = sqlx::query_as("select id, role from users order by id")
-        .fetch_all(&pool)
+        .fetch_all(pool)
         .await
         .unwrap();
-    let issuer = Tokens::new(&Secret::new(SECRET));
-    let tokens = users
+    let issuer = Tokens::new(&Secret::new(secret));
+    users
         .iter()
         .map(|(id, role)| {
             let role = match role.as_str() {
@@ -255,8 +262,7 @@ pub async fn open_shop(url: &str) -> (PgPool, Shop) {
                 .map_err(|e| e.message())
                 .unwrap()
         })
-        .collect();
-    (pool, Shop { products, tokens })
+        .collect()
 }
 
 impl Shop {

@@ -29,26 +29,25 @@ impl UserMutation {
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let registration = Registration::parse(&input.name, &input.email, &input.password)?;
         let state = ctx.state();
-        let user = users::register_throttled(
-            &state.db,
-            &state.auth_throttle,
-            ctx.client_addr(),
-            registration,
-        )
-        .await?;
+        let client = ctx.client_addr();
+        let user = users::register_throttled(&state.db, &state.sign_in, client, registration)
+            .await
+            .inspect_err(|e| state.note_refusal(e, client))?;
         signed_in(ctx, user)
     }
 
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let state = ctx.state();
+        let client = ctx.client_addr();
         let user = users::login_throttled(
             &state.db,
-            &state.auth_throttle,
-            ctx.client_addr(),
+            &state.sign_in,
+            client,
             &input.email,
             &input.password,
         )
-        .await?;
+        .await
+        .inspect_err(|e| state.note_refusal(e, client))?;
         signed_in(ctx, user)
     }
 }
