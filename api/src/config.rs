@@ -140,34 +140,39 @@ impl TrustedProxies {
             .is_some_and(|config| config.is_ip_trusted(&peer.to_canonical()))
     }
 
-    /// The client behind `peer`, as the request's forwarding header says
-    /// when `peer` is trusted.
-    pub fn client_of<B>(&self, peer: IpAddr, request: &axum::http::Request<B>) -> IpAddr {
+    /// Who is behind `peer`: the request's forwarding headers read once,
+    /// when `peer` is trusted; the peer itself otherwise.
+    pub fn forwarded<B>(&self, peer: IpAddr, request: &axum::http::Request<B>) -> Forwarded {
         let peer = peer.to_canonical();
         match &self.trusted {
             Some(config) if config.is_ip_trusted(&peer) => {
-                trusted_proxies::Trusted::from(peer, request, config)
-                    .ip()
-                    .to_canonical()
+                let trusted = trusted_proxies::Trusted::from(peer, request, config);
+                Forwarded {
+                    client: trusted.ip().to_canonical(),
+                    // the crate falls back to `Host`: only the proxy's word counts
+                    host: request
+                        .headers()
+                        .contains_key("x-forwarded-host")
+                        .then(|| trusted.host_with_port().map(str::to_owned))
+                        .flatten(),
+                }
             }
-            _ => peer,
+            _ => Forwarded {
+                client: peer,
+                host: None,
+            },
         }
     }
+}
 
-    /// The host the client asked for, when `peer` is a trusted proxy that
-    /// sent `X-Forwarded-Host`.
-    pub fn forwarded_host<B>(
-        &self,
-        peer: IpAddr,
-        request: &axum::http::Request<B>,
-    ) -> Option<String> {
-        let peer = peer.to_canonical();
-        let config = self.trusted.as_ref().filter(|c| c.is_ip_trusted(&peer))?;
-        request.headers().get("x-forwarded-host")?;
-        trusted_proxies::Trusted::from(peer, request, config)
-            .host_with_port()
-            .map(str::to_owned)
-    }
+/// What a request's trusted proxy says of its client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The client's address (the peer, when no trusted proxy speaks).
+    pub client: IpAddr,
+    /// The host the client asked for, when a trusted proxy sent
+    /// `X-Forwarded-Host`.
+    pub host: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
@@ -640,7 +645,8 @@ mod tests {
         }
         let request = request.body(()).unwrap();
         proxies
-            .client_of(peer.parse().unwrap(), &request)
+            .forwarded(peer.parse().unwrap(), &request)
+            .client
             .to_string()
     }
 

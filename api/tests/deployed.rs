@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use tally_test_support::TestDatabase;
 
 use crate::common::{
-    Client, Clients, PRODUCT_SUBSCRIPTION, Processes, Shop, assert_exact, free_port,
+    Client, Clients, PRODUCT_SUBSCRIPTION, Processes, Shop, assert_exact, client_from, free_port,
     wait_until_idle, wait_until_ready,
 };
 
@@ -190,15 +190,6 @@ impl Drop for Nginx {
     }
 }
 
-/// A client on 127.0.0.`host`.
-fn from(host: u8) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from([127, 0, 0, host]))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
 /// One GraphQL POST; its status and body (status 0: no answer).
 async fn post(
     http: &reqwest::Client,
@@ -225,7 +216,7 @@ async fn post(
 async fn login(url: &str, host: u8, email: &str, password: &str) -> String {
     outcome(
         &post(
-            &from(host),
+            &client_from(host),
             url,
             &[],
             LOGIN,
@@ -237,7 +228,7 @@ async fn login(url: &str, host: u8, email: &str, password: &str) -> String {
 
 async fn register(url: &str, host: u8, email: &str) -> String {
     let variables = json!({ "email": email, "password": "the right password" });
-    outcome(&post(&from(host), url, &[], REGISTER, variables).await)
+    outcome(&post(&client_from(host), url, &[], REGISTER, variables).await)
 }
 
 /// `"200 token"` for a sign-in, else the status and error code.
@@ -369,7 +360,7 @@ async fn a_client_naming_its_own_address_gains_nothing() {
             ("x-real-ip", spoofed.as_str()),
         ];
         outcomes.push(outcome(
-            &post(&from(7), &proxy, &headers, LOGIN, variables).await,
+            &post(&client_from(7), &proxy, &headers, LOGIN, variables).await,
         ));
     }
     assert_eq!(
@@ -387,7 +378,7 @@ async fn a_client_naming_its_own_address_gains_nothing() {
             ("forwarded", "for=127.0.0.90"),
         ];
         let url = deployment.at_replica(replica);
-        let answer = post(&from(7), &url, &headers, LOGIN, variables).await;
+        let answer = post(&client_from(7), &url, &headers, LOGIN, variables).await;
         assert_eq!(outcome(&answer), "429 TOO_MANY_REQUESTS");
     }
     // the machines it named were charged nothing
@@ -412,7 +403,7 @@ async fn many_clients_and_sockets_through_the_proxy_are_held_to_their_own_shares
     let answers = join_all((0..256).map(|n| {
         let url = url.clone();
         async move {
-            let http = from(10 + (n % 64) as u8);
+            let http = client_from(10 + (n % 64) as u8);
             let mut codes = Vec::new();
             for _ in 0..20 {
                 let answer = post(&http, &url, &[], "{ __typename }", json!({})).await;
@@ -467,7 +458,7 @@ async fn replicas_share_tokens_and_figures() {
     let mut deployment = Deployment::start().await;
     // a token one replica made is good at the other, and after a restart
     let (_, body) = post(
-        &from(3),
+        &client_from(3),
         &deployment.at_replica(0),
         &[],
         REGISTER,

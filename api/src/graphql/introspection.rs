@@ -76,11 +76,13 @@ impl IntrospectionAnswers {
         }))
     }
 
-    /// The key the request's answer is kept under, if it is introspection:
-    /// its text's, operation's and variables' hash (no answer is kept for a
-    /// persisted query, sent as a hash). Looking it up parses nothing.
+    /// The key the request's answer is kept under, if it may be
+    /// introspection: its text's, operation's and variables' hash (no answer
+    /// is kept for a persisted query, sent as a hash). Looking it up parses
+    /// nothing, and a text that names neither `__schema` nor `__type` (an
+    /// order, a menu read) is not even hashed.
     pub fn key_of(request: &Request) -> Option<String> {
-        if request.query.is_empty() || request.extensions.contains_key("persistedQuery") {
+        if !may_read_schema(&request.query) || request.extensions.contains_key("persistedQuery") {
             return None;
         }
         Some(key(request))
@@ -150,9 +152,11 @@ impl Extension for ForRequest {
         next: NextPrepareRequest<'_>,
     ) -> ServerResult<Request> {
         let mut request = next.run(ctx, request).await?;
-        let operation = request.operation_name.clone();
-        *lock(&self.reads_only_schema) =
-            reads_only_schema(request.parsed_query()?, operation.as_deref());
+        if may_read_schema(&request.query) {
+            let operation = request.operation_name.clone();
+            *lock(&self.reads_only_schema) =
+                reads_only_schema(request.parsed_query()?, operation.as_deref());
+        }
         Ok(request)
     }
 
@@ -185,6 +189,12 @@ impl Extension for ForRequest {
         }
         next.run(ctx, info).await
     }
+}
+
+/// Whether a document's text names `__schema` or `__type` at all: one that
+/// does not cannot be introspection, and is looked at no further.
+fn may_read_schema(text: &str) -> bool {
+    SCHEMA_FIELDS.iter().any(|field| text.contains(field))
 }
 
 /// Whether the operation that runs is a query whose root fields all read

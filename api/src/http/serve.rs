@@ -94,15 +94,12 @@ pub async fn serve(
         let (router, proxies) = (router.clone(), limits.proxies.clone());
         let service =
             TowerToHyperService::new(tower::service_fn(move |mut request: Request<Incoming>| {
-                let client = ClientAddr::from(proxies.client_of(peer.ip(), &request));
-                let forwarded_host = proxies
-                    .forwarded_host(peer.ip(), &request)
-                    .map(ForwardedHost);
+                let forwarded = proxies.forwarded(peer.ip(), &request);
                 let extensions = request.extensions_mut();
                 extensions.insert(ConnectInfo(peer));
-                extensions.insert(client);
-                if let Some(host) = forwarded_host {
-                    extensions.insert(host);
+                extensions.insert(ClientAddr::from(forwarded.client));
+                if let Some(host) = forwarded.host {
+                    extensions.insert(ForwardedHost(host));
                 }
                 router.clone().oneshot(request.map(axum::body::Body::new))
             }));

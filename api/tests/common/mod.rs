@@ -150,6 +150,16 @@ pub fn as_root() -> bool {
         .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
 }
 
+/// An HTTP client whose connections leave from 127.0.0.`host`: a machine
+/// of its own, as far as limits kept per address go.
+pub fn client_from(host: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, host]))
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
