@@ -117,7 +117,7 @@ impl TestApp {
         );
         let database = TestDatabase::migrated("app").await;
         let mut config = Config::from_lookup(|_| None).expect("default config");
-        config.database_url = database.url();
+        config.database = tally::config::Database::Url(database.url());
         config.bind_addr = "127.0.0.1:0".parse().unwrap();
         config.jwt_secret = Some(Secret::new("test-secret-test-secret-test-secret!"));
         config.db_pool_size = 20;

@@ -2,6 +2,7 @@
 //! developer machine. A bad value stops start-up with the variable's name.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use jobs::WorkerSettings;
@@ -11,7 +12,7 @@ use crate::placer::PlacementSettings;
 
 #[derive(Clone)]
 pub struct Config {
-    pub database_url: String,
+    pub database: Database,
     pub bind_addr: SocketAddr,
     /// `JWT_SECRET`; unset, the secret is made once and kept in the
     /// database, for every process to share (`db::shared_token_secret`).
@@ -275,7 +276,32 @@ pub struct ConfigError {
     pub message: String,
 }
 
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/tally";
+/// Where the data is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Database {
+    /// `DATABASE_URL`: a PostgreSQL someone runs.
+    Url(String),
+    /// `DATABASE_URL` unset: a PostgreSQL of Tally's own, kept in
+    /// `TALLY_DATA_DIR` (`db::private`).
+    Private { data_dir: PathBuf },
+}
+
+/// The private server's home when `TALLY_DATA_DIR` is unset: the user's
+/// data directory (`~/.local/share/tally`, or `$XDG_DATA_HOME/tally`); as
+/// root, `/var/lib/tally`, which the unprivileged account running
+/// PostgreSQL can reach (root's home it cannot).
+fn default_data_dir() -> Option<PathBuf> {
+    use etcetera::BaseStrategy;
+    if nix::unistd::Uid::effective().is_root() {
+        return Some(PathBuf::from("/var/lib/tally"));
+    }
+    Some(
+        etcetera::choose_base_strategy()
+            .ok()?
+            .data_dir()
+            .join("tally"),
+    )
+}
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -289,10 +315,27 @@ impl Config {
             Ok(get(var).unwrap_or_else(|| default.to_owned()))
         };
 
-        let database_url = parse("DATABASE_URL", DEFAULT_DATABASE_URL)?;
-        if !database_url.starts_with("postgres://") && !database_url.starts_with("postgresql://") {
-            return Err(invalid("DATABASE_URL", "must start with postgres://"));
-        }
+        let database = match get("DATABASE_URL") {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Database::Url(url)
+            }
+            Some(_) => return Err(invalid("DATABASE_URL", "must start with postgres://")),
+            None => {
+                let data_dir = get("TALLY_DATA_DIR")
+                    .map(PathBuf::from)
+                    .or_else(default_data_dir)
+                    .ok_or_else(|| {
+                        invalid(
+                            "TALLY_DATA_DIR",
+                            "unset, and there is no home directory to keep the data in: set it",
+                        )
+                    })?;
+                // the socket's directory is a URL's host, which must be absolute
+                let data_dir = std::path::absolute(&data_dir)
+                    .map_err(|e| invalid("TALLY_DATA_DIR", &e.to_string()))?;
+                Database::Private { data_dir }
+            }
+        };
         let bind_addr = parse("BIND_ADDR", "127.0.0.1:8080")?
             .parse()
             .map_err(|_| invalid("BIND_ADDR", "must be an address such as 127.0.0.1:8080"))?;
@@ -390,7 +433,7 @@ impl Config {
         let order_cancel_window = duration("ORDER_CANCEL_WINDOW", "15m")?;
 
         Ok(Self {
-            database_url,
+            database,
             bind_addr,
             jwt_secret,
             admin,
@@ -530,9 +573,41 @@ mod tests {
     }
 
     #[test]
+    fn a_database_url_names_a_server_and_without_one_tally_keeps_its_own() {
+        let url = "postgres://tally:secret@db.example.com/tally";
+        assert_eq!(
+            config(&[("DATABASE_URL", url), ("TALLY_DATA_DIR", "/srv/x")])
+                .unwrap()
+                .database,
+            Database::Url(url.to_owned())
+        );
+        assert_eq!(
+            config(&[("TALLY_DATA_DIR", "/srv/tally")])
+                .unwrap()
+                .database,
+            Database::Private {
+                data_dir: PathBuf::from("/srv/tally")
+            }
+        );
+        assert_eq!(
+            config(&[("TALLY_DATA_DIR", "data")]).unwrap().database,
+            Database::Private {
+                data_dir: std::env::current_dir().unwrap().join("data")
+            }
+        );
+        let e = config(&[("DATABASE_URL", "mysql://x/y")]).err().unwrap();
+        assert_eq!(e.var, "DATABASE_URL");
+    }
+
+    #[test]
     fn defaults_fit_a_developer_machine() {
         let c = config(&[]).unwrap();
-        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(
+            c.database,
+            Database::Private {
+                data_dir: default_data_dir().unwrap()
+            }
+        );
         assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8080");
         assert!(c.jwt_secret.is_none());
         assert_eq!(c.workers.max_attempts, 5);

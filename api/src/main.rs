@@ -2,8 +2,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tally::app::{self, Role};
-use tally::config::Config;
+use tally::config::{Config, Database};
 use tally::db::PoolKind;
+use tally::db::private::{PrivateServer, Stopped};
 use tally::domain::{demo, users};
 use tally::error::ApiError;
 use tally::{db, graphql, telemetry};
@@ -47,6 +48,20 @@ enum Command {
         #[arg(long)]
         password: String,
     },
+    /// The private PostgreSQL Tally runs when DATABASE_URL is unset.
+    Database {
+        #[command(subcommand)]
+        command: DatabaseCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DatabaseCommand {
+    /// Print its URL (for psql, say) while a Tally process runs it.
+    Url,
+    /// Stop it now, unless a Tally process uses it (the last one to stop
+    /// stops it anyway; this is for a server a killed process left).
+    Stop,
 }
 
 #[derive(Subcommand)]
@@ -81,14 +96,54 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_format, config.board_log.clone());
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Database { command } = command {
+        return exit(database_command(&config.database, command));
+    }
+    // held until the runtime is gone: the last process to let go of the
+    // private server stops it
+    let _private = match &config.database {
+        Database::Private { data_dir } => match PrivateServer::open(data_dir, &[]) {
+            Ok(server) => Some(server),
+            Err(e) => return exit(Err(e.into())),
+        },
+        Database::Url(_) => None,
+    };
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+    exit(runtime.block_on(run(command, config)))
+}
+
+fn exit(result: anyhow::Result<()>) -> ExitCode {
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn database_command(database: &Database, command: DatabaseCommand) -> anyhow::Result<()> {
+    let Database::Private { data_dir } = database else {
+        anyhow::bail!("DATABASE_URL is set: Tally runs no PostgreSQL of its own");
+    };
+    match command {
+        DatabaseCommand::Url => println!("{}", db::url(database)),
+        DatabaseCommand::Stop => match PrivateServer::stop_unused(data_dir)? {
+            Stopped::Stopped => {
+                println!("stopped the private PostgreSQL in {}", data_dir.display())
+            }
+            Stopped::NotRunning => println!(
+                "the private PostgreSQL in {} is not running",
+                data_dir.display()
+            ),
+            Stopped::InUse => anyhow::bail!(
+                "Tally processes are using the private PostgreSQL in {}: stop them first",
+                data_dir.display()
+            ),
+        },
+    }
+    Ok(())
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
@@ -100,7 +155,9 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             println!("database is up to date");
             Ok(())
         }
-        Command::ExportSchema => unreachable!("handled before start-up"),
+        Command::ExportSchema | Command::Database { .. } => {
+            unreachable!("handled before start-up")
+        }
         Command::SeedDemo => {
             let orm = db::orm(&db::connect_and_migrate(&config, PoolKind::Commands).await?);
             let seeded = demo::seed(&orm).await.map_err(ApiError::into_anyhow)?;

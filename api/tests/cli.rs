@@ -36,7 +36,13 @@ fn an_unreachable_database_stops_start_up_with_one_clear_line() {
         ),
         "{stderr}"
     );
-    assert!(lines[0].contains("pg_ctlcluster"), "{stderr}");
+    assert!(
+        lines[0].ends_with(
+            "Is it running? Start it, point DATABASE_URL at a running server, or unset \
+             DATABASE_URL for Tally to run a PostgreSQL of its own"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

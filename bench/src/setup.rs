@@ -33,7 +33,7 @@ impl Bench {
         let database_url = url.to_string();
 
         let mut config = Config::from_lookup(|_| None).expect("defaults");
-        config.database_url = database_url.clone();
+        config.database = tally::config::Database::Url(database_url.clone());
         config.db_pool_size = 40;
         let pool = tally::db::connect_and_migrate(&config, tally::db::PoolKind::Commands)
             .await

@@ -6,10 +6,12 @@
 //! migrated once ([`TestDatabase::migrated`]): copying is about four times
 //! faster than migrating.
 
-use std::sync::Once;
+use std::path::PathBuf;
+use std::sync::{Once, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use sqlx::Connection;
+use tally::db::private::PrivateServer;
 
 /// What every test database's name starts with.
 const PREFIX: &str = "tally_test_";
@@ -17,12 +19,30 @@ const PREFIX: &str = "tally_test_";
 /// A test database left this long ago belongs to no running test.
 const ABANDONED_AFTER_SECS: u64 = 3600;
 
-/// The PostgreSQL server tests make their databases on:
-/// `TEST_DATABASE_URL`, or the local one (without TLS, which on one machine
-/// only costs a handshake per connection).
+/// The PostgreSQL server tests make their databases on: `TEST_DATABASE_URL`,
+/// or, unset, the tests' private server ([`tests_data_dir`]), which Tally
+/// runs from the installed server programs as it does for `tally serve`.
 pub fn maintenance_url() -> String {
-    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| {
-        "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".to_owned()
+    std::env::var("TEST_DATABASE_URL").unwrap_or_else(|_| tests_private_server().url("postgres"))
+}
+
+/// Where the tests' private PostgreSQL keeps its data: beside, not inside,
+/// the user's own (`tally serve`'s); short, as a socket's path must be.
+/// `scripts/test` stops the server when the run ends.
+pub fn tests_data_dir() -> PathBuf {
+    std::env::temp_dir().join("tally-test-postgres")
+}
+
+/// Started by the first test process that needs it, shared by the others.
+/// Each process holds its share until it exits (a static is never dropped),
+/// so the server outlives one test binary and serves the next at once.
+fn tests_private_server() -> &'static PrivateServer {
+    static SERVER: OnceLock<PrivateServer> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        // room for a test binary's apps, each with its request, worker and
+        // listener pools, beside the harness's own connections
+        PrivateServer::open(&tests_data_dir(), &[("max_connections", "200")])
+            .unwrap_or_else(|e| panic!("the tests' private PostgreSQL: {e}"))
     })
 }
 

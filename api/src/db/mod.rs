@@ -1,4 +1,8 @@
-//! Reaching PostgreSQL: the pool, and the database created when missing.
+//! Reaching PostgreSQL: the pool, the database created when missing, and
+//! the private server Tally runs when no `DATABASE_URL` names one.
+
+pub mod private;
+mod programs;
 
 use std::str::FromStr;
 
@@ -7,7 +11,7 @@ use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, PgPool};
 
-use crate::config::{Config, Secret};
+use crate::config::{Config, Database, Secret};
 
 /// Why a process could not get its database ready. The causes are kept as
 /// they came (not flattened into text); sqlx's own messages already hold
@@ -16,10 +20,13 @@ use crate::config::{Config, Secret};
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(
-        "cannot reach PostgreSQL at {target}: {cause}. Is it running? Start it \
-         (for example `pg_ctlcluster 15 main start`) or point DATABASE_URL at a running server"
+        "cannot reach PostgreSQL at {target}: {cause}. Is it running? Start it, point \
+         DATABASE_URL at a running server, or unset DATABASE_URL for Tally to run a \
+         PostgreSQL of its own"
     )]
     Unreachable { target: String, cause: sqlx::Error },
+    #[error(transparent)]
+    Private(#[from] private::PrivateError),
     #[error("DATABASE_URL is not a PostgreSQL URL: {0}")]
     BadUrl(sqlx::Error),
     #[error("creating database {name:?} failed: {cause}")]
@@ -50,7 +57,7 @@ pub enum PoolKind {
 /// pool. The database must exist: [`connect_and_migrate`], which every
 /// command runs first, creates it.
 pub async fn connect(config: &Config, kind: PoolKind) -> Result<PgPool, StartupError> {
-    let mut options = connect_options(&config.database_url)?
+    let mut options = connect_options(&url(&config.database))?
         .application_name(match kind {
             PoolKind::Commands => "tally",
             PoolKind::Requests => "tally-requests",
@@ -81,6 +88,29 @@ pub async fn connect(config: &Config, kind: PoolKind) -> Result<PgPool, StartupE
         .connect_with(options.clone())
         .await
         .map_err(|e| unreachable(&options, e))
+}
+
+/// The URL of the configured database. The private server's is its
+/// socket's; [`private::PrivateServer::open`] must have started it.
+pub fn url(database: &Database) -> String {
+    match database {
+        Database::Url(url) => url.clone(),
+        Database::Private { data_dir } => private::url(data_dir, "tally"),
+    }
+}
+
+/// What the log says Tally uses: the private server's directory, or the
+/// server's address and database, never a password.
+pub fn describe(database: &Database) -> String {
+    match database {
+        Database::Private { data_dir } => {
+            format!("a private PostgreSQL in {}", data_dir.display())
+        }
+        Database::Url(url) => match connect_options(url) {
+            Ok(options) => target(&options),
+            Err(_) => "an unreadable DATABASE_URL".to_owned(),
+        },
+    }
 }
 
 /// `url`'s options. On the same machine (a loopback address or a socket)
@@ -114,9 +144,10 @@ pub fn orm(pool: &PgPool) -> DatabaseConnection {
 /// Connects and brings the schema up to date: what `tally migrate` does, and
 /// what every other command does before it starts.
 pub async fn connect_and_migrate(config: &Config, kind: PoolKind) -> Result<PgPool, StartupError> {
-    create_database_if_missing(&connect_options(&config.database_url)?).await?;
+    create_database_if_missing(&connect_options(&url(&config.database))?).await?;
     let pool = connect(config, kind).await?;
     migration::prepare(&pool).await?;
+    tracing::info!(database = %describe(&config.database), "using the database");
     Ok(pool)
 }
 
@@ -176,15 +207,21 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), St
 
 fn unreachable(options: &PgConnectOptions, err: sqlx::Error) -> StartupError {
     StartupError::Unreachable {
-        target: format!(
-            "{}:{} (database {:?}, user {:?})",
-            options.get_host(),
-            options.get_port(),
-            options.get_database().unwrap_or("postgres"),
-            options.get_username()
-        ),
+        target: target(options),
         cause: err,
     }
+}
+
+fn target(options: &PgConnectOptions) -> String {
+    let server = match options.get_socket() {
+        Some(dir) => format!("the socket in {}", dir.display()),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    };
+    format!(
+        "{server} (database {:?}, user {:?})",
+        options.get_database().unwrap_or("postgres"),
+        options.get_username()
+    )
 }
 
 #[cfg(test)]
@@ -194,6 +231,23 @@ mod tests {
     /// The mode's name (PgSslMode has no PartialEq).
     fn mode(url: &str) -> String {
         format!("{:?}", connect_options(url).unwrap().get_ssl_mode())
+    }
+
+    #[test]
+    fn the_log_names_the_database_and_never_its_password() {
+        let named = "postgres://tally:hunter2@db.example.com:5433/shop";
+        assert_eq!(
+            describe(&Database::Url(named.to_owned())),
+            r#"db.example.com:5433 (database "shop", user "tally")"#
+        );
+        let private = Database::Private {
+            data_dir: "/var/lib/tally".into(),
+        };
+        assert_eq!(describe(&private), "a private PostgreSQL in /var/lib/tally");
+        assert_eq!(
+            url(&private),
+            "postgres://postgres@%2Fvar%2Flib%2Ftally%2Fpostgres/tally"
+        );
     }
 
     #[test]
