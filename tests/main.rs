@@ -4,6 +4,7 @@
 mod harness;
 
 mod admin_orders;
+mod amplification;
 mod analytics;
 mod auth;
 mod authorization;
@@ -17,6 +18,7 @@ mod graphql_over_http;
 mod held_back;
 mod hostile;
 mod http;
+mod lock_trouble;
 mod metrics;
 mod money_bounds;
 mod operations;

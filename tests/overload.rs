@@ -139,6 +139,8 @@ async fn past_the_in_flight_limit_requests_are_refused_at_once_and_the_rest_fail
             c.db_pool_size = 2;
             c.db_acquire_timeout = Duration::from_secs(3);
             c.db_statement_timeout = Duration::from_secs(4);
+            // held locks keep requests in flight: up to the statement timeout
+            c.db_lock_timeout = c.db_statement_timeout;
             c.http.max_in_flight = 8;
         },
         ..Options::default()
@@ -228,6 +230,7 @@ async fn exactly_at_the_in_flight_limit_nothing_is_shed_and_one_more_is() {
             // a connection for each, and time enough to hold them all in flight
             c.db_pool_size = 10;
             c.db_statement_timeout = Duration::from_secs(30);
+            c.db_lock_timeout = c.db_statement_timeout;
             c.http.max_in_flight = 8;
         },
         ..Options::default()
@@ -275,7 +278,11 @@ const PLACE_ORDER_FROM_CART: &str = "mutation($input: PlaceOrderFromCartInput) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_order_whose_insert_times_out_writes_nothing_and_its_retry_places_it_once() {
     let app = TestApp::spawn_with(Options {
-        configure: |c| c.db_statement_timeout = Duration::from_secs(2),
+        configure: |c| {
+            // the insert waits on a held lock until the statement timeout
+            c.db_statement_timeout = Duration::from_secs(2);
+            c.db_lock_timeout = c.db_statement_timeout;
+        },
         ..Options::default()
     })
     .await;

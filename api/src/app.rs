@@ -203,8 +203,10 @@ async fn api(
     };
     // not watched: what subscribers read is no request's statement
     let live = LiveFigures::start(config, db::orm(&requests), shutdown.clone()).await?;
+    let rebuilds = db::orm(&db::connect(config, PoolKind::Rebuilds).await?);
     let state = AppState::new(
         hooks.orm(&requests),
+        rebuilds,
         config,
         Tokens::new(&secret),
         wakeup.clone(),

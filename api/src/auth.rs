@@ -6,6 +6,7 @@ use entity::users::Role;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
+use crate::auth_throttle::ClientAddr;
 use crate::config::Secret;
 use crate::error::{ApiError, ApiResult};
 use crate::hashing;
@@ -199,15 +200,20 @@ impl Password {
     }
 }
 
-/// On the hashing threads (see `hashing`), like every password check.
-pub async fn hash_password(password: Password) -> ApiResult<String> {
-    hashing::run(move || hashing::hash(password.0.expose().as_bytes()))
+/// On the hashing threads (see `hashing`), like every password check, in
+/// the share of the client's address `from`.
+pub async fn hash_password(from: Option<ClientAddr>, password: Password) -> ApiResult<String> {
+    hashing::run(from, move || hashing::hash(password.0.expose().as_bytes()))
         .await?
         .map_err(|e| ApiError::internal(anyhow::anyhow!("hashing a password: {e}")))
 }
 
-pub async fn verify_password(candidate: String, hash: String) -> ApiResult<bool> {
-    hashing::run(move || hashing::verify(candidate.as_bytes(), &hash))
+pub async fn verify_password(
+    from: Option<ClientAddr>,
+    candidate: String,
+    hash: String,
+) -> ApiResult<bool> {
+    hashing::run(from, move || hashing::verify(candidate.as_bytes(), &hash))
         .await?
         .map_err(|e| ApiError::internal(anyhow::anyhow!("stored password hash: {e}")))
 }

@@ -26,6 +26,9 @@ pub struct Config {
     pub db_acquire_timeout: Duration,
     /// The longest a statement of a GraphQL request may run.
     pub db_statement_timeout: Duration,
+    /// The longest a statement of a GraphQL request waits for a row lock
+    /// another transaction holds.
+    pub db_lock_timeout: Duration,
     pub workers: WorkerSettings,
     /// How concurrent `placeOrder` requests are written together.
     pub placement: PlacementSettings,
@@ -56,6 +59,9 @@ pub struct HttpSettings {
     /// How often an open WebSocket is pinged; two intervals without a word
     /// from the peer close it.
     pub websocket_ping_interval: Duration,
+    /// How many operations one WebSocket may start: a burst, then one per
+    /// `period / burst` (`graphql::sockets`).
+    pub websocket_operation_rate: Rate,
     /// Web origins whose pages may call the API from a browser (CORS).
     pub allowed_origins: AllowedOrigins,
     /// The longest a request's body may take to arrive.
@@ -452,6 +458,12 @@ impl Config {
                 5_000,
                 1..=3_600_000,
             )?),
+            db_lock_timeout: Duration::from_millis(number(
+                &get,
+                "DATABASE_LOCK_TIMEOUT_MS",
+                1_000,
+                1..=3_600_000,
+            )?),
             workers,
             placement: PlacementSettings {
                 max_batch: number(
@@ -479,6 +491,7 @@ impl Config {
                 )?,
                 websocket_init_timeout: timeout("WEBSOCKET_INIT_TIMEOUT", "3s")?,
                 websocket_ping_interval: timeout("WEBSOCKET_PING_INTERVAL", "15s")?,
+                websocket_operation_rate: rate("WEBSOCKET_OPERATION_RATE", "200/10s")?,
                 allowed_origins: match get("ALLOWED_ORIGINS") {
                     Some(raw) => AllowedOrigins::parse(&raw)?,
                     None => AllowedOrigins::SameOrigin,

@@ -55,7 +55,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => Self::METHOD_NOT_ALLOWED,
             Self::BadRequest(_) => Self::BAD_USER_INPUT,
             Self::TooManyRequests { .. } | Self::TooMany(_) => Self::TOO_MANY_REQUESTS,
-            Self::Internal(_) => "INTERNAL_SERVER_ERROR",
+            Self::Internal(_) => Self::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -78,7 +78,7 @@ impl ApiError {
                 "too many attempts; try again in {} s",
                 retry_after.as_secs().max(1)
             ),
-            Self::Internal(_) => "internal server error".into(),
+            Self::Internal(_) => Self::INTERNAL_MESSAGE.into(),
         }
     }
 
@@ -112,6 +112,9 @@ impl ApiError {
     /// is no GraphQL request) is answered with.
     pub const BAD_USER_INPUT: &'static str = "BAD_USER_INPUT";
     pub const UNAVAILABLE_CODE: &'static str = "SERVICE_UNAVAILABLE";
+    pub const INTERNAL_SERVER_ERROR: &'static str = "INTERNAL_SERVER_ERROR";
+    /// All a client learns of an internal error; the log has the rest.
+    pub const INTERNAL_MESSAGE: &'static str = "internal server error";
     pub const METHOD_NOT_ALLOWED: &'static str = "METHOD_NOT_ALLOWED";
     pub const TOO_MANY_REQUESTS: &'static str = "TOO_MANY_REQUESTS";
     /// An automatic persisted query whose hash this server does not know:
@@ -143,6 +146,9 @@ impl ApiError {
     pub const INTROSPECTION_BUSY: Self = Self::Unavailable(
         "the server is answering as many new introspection queries as it will at once; try again shortly",
     );
+    pub const LARGE_DOCUMENTS_BUSY: Self = Self::Unavailable(
+        "the server is parsing as many large documents as it will at once; try again shortly",
+    );
     pub const WEBSOCKETS_FULL: Self =
         Self::Unavailable("the server is at its limit of open WebSockets; try again later");
     pub const WEBSOCKETS_PER_ADDRESS: Self = Self::TooMany(
@@ -173,20 +179,27 @@ impl From<DbErr> for ApiError {
     }
 }
 
-/// A job operation that failed: unavailable if the database is, internal
-/// otherwise.
+/// A job operation that failed: a conflict if another rebuild runs,
+/// unavailable if the database is, internal otherwise.
 impl From<jobs::JobError> for ApiError {
     fn from(err: jobs::JobError) -> Self {
-        Self::internal(err)
+        match err {
+            jobs::JobError::RebuildRunning => Self::Conflict(err.to_string()),
+            err => Self::internal(err),
+        }
     }
 }
 
 /// Why a failed database call is worth retrying later, if it is: no
 /// connection free or reachable in time, a connection lost, the server
-/// shutting down or starting up, or a statement past `statement_timeout`.
+/// shutting down or starting up, a statement past `statement_timeout`, or
+/// a lock another transaction held (a deadlock, a serialization failure, a
+/// wait past `lock_timeout`).
 fn unavailability(err: &(dyn std::error::Error + 'static)) -> Option<&'static str> {
     const UNREACHABLE: &str = "the database is unavailable or saturated; try again shortly";
     const TOO_SLOW: &str = "the database took too long to answer; try again shortly";
+    const CONFLICT: &str =
+        "the database was busy with a conflicting change to the same rows; try again shortly";
     if let Some(DbErr::ConnectionAcquire(_)) = err.downcast_ref::<DbErr>() {
         return Some(UNREACHABLE);
     }
@@ -202,6 +215,10 @@ fn unavailability(err: &(dyn std::error::Error + 'static)) -> Option<&'static st
         sqlx::Error::Database(db) => match db.code()?.as_ref() {
             // query_canceled: statement_timeout, or a cancel request
             "57014" => Some(TOO_SLOW),
+            // deadlock_detected, serialization_failure, lock_not_available
+            // (lock_timeout): another transaction held what this one
+            // needed; the same request may well go through next time
+            "40P01" | "40001" | "55P03" => Some(CONFLICT),
             // admin_shutdown, crash_shutdown, cannot_connect_now,
             // too_many_connections, and the connection_exception class
             "57P01" | "57P02" | "57P03" | "53300" => Some(UNREACHABLE),
@@ -238,6 +255,45 @@ impl ApiError {
             }
         })
     }
+}
+
+/// Gives every error a code; true when the request never ran. An error
+/// without a code that came through `?` from an error type (it has a
+/// `source`: a driver's, say) is the server's fault, or the database's: its
+/// code and message are the ones `ApiError` gives it, its text is for the
+/// log. Any other is about the request: syntax, validation, variable types,
+/// depth or complexity (no path: it never ran), or an argument's value that
+/// async-graphql refused as a field began.
+pub fn code_the_uncoded(errors: &mut [ServerError]) -> bool {
+    let mut refused = !errors.is_empty();
+    for error in errors {
+        let extensions = error.extensions.get_or_insert_with(Default::default);
+        if extensions.get("code").is_some() {
+            refused = false;
+            continue;
+        }
+        let code = if error.message == "PersistedQueryNotFound" {
+            // the message Apollo clients look for to send the full query again
+            ApiError::PERSISTED_QUERY_NOT_FOUND
+        } else if let Some(source) = &error.source {
+            refused = false;
+            let api = match source.downcast_ref::<DbErr>() {
+                Some(db) => ApiError::from(db.clone()),
+                None => ApiError::Internal(anyhow::anyhow!("{}", error.message)),
+            };
+            tracing::error!(
+                error = %error.message,
+                path = ?error.path,
+                "a resolver let an error through without a code"
+            );
+            error.message = api.message();
+            api.code()
+        } else {
+            ApiError::BAD_USER_INPUT
+        };
+        extensions.set("code", code);
+    }
+    refused
 }
 
 fn request_level(error: async_graphql::Error) -> ServerError {
@@ -282,6 +338,7 @@ pub fn violated_constraint(err: &DbErr) -> Option<&str> {
 mod tests {
     use std::sync::Arc;
 
+    use async_graphql::{PathSegment, Value};
     use sea_orm::ConnAcquireErr;
 
     use super::*;
@@ -326,5 +383,61 @@ mod tests {
         let err = anyhow::Error::new(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout))
             .context("listing jobs");
         assert_eq!(ApiError::internal(err).code(), "SERVICE_UNAVAILABLE");
+    }
+
+    fn code(error: &ServerError) -> Option<&str> {
+        ApiError::code_of(error)
+    }
+
+    #[test]
+    fn a_resolvers_uncoded_error_is_internal_and_its_text_never_sent() {
+        let through = |source: Arc<dyn std::any::Any + Send + Sync>, message: &str| {
+            let mut error = ServerError::new(message, None);
+            error.path = vec![PathSegment::Field("createProduct".into())];
+            error.source = Some(source);
+            let mut errors = vec![error];
+            assert!(!code_the_uncoded(&mut errors));
+            errors.remove(0)
+        };
+        let pool = through(
+            Arc::new(DbErr::ConnectionAcquire(ConnAcquireErr::Timeout)),
+            "Failed to acquire connection from pool: Connection pool timed out",
+        );
+        assert_eq!(code(&pool), Some("SERVICE_UNAVAILABLE"));
+        assert_eq!(
+            pool.message,
+            "the database is unavailable or saturated; try again shortly"
+        );
+        let other = through(Arc::new(std::fmt::Error), "an error occurred");
+        assert_eq!(code(&other), Some("INTERNAL_SERVER_ERROR"));
+        assert_eq!(other.message, "internal server error");
+    }
+
+    #[test]
+    fn a_request_that_never_ran_and_a_bad_argument_are_bad_input() {
+        let mut argument = ServerError::new(
+            r#"Failed to parse "Int": Only integers from -2147483648 to 2147483647 are accepted."#,
+            None,
+        );
+        argument.path = vec![PathSegment::Field("products".into())];
+        let invalid = ServerError::new("Query is too complex.", None);
+        let mut errors = vec![invalid.clone()];
+        assert!(code_the_uncoded(&mut errors));
+        assert_eq!(code(&errors[0]), Some("BAD_USER_INPUT"));
+        assert_eq!(errors[0].message, "Query is too complex.");
+        let mut errors = vec![argument];
+        code_the_uncoded(&mut errors);
+        assert_eq!(code(&errors[0]), Some("BAD_USER_INPUT"));
+        // a coded error keeps its code and means the request ran
+        let mut coded = ServerError::new("no such product", None);
+        coded.extensions = Some(Default::default());
+        coded
+            .extensions
+            .as_mut()
+            .unwrap()
+            .set("code", Value::from("NOT_FOUND"));
+        let mut errors = vec![invalid, coded];
+        assert!(!code_the_uncoded(&mut errors));
+        assert_eq!(code(&errors[1]), Some("NOT_FOUND"));
     }
 }

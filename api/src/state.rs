@@ -18,6 +18,9 @@ use crate::placer::{Placer, PlacerHooks};
 #[derive(Clone)]
 pub struct AppState {
     pub db: DatabaseConnection,
+    /// Where `rebuildAnalytics` runs: not the requests' pool, nor their
+    /// statement timeout (`PoolKind::Rebuilds`).
+    pub rebuilds: DatabaseConnection,
     /// Writes `placeOrder`'s orders, coalesced.
     pub placer: Placer,
     /// Reads the accounts of HTTP requests' tokens, coalesced.
@@ -44,6 +47,7 @@ impl AppState {
     /// runtime.
     pub fn new(
         db: DatabaseConnection,
+        rebuilds: DatabaseConnection,
         config: &Config,
         tokens: Tokens,
         wakeup: Wakeup,
@@ -62,6 +66,7 @@ impl AppState {
             ),
             accounts: Accounts::start(db.clone()),
             db,
+            rebuilds,
             tokens,
             wakeup,
             jobs,

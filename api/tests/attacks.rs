@@ -734,6 +734,136 @@ async fn a_login_flood_from_two_hundred_addresses_keeps_hashing_to_the_cores_and
     );
 }
 
+/// One socket subscribing to an unknown product over and over (each one a
+/// read, before) is held to `WEBSOCKET_OPERATION_RATE`: its burst of 200,
+/// then 20 a second, the rest refused with TOO_MANY_REQUESTS before anything
+/// runs; the socket stays open, and other clients keep their latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_subscribing_in_a_loop_is_held_to_its_rate_and_stays_open() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    let addr = server.addr.to_string();
+    let ((codes, lasted, mut client), _) = server
+        .under_attack(
+            "one socket subscribing to an unknown product in a loop (at most 5,000, 5 s)",
+            async {
+                let mut client = Client::open_from(2, &addr).await.unwrap();
+                client
+                    .send(json!({ "type": "connection_init", "payload": {} }))
+                    .await;
+                let ack = client.next(Duration::from_secs(10)).await;
+                assert_eq!(ack["type"], "connection_ack", "{ack}");
+                let started = Instant::now();
+                let mut codes = std::collections::BTreeMap::<String, usize>::new();
+                for n in 0..5_000 {
+                    if started.elapsed() >= Duration::from_secs(5) {
+                        break;
+                    }
+                    let id = format!("s{n}");
+                    let unknown = json!({ "ids": ["999999"] });
+                    client
+                        .subscribe(&id, common::PRODUCT_SUBSCRIPTION, unknown)
+                        .await;
+                    *codes.entry(client.outcome(&id).await).or_default() += 1;
+                }
+                (codes, started.elapsed(), client)
+            },
+        )
+        .await;
+    eprintln!("a socket subscribing in a loop: {codes:?} in {lasted:?}");
+    let read = codes.get("NOT_FOUND").copied().unwrap_or(0);
+    let refused = codes.get("TOO_MANY_REQUESTS").copied().unwrap_or(0);
+    assert_eq!(read + refused, codes.values().sum::<usize>(), "{codes:?}");
+    let allowed = 200 + (lasted.as_secs_f64() * 20.0).ceil() as usize + 1;
+    assert!(
+        (200..=allowed).contains(&read),
+        "{codes:?} (at most {allowed})"
+    );
+    assert!(refused > 0, "{codes:?}");
+    // still open: once its rate allows one more, it goes through
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    client.subscribe("last", "{ __typename }", json!({})).await;
+    assert_eq!(
+        client.next(Duration::from_secs(10)).await,
+        json!({ "id": "last", "type": "next", "payload": { "data": { "__typename": "Query" } } })
+    );
+}
+
+/// `count` sign-ins of the owner from 127.0.0.1, one after the other with a
+/// pause: each one's answer and how long it took.
+async fn owner_signs_in(server: &Server, count: usize) -> Vec<(Value, Duration)> {
+    let mut seen = Vec::new();
+    for _ in 0..count {
+        let started = Instant::now();
+        let body = owner_logs_in(server, "owner@shop.test", "the owner's password").await;
+        seen.push((body, started.elapsed()));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen
+}
+
+fn p99(seen: &[(Value, Duration)]) -> Duration {
+    let mut sorted: Vec<Duration> = seen.iter().map(|(_, took)| *took).collect();
+    sorted.sort();
+    sorted[(sorted.len() * 99).div_ceil(100) - 1]
+}
+
+/// One address signing in to its own account over and over, 60 at once
+/// (within its 64 connections), gets its share of the password threads,
+/// not the whole queue: the owner of another account signs in each time,
+/// a few hashes' time later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_signing_in_over_and_over_leaves_others_their_sign_ins() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    server
+        .register(3, "busy@shop.test", "the busy password")
+        .await;
+    server
+        .register(1, "owner@shop.test", "the owner's password")
+        .await;
+    let quiet = owner_signs_in(&server, 10).await;
+
+    let url = server.url();
+    let attack = flood(
+        &url,
+        Flood {
+            workers: 60,
+            each: 10_000,
+            lasting: Duration::from_secs(6),
+            pause: Duration::ZERO,
+        },
+        |_, _| {
+            let login = json!({ "email": "busy@shop.test", "password": "the busy password" });
+            (3, LOGIN, login)
+        },
+    );
+    let owner = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        owner_signs_in(&server, 20).await
+    };
+    let (answers, during) = tokio::join!(attack, owner);
+    let codes = codes(&answers);
+    let line = format!(
+        "sign-ins to one account from 60 clients on one address: {codes:?}; the owner of \
+         another: p99 {} ms (quiet {} ms)",
+        p99(&during).as_millis(),
+        p99(&quiet).as_millis()
+    );
+    eprintln!("{line}");
+    for (body, _) in &during {
+        assert!(body["data"]["login"]["token"].is_string(), "{line}\n{body}");
+    }
+    assert!(
+        codes.iter().any(|(c, n)| c == "200 -" && *n >= 20),
+        "{line}"
+    );
+    assert!(
+        p99(&during) <= 5 * p99(&quiet).max(Duration::from_millis(50)),
+        "{line}"
+    );
+}
+
 /// The close code a socket ends with, and when: `None` if it was still open
 /// after `limit`, `Some(0)` if it broke without a close frame.
 async fn closed_with(client: &mut Client, limit: Duration) -> (Option<u16>, Duration) {
@@ -1080,6 +1210,58 @@ async fn a_flood_of_ever_different_introspection_queries_leaves_other_clients_th
     eprintln!("distinct introspection: {} sent, {codes:?}", answers.len());
     assert_eq!(codes, vec![("200 -".to_owned(), answers.len())]);
     assert!(answers.len() >= 5, "{codes:?}");
+}
+
+/// 2,000 aliased `product(id)` reads in one 52 KB document: the product
+/// loader answers them all with two statements (each document took 406 ms
+/// and 2,000 statements before), the document is parsed off the request
+/// threads in its turn (two of one address's at once: the others are
+/// refused with 503), and four clients sending it in a loop from one
+/// address leave the others their latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aliased_product_reads_in_a_loop_leave_other_clients_their_latency() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let server = Server::start().await;
+    let url = server.url();
+    let reads: String = (1..=2_000)
+        .map(|n| format!("p{n}:product(id:{n}){{id}} "))
+        .collect();
+    let body = json!({ "query": format!("{{ {reads}}}") });
+    let (answers, _) = server
+        .under_attack(
+            "2,000 aliased product reads a document from 4 clients on one address (at most 200 each, 5 s)",
+            flood(
+                &url,
+                Flood {
+                    workers: 4,
+                    each: 200,
+                    lasting: Duration::from_secs(5),
+                    pause: Duration::ZERO,
+                },
+                |_, _| (2, "", body.clone()),
+            ),
+        )
+        .await;
+    let codes = codes(&answers);
+    eprintln!("aliased product reads: {} sent, {codes:?}", answers.len());
+    let answered = answers.iter().filter(|(status, _)| *status == 200).count();
+    assert_eq!(
+        codes,
+        vec![
+            ("200 -".to_owned(), answered),
+            (
+                "503 SERVICE_UNAVAILABLE".to_owned(),
+                answers.len() - answered
+            )
+        ]
+    );
+    assert!(answered >= 20, "{codes:?}");
+    // every answer holds the shop's 12 products and 1,988 nulls
+    for (_, answer) in answers.iter().filter(|(status, _)| *status == 200) {
+        let fields = answer["data"].as_object().unwrap();
+        assert_eq!(fields.len(), 2_000);
+        assert_eq!(fields.values().filter(|v| !v.is_null()).count(), 12);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

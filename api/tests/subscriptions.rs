@@ -558,3 +558,146 @@ async fn websockets_past_the_limit_are_refused_until_one_closes() {
     let (_third, ack) = Client::connect(&addr, json!({})).await;
     assert_eq!(ack, json!({ "type": "connection_ack" }));
 }
+
+/// A document too large to parse in a blink (over 8 KiB) is parsed off the
+/// request threads in its turn: over a socket as over HTTP, where the text
+/// of a persisted query's hash is too, it is answered all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_document_is_answered_over_a_socket_and_as_a_persisted_query() {
+    let setup = serve_without_workers().await;
+    let reads: String = (1..=400)
+        .map(|n| format!("p{n}:product(id:{n}){{id}} "))
+        .collect();
+    let document = format!("{{ {reads}}}");
+    assert!(document.len() > 8 * 1024, "{}", document.len());
+    let answered = |data: &Value| {
+        let fields = data.as_object().unwrap();
+        (
+            fields.len(),
+            fields.values().filter(|v| !v.is_null()).count(),
+        )
+    };
+
+    let (mut client, _) = Client::connect(&setup.addr, json!({})).await;
+    client.subscribe("large", &document, json!({})).await;
+    let next = client.next(Duration::from_secs(10)).await;
+    assert_eq!(next["type"], "next", "{next}");
+    assert_eq!(answered(&next["payload"]["data"]), (400, 12));
+    assert_eq!(
+        client.next(Duration::from_secs(10)).await,
+        json!({ "id": "large", "type": "complete" })
+    );
+
+    // registered with its text, then sent by its hash alone
+    use sha2::Digest;
+    let hash = format!("{:x}", sha2::Sha256::digest(document.as_bytes()));
+    let persisted = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let http = reqwest::Client::new();
+    for body in [
+        json!({ "query": document, "extensions": persisted }),
+        json!({ "extensions": persisted }),
+    ] {
+        let answer: Value = http
+            .post(format!("http://{}/graphql", setup.addr))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(answer.get("errors").is_none(), "{answer}");
+        assert_eq!(answered(&answer["data"]), (400, 12));
+    }
+}
+
+/// A validation error over a socket has its code, as over HTTP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_refused_over_a_socket_says_why_with_its_code() {
+    let setup = serve_without_workers().await;
+    let (mut client, _) = Client::connect(&setup.addr, json!({})).await;
+    client
+        .subscribe("typo", "{ prodcts { edges { node { id } } } }", json!({}))
+        .await;
+    assert_eq!(client.outcome("typo").await, "BAD_USER_INPUT");
+    client
+        .subscribe(
+            "deep",
+            "subscription { productFiguresChanged(productIds: []) { nope } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(client.outcome("deep").await, "BAD_USER_INPUT");
+}
+
+/// One socket holds at most 8 of the process's in-flight slots: its ninth
+/// operation at once waits for one of them, and other clients still get
+/// theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_holds_at_most_its_share_of_the_in_flight_slots() {
+    let setup = serve_without_workers_with(&[("DATABASE_LOCK_TIMEOUT_MS", "20000")]).await;
+    let customer = setup.shop.tokens[0].clone();
+    let order = place(
+        &setup.addr,
+        &customer,
+        json!([{ "productId": setup.shop.products[0].to_string(), "quantity": 1 }]),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // cancellations wait for the order while this holds it
+    let mut holder = setup.pool.begin().await.unwrap();
+    sqlx::query("select id from orders where id = $1::bigint for update")
+        .bind(&order)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
+    let (mut client, ack) = Client::connect(&setup.addr, bearer(&customer)).await;
+    assert_eq!(ack["type"], "connection_ack");
+    let cancel = "mutation ($id: ID!) { cancelOrder(id: $id) { status } }";
+    for n in 0..9 {
+        client
+            .subscribe(&format!("c{n}"), cancel, json!({ "id": order }))
+            .await;
+    }
+    // eight wait for the lock in PostgreSQL; the ninth waits for one of them
+    let waiting = "select count(*) from pg_stat_activity
+                   where datname = current_database() and wait_event_type = 'Lock'";
+    let deadline = std::time::Instant::now() + WAIT;
+    while common::count(&setup.pool, waiting).await < 8 {
+        assert!(std::time::Instant::now() < deadline, "8 never waited");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(common::count(&setup.pool, waiting).await, 8);
+    // the process has slots left for everyone else
+    let menu = graphql(
+        &setup.addr,
+        &customer,
+        "{ products(first: 1) { edges { node { id } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(menu["products"]["edges"].as_array().unwrap().len(), 1);
+
+    holder.rollback().await.unwrap();
+    let mut done = Vec::new();
+    while done.len() < 9 {
+        let message = client.next(WAIT).await;
+        if message["type"] == "next" {
+            assert_eq!(
+                message["payload"]["data"]["cancelOrder"]["status"], "CANCELLED",
+                "{message}"
+            );
+            done.push(message["id"].as_str().unwrap().to_owned());
+        } else {
+            assert_eq!(message["type"], "complete", "{message}");
+        }
+    }
+    done.sort();
+    let mut all: Vec<String> = (0..9).map(|n| format!("c{n}")).collect();
+    all.sort();
+    assert_eq!(done, all);
+}

@@ -28,8 +28,9 @@ use crate::figures_changed::{self, FiguresChanged};
 const CONFLICT_RETRIES: u32 = 3;
 
 /// The advisory lock every run that writes figures shares, and that a
-/// rebuild takes alone (`sql/lock_figures_shared.sql`).
-pub(crate) const FIGURES_LOCK: i64 = 0x0074_616c_6c79; // "tally"
+/// rebuild takes alone (`sql/lock_figures_shared.sql`); tests hold it to
+/// keep a rebuild waiting.
+pub const FIGURES_LOCK: i64 = 0x0074_616c_6c79; // "tally"
 
 /// The result the sweep gives the jobs it settles.
 const SWEEP_LABEL: &str = "the sweep after a placement";

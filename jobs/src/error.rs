@@ -8,6 +8,8 @@ pub enum JobError {
     Setup(String),
     #[error("injected failure at {0}")]
     Injected(&'static str),
+    #[error("a rebuild of the figures is already running; wait for it to finish")]
+    RebuildRunning,
 }
 
 impl JobError {

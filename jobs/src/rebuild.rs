@@ -22,6 +22,9 @@ use crate::JobError;
 use crate::analytics::{self, FIGURES_LOCK, Outcome};
 use crate::fail_points::FailPoints;
 
+/// The advisory lock a recount holds, so that two never run at once.
+const REBUILD_LOCK: i64 = 0x0072_6562_7569_6c64; // "rebuild"
+
 /// Orders per transaction when the rebuild counts waiting orders the jobs' way.
 const DRAIN_BATCH: u32 = 100;
 
@@ -78,8 +81,19 @@ async fn recount(db: &DatabaseConnection) -> Result<RebuildReport, JobError> {
                 .map(|r| r.rows_affected())
         }
     };
-    // An admin asked for it through the API, whose connections stop
-    // statements after a few seconds: a long history needs longer.
+    let free = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            include_str!("../sql/rebuild/one_at_a_time.sql"),
+            [REBUILD_LOCK.into()],
+        ))
+        .await?
+        .map(|row| row.try_get::<bool>("", "free"))
+        .transpose()?;
+    if free != Some(true) {
+        return Err(JobError::RebuildRunning);
+    }
+    // a long history needs longer than any request's statement timeout
     run("set local statement_timeout = 0").await?;
     txn.execute_raw(Statement::from_sql_and_values(
         DbBackend::Postgres,

@@ -42,8 +42,9 @@ pub enum PoolKind {
     /// One-off commands (`migrate`, `rebuild-analytics`, …): no time limit.
     Commands,
     /// GraphQL requests: `DATABASE_POOL_SIZE` connections whose statements
-    /// stop at `DATABASE_STATEMENT_TIMEOUT_MS`, so a slow or blocked
-    /// statement costs a client an error, not an unbounded wait.
+    /// stop at `DATABASE_STATEMENT_TIMEOUT_MS`, and wait for a row lock at
+    /// most `DATABASE_LOCK_TIMEOUT_MS`, so a slow or blocked statement costs
+    /// a client an error it may retry, not an unbounded wait.
     Requests,
     /// Post-order workers, the board and retention: a pool of their own, so a
     /// flood of requests never takes the connections that keep figures up to
@@ -51,6 +52,11 @@ pub enum PoolKind {
     Workers,
     /// The LISTEN connection that feeds this process's subscriptions.
     Listener,
+    /// `rebuildAnalytics` called through the API: two connections (the
+    /// second only to find the first busy), connected when first used, with
+    /// no time limit, so a long rebuild runs to its end whatever becomes of
+    /// the request that asked for it.
+    Rebuilds,
 }
 
 /// Connects a pool to the configured database. SeaORM and apalis share a
@@ -63,6 +69,7 @@ pub async fn connect(config: &Config, kind: PoolKind) -> Result<PgPool, StartupE
             PoolKind::Requests => "tally-requests",
             PoolKind::Workers => "tally-workers",
             PoolKind::Listener => "tally-listener",
+            PoolKind::Rebuilds => "tally-rebuilds",
         })
         .log_statements(tracing::log::LevelFilter::Trace);
     let max_connections = match kind {
@@ -71,10 +78,21 @@ pub async fn connect(config: &Config, kind: PoolKind) -> Result<PgPool, StartupE
         // retention beside them
         PoolKind::Workers => config.workers.concurrency as u32 + 4,
         PoolKind::Listener => 1,
+        PoolKind::Rebuilds => 2,
     };
     if kind == PoolKind::Requests {
-        let timeout = config.db_statement_timeout.as_millis().to_string();
-        options = options.options([("statement_timeout", timeout.as_str())]);
+        let statements = config.db_statement_timeout.as_millis().to_string();
+        let locks = config.db_lock_timeout.as_millis().to_string();
+        options = options.options([
+            ("statement_timeout", statements.as_str()),
+            ("lock_timeout", locks.as_str()),
+        ]);
+    }
+    if kind == PoolKind::Rebuilds {
+        return Ok(PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(config.db_acquire_timeout)
+            .connect_lazy_with(options));
     }
     PgPoolOptions::new()
         .max_connections(max_connections)

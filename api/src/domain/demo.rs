@@ -163,7 +163,7 @@ pub async fn seed<C: ConnectionTrait + TransactionTrait>(db: &C) -> ApiResult<Se
         .is_none()
     {
         let registration = Registration::parse("Demo Customer", DEMO_EMAIL, DEMO_PASSWORD)?;
-        users::register(&txn, registration).await?;
+        users::register(&txn, None, registration).await?;
         seeded.customer_created = true;
     }
     txn.commit().await?;

@@ -439,7 +439,11 @@ pub async fn cancel_order(
         .query_one_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             include_str!("sql/lock_order_for_cancel.sql"),
-            [id.into(), window.as_secs_f64().into()],
+            [
+                id.into(),
+                window.as_secs_f64().into(),
+                (!viewer.is_admin()).then_some(viewer.user_id).into(),
+            ],
         ))
         .await?
         .map(|row| -> Result<_, DbErr> {

@@ -1,41 +1,62 @@
-//! A customer's preference figures, read from the totals the post-order job keeps.
+//! Customers' preference figures, read from the totals the post-order job
+//! keeps: for many customers in one statement each, so a page of orders with
+//! their customers' preferences costs two reads, not two per order.
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use std::collections::HashMap;
 
-use crate::error::ApiResult;
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
-/// Ids of the customer's top 5 products (see the SQL for the tie rules).
+/// Each customer's top 5 product ids (see the SQL for the tie rules); a
+/// customer with no orders counted has none.
 pub async fn most_ordered_product_ids<C: ConnectionTrait>(
     db: &C,
-    user_id: i64,
-) -> ApiResult<Vec<i64>> {
-    let rows = db
-        .query_all_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            include_str!("sql/most_ordered_products.sql"),
-            [user_id.into()],
-        ))
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| r.try_get("", "product_id"))
-        .collect::<Result<_, _>>()?)
+    user_ids: &[i64],
+) -> Result<HashMap<i64, Vec<i64>>, DbErr> {
+    ranked(
+        db,
+        include_str!("sql/most_ordered_products.sql"),
+        user_ids,
+        "product_id",
+    )
+    .await
 }
 
-/// The customer's top 3 categories (see the SQL for the tie rules).
+/// Each customer's top 3 categories (see the SQL for the tie rules).
 pub async fn favorite_categories<C: ConnectionTrait>(
     db: &C,
-    user_id: i64,
-) -> ApiResult<Vec<String>> {
+    user_ids: &[i64],
+) -> Result<HashMap<i64, Vec<String>>, DbErr> {
+    ranked(
+        db,
+        include_str!("sql/favorite_categories.sql"),
+        user_ids,
+        "category",
+    )
+    .await
+}
+
+/// `sql`'s rows (`user_id`, `column`), best first per customer, grouped by
+/// customer; every asked customer is in the map.
+async fn ranked<C: ConnectionTrait, T: sea_orm::TryGetable>(
+    db: &C,
+    sql: &str,
+    user_ids: &[i64],
+    column: &str,
+) -> Result<HashMap<i64, Vec<T>>, DbErr> {
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
-            include_str!("sql/favorite_categories.sql"),
-            [user_id.into()],
+            sql,
+            [user_ids.to_vec().into()],
         ))
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| r.try_get("", "category"))
-        .collect::<Result<_, _>>()?)
+    let mut by_user: HashMap<i64, Vec<T>> = user_ids.iter().map(|id| (*id, Vec::new())).collect();
+    for row in rows {
+        let user_id: i64 = row.try_get("", "user_id")?;
+        by_user
+            .entry(user_id)
+            .or_default()
+            .push(row.try_get("", column)?);
+    }
+    Ok(by_user)
 }

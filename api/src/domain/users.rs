@@ -35,9 +35,10 @@ impl Registration {
 #[tracing::instrument(skip_all)]
 pub async fn register<C: ConnectionTrait>(
     db: &C,
+    from: Option<ClientAddr>,
     registration: Registration,
 ) -> ApiResult<users::Model> {
-    let hash = auth::hash_password(registration.password).await?;
+    let hash = auth::hash_password(from, registration.password).await?;
     let user = users::ActiveModel {
         name: Set(registration.name),
         email: Set(registration.email.as_str().to_owned()),
@@ -68,7 +69,7 @@ pub async fn register_throttled<C: ConnectionTrait>(
     if let Some(from) = from {
         sign_in::admit_registration(db, rates, from).await?;
     }
-    let user = register(db, registration).await?;
+    let user = register(db, from, registration).await?;
     if let Some(from) = from {
         sign_in::remember_address(db, user.id, from).await?;
     }
@@ -88,7 +89,7 @@ pub async fn login_throttled<C: ConnectionTrait>(
     password: &str,
 ) -> ApiResult<users::Model> {
     let mut gate = sign_in::open_login(db, rates, from, email).await?;
-    match check_password(gate.account.take(), password).await {
+    match check_password(from, gate.account.take(), password).await {
         Ok(Some(user)) => {
             gate.succeeded(db, user.id).await?;
             Ok(user)
@@ -110,14 +111,16 @@ pub async fn login_throttled<C: ConnectionTrait>(
 /// wrong password cost the same work, so timing tells them apart no more
 /// than the answer does.
 async fn check_password(
+    from: Option<ClientAddr>,
     user: Option<users::Model>,
     password: &str,
 ) -> ApiResult<Option<users::Model>> {
     let Some(user) = user else {
-        let _ = auth::verify_password(password.to_owned(), dummy_hash().await?).await;
+        let _ = auth::verify_password(from, password.to_owned(), dummy_hash().await?).await;
         return Ok(None);
     };
-    let matches = auth::verify_password(password.to_owned(), user.password_hash.clone()).await?;
+    let matches =
+        auth::verify_password(from, password.to_owned(), user.password_hash.clone()).await?;
     Ok(matches.then_some(user))
 }
 
@@ -125,7 +128,12 @@ async fn check_password(
 async fn dummy_hash() -> ApiResult<String> {
     static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     HASH.get_or_try_init(|| async {
-        auth::hash_password(Password::parse(crate::config::Secret::random().expose())?).await
+        // made once, by whichever sign-in comes first: no one's share
+        auth::hash_password(
+            None,
+            Password::parse(crate::config::Secret::random().expose())?,
+        )
+        .await
     })
     .await
     .cloned()
@@ -207,7 +215,8 @@ pub async fn ensure_admin<C: ConnectionTrait>(
     password: &str,
 ) -> ApiResult<users::Model> {
     let email = Email::parse(email)?;
-    let hash = auth::hash_password(Password::parse(password)?).await?;
+    // an operator's command or start-up: no client's share
+    let hash = auth::hash_password(None, Password::parse(password)?).await?;
     let name = email
         .as_str()
         .split('@')
@@ -217,7 +226,8 @@ pub async fn ensure_admin<C: ConnectionTrait>(
     if let Some(existing) = find_by_email(db, &email).await? {
         // unchanged: a restart must not end the admin's sessions
         if existing.role == Role::Admin
-            && auth::verify_password(password.to_owned(), existing.password_hash.clone()).await?
+            && auth::verify_password(None, password.to_owned(), existing.password_hash.clone())
+                .await?
         {
             return Ok(existing);
         }

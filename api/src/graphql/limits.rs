@@ -25,22 +25,19 @@
 //! document or its variables: PostgreSQL cannot store NUL (a statement with
 //! one fails), and the others have no place in names, emails or keys.
 //!
-//! And queries and mutations sent over a WebSocket take a slot of
-//! `MAX_REQUESTS_IN_FLIGHT`, as HTTP requests do in the router, which never
-//! sees them.
+//! (What operations over a WebSocket pay is in `sockets`; documents too
+//! large to parse in a blink, in `large_documents`.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextExecute, NextPrepareRequest,
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
 };
 use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
-use async_graphql::{Request, Response, ServerError, ServerResult, Value};
-use tokio::sync::Semaphore;
+use async_graphql::{Request, ServerError, ServerResult, Value};
 
 use super::MAX_DEPTH;
-use crate::error::ApiError;
 
 /// Field selections a document may expand to (the complexity limit then
 /// judges what the fields cost).
@@ -176,41 +173,6 @@ fn has_control(value: &Value) -> bool {
         Value::List(items) => items.iter().any(has_control),
         Value::Object(fields) => fields.values().any(has_control),
         _ => false,
-    }
-}
-
-/// The in-flight slots, in a WebSocket connection's data.
-#[derive(Clone)]
-pub struct SocketInFlight(pub Arc<Semaphore>);
-
-pub struct InFlightOverSockets;
-
-impl ExtensionFactory for InFlightOverSockets {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(InFlightOverSockets)
-    }
-}
-
-#[async_trait::async_trait]
-impl Extension for InFlightOverSockets {
-    /// Queries and mutations only: a subscription's stream holds a slot of
-    /// its connection's own (`SubscriptionSlots`).
-    async fn execute(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        operation_name: Option<&str>,
-        next: NextExecute<'_>,
-    ) -> Response {
-        let Some(SocketInFlight(slots)) = ctx.data_opt::<SocketInFlight>() else {
-            return next.run(ctx, operation_name).await;
-        };
-        match slots.try_acquire() {
-            Ok(_slot) => next.run(ctx, operation_name).await,
-            // as HTTP's shedding: not a log line per refusal
-            Err(_) => {
-                Response::from_errors(vec![ApiError::OVERLOADED.into_unlogged_server_error()])
-            }
-        }
     }
 }
 

@@ -7,6 +7,7 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{order_lines, product_variants, products, users};
 use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
+use crate::domain::preferences;
 use crate::error::{ApiError, ApiResult};
 
 /// The loaders of one request; built per request so nothing is cached across users.
@@ -16,6 +17,8 @@ pub struct Loaders {
     pub variants_by_product: DataLoader<VariantsByProductLoader>,
     pub order_lines: DataLoader<OrderLinesLoader>,
     pub users: DataLoader<UserLoader>,
+    pub most_ordered: DataLoader<MostOrderedLoader>,
+    pub favorite_categories: DataLoader<FavoriteCategoriesLoader>,
 }
 
 impl Loaders {
@@ -26,6 +29,11 @@ impl Loaders {
             variants_by_product: DataLoader::new(VariantsByProductLoader(db.clone()), tokio::spawn),
             order_lines: DataLoader::new(OrderLinesLoader(db.clone()), tokio::spawn),
             users: DataLoader::new(UserLoader(db.clone()), tokio::spawn),
+            most_ordered: DataLoader::new(MostOrderedLoader(db.clone()), tokio::spawn),
+            favorite_categories: DataLoader::new(
+                FavoriteCategoriesLoader(db.clone()),
+                tokio::spawn,
+            ),
         }
     }
 }
@@ -139,5 +147,29 @@ impl Loader<i64> for UserLoader {
             .all(&self.0)
             .await?;
         Ok(rows.into_iter().map(|u| (u.id, u)).collect())
+    }
+}
+
+/// Customers' top product ids, best first.
+pub struct MostOrderedLoader(DatabaseConnection);
+
+impl Loader<i64> for MostOrderedLoader {
+    type Value = Vec<i64>;
+    type Error = DbErr;
+
+    async fn load(&self, user_ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        preferences::most_ordered_product_ids(&self.0, user_ids).await
+    }
+}
+
+/// Customers' top categories, best first.
+pub struct FavoriteCategoriesLoader(DatabaseConnection);
+
+impl Loader<i64> for FavoriteCategoriesLoader {
+    type Value = Vec<String>;
+    type Error = DbErr;
+
+    async fn load(&self, user_ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
+        preferences::favorite_categories(&self.0, user_ids).await
     }
 }

@@ -4,6 +4,7 @@
 mod byte_budget;
 pub(crate) mod context;
 pub(crate) mod introspection;
+pub(crate) mod large_documents;
 pub(crate) mod limits;
 pub mod loaders;
 mod mutation;
@@ -11,6 +12,7 @@ mod observe;
 mod pagination;
 mod persisted_queries;
 mod query;
+pub(crate) mod sockets;
 mod subscription;
 mod transport;
 pub mod types;
@@ -18,6 +20,7 @@ pub mod types;
 use async_graphql::{Schema, SchemaBuilder};
 
 pub use introspection::IntrospectionAnswers;
+pub use large_documents::LargeDocuments;
 pub use mutation::Mutation;
 pub(crate) use mutation::places_orders_only;
 pub use query::Query;
@@ -33,22 +36,35 @@ pub type TallySchema = Schema<Query, Mutation, Subscription>;
 /// per item it may return). Both are checked before anything executes.
 pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 5_000;
+/// What a field that runs statements of its own (every root field but
+/// `product`, every mutation and subscription) adds to a document's
+/// complexity, so one document runs at most 50 of them. Fields that a
+/// loader batches with their kind (`product`, a line's product, a
+/// customer's preferences) cost 1 like any field: however many there are,
+/// they cost one statement per kind.
+pub const STATEMENT: usize = 100;
 
-fn builder() -> SchemaBuilder<Query, Mutation, Subscription> {
+fn builder(large_documents: LargeDocuments) -> SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_complexity(MAX_COMPLEXITY)
         // first: the others check the query text it resolves a hash to
         .extension(persisted_queries::PersistedQueries::new(
             persisted_queries::CACHE_BYTES,
         ))
+        // next: the others look inside the document it parses
+        .extension(large_documents)
         .extension(limits::ExpansionLimit)
-        .extension(limits::InFlightOverSockets)
+        .extension(sockets::SocketOperations)
         .extension(transport::MutationsNeedPost)
         .extension(transport::SocketViewer)
 }
 
-pub fn schema(state: AppState, introspection: IntrospectionAnswers) -> TallySchema {
-    builder()
+pub fn schema(
+    state: AppState,
+    introspection: IntrospectionAnswers,
+    large_documents: LargeDocuments,
+) -> TallySchema {
+    builder(large_documents)
         .extension(introspection)
         .extension(observe::Observe(state.metrics.clone()))
         .data(state)
@@ -58,7 +74,7 @@ pub fn schema(state: AppState, introspection: IntrospectionAnswers) -> TallySche
 /// The SDL that `schema.graphql` must equal: what introspection tells a
 /// tool, `@specifiedBy` of a scalar included.
 pub fn sdl() -> String {
-    builder()
+    builder(LargeDocuments::new())
         .finish()
         .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }

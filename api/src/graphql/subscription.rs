@@ -14,7 +14,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::auth::Viewer;
 use crate::domain::{catalog, orders};
 use crate::error::{ApiError, ApiResult};
+use crate::graphql::STATEMENT;
 use crate::graphql::context::{ContextExt, parse_id};
+use crate::graphql::sockets::SocketBudget;
 use crate::graphql::types::{AnalyticsStatus, Order, Product, analytics_status};
 use crate::live::{Change, Subscriber};
 use crate::state::AppState;
@@ -62,6 +64,7 @@ impl Subscription {
     /// it is counted in, REVERSED once a cancellation is taken back out (the
     /// stream then ends). An order settled already when you subscribe comes
     /// at once. Its customer or an admin only.
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn order_analytics_applied(
         &self,
         ctx: &Context<'_>,
@@ -72,7 +75,9 @@ impl Subscription {
         let slot = SubscriptionSlots::take(ctx)?;
         let state = ctx.state().clone();
         let changes = state.live.subscribe();
+        let in_flight = SocketBudget::slot_of(ctx).await?;
         let order = orders::find_order(&state.db, viewer, id).await?;
+        drop(in_flight);
         let watch = OrderWatch {
             _slot: slot,
             state,
@@ -95,6 +100,7 @@ impl Subscription {
     /// again whenever a post-order job changes its sales count, revenue or
     /// rating (a new order counted, or a cancelled one taken back out).
     /// Anyone may watch; an unknown id is NOT_FOUND.
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn product_figures_changed(
         &self,
         ctx: &Context<'_>,
@@ -104,7 +110,9 @@ impl Subscription {
         let slot = SubscriptionSlots::take(ctx)?;
         let state = ctx.state().clone();
         let changes = state.live.subscribe();
+        let in_flight = SocketBudget::slot_of(ctx).await?;
         let products = catalog::find_products(&state.db, &ids).await?;
+        drop(in_flight);
         if let Some(missing) = ids.iter().find(|id| !products.iter().any(|p| p.id == **id)) {
             return Err(ApiError::not_found(format!("product {missing} does not exist")).into());
         }

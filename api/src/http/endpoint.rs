@@ -6,8 +6,9 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use super::gate::Gate;
+use crate::auth_throttle::Rate;
 use crate::config::Secret;
-use crate::graphql::{IntrospectionAnswers, TallySchema};
+use crate::graphql::{IntrospectionAnswers, LargeDocuments, TallySchema};
 use crate::state::AppState;
 
 #[derive(Clone)]
@@ -16,6 +17,8 @@ pub struct Endpoint {
     pub schema: TallySchema,
     /// Answers to introspection, kept; the turns to compute new ones.
     pub introspection: IntrospectionAnswers,
+    /// The turns to parse large documents (`graphql::large_documents`).
+    pub large_documents: LargeDocuments,
     /// `MAX_WEBSOCKETS` open in all, `MAX_WEBSOCKETS_PER_ADDRESS` from one address.
     pub(crate) websockets: Arc<Gate>,
     /// `MAX_REQUESTS_IN_FLIGHT`: HTTP requests take them in the router,
@@ -31,6 +34,8 @@ pub struct SocketLimits {
     pub max_message_bytes: usize,
     pub init_timeout: Duration,
     pub ping_interval: Duration,
+    /// `WEBSOCKET_OPERATION_RATE` (`graphql::sockets`).
+    pub operation_rate: Rate,
 }
 
 /// How `/metrics` is served.

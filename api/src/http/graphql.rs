@@ -16,7 +16,8 @@ use super::endpoint::Endpoint;
 use super::{answer, graphiql, websocket};
 use crate::auth::Caller;
 use crate::auth_throttle::ClientAddr;
-use crate::error::ApiError;
+use crate::error::{ApiError, code_the_uncoded};
+use crate::graphql::large_documents::Refusal;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::{IntrospectionAnswers, ViaGet, places_orders_only};
 
@@ -121,9 +122,16 @@ async fn execute(
     endpoint: &Endpoint,
     headers: &HeaderMap,
     client: Option<ClientAddr>,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     media: Media,
 ) -> Response {
+    // before anything looks inside the document
+    if let Err(refusal) = endpoint.large_documents.parse(&mut request, client).await {
+        return match refusal {
+            Refusal::Busy(e) => answer::unavailable(e),
+            Refusal::Syntax(e) => reply(async_graphql::Response::from_errors(vec![e]), media),
+        };
+    }
     let mut request = request.data(Loaders::new(&endpoint.state.db));
     if let Some(client) = client {
         request = request.data(client);
@@ -209,23 +217,7 @@ async fn introspect(
 /// The answer to an executed request: its errors coded, and the status the
 /// media type calls for.
 fn reply(mut response: async_graphql::Response, media: Media) -> Response {
-    // Errors that no resolver coded come from the request itself: syntax,
-    // validation, variable types, depth or complexity. The request never ran.
-    let mut refused = !response.errors.is_empty();
-    for error in &mut response.errors {
-        let extensions = error.extensions.get_or_insert_with(Default::default);
-        if extensions.get("code").is_some() {
-            refused = false;
-            continue;
-        }
-        // the message Apollo clients look for to send the full query again
-        let code = if error.message == "PersistedQueryNotFound" {
-            ApiError::PERSISTED_QUERY_NOT_FOUND
-        } else {
-            ApiError::BAD_USER_INPUT
-        };
-        extensions.set("code", code);
-    }
+    let refused = code_the_uncoded(&mut response.errors);
     let method_not_allowed = response
         .errors
         .iter()

@@ -48,12 +48,17 @@ use self::endpoint::{Endpoint, MetricsAccess, SocketLimits};
 use self::gate::Gate;
 use crate::config::{AllowedOrigins, HttpSettings};
 use crate::error::ApiError;
-use crate::graphql::{IntrospectionAnswers, introspection};
+use crate::graphql::{IntrospectionAnswers, LargeDocuments, introspection};
 use crate::state::AppState;
 
 pub fn router(state: AppState, settings: HttpSettings) -> Router {
     let introspection = IntrospectionAnswers::new(introspection::CACHE_BYTES);
-    let schema = crate::graphql::schema(state.clone(), introspection.clone());
+    let large_documents = LargeDocuments::new();
+    let schema = crate::graphql::schema(
+        state.clone(),
+        introspection.clone(),
+        large_documents.clone(),
+    );
     // Past `max_in_flight` requests, more are refused at once rather than
     // queued: waiting ones would only pile up behind the database pool
     // (memory and latency without bound) and time out anyway.
@@ -102,6 +107,7 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
             state,
             schema,
             introspection,
+            large_documents,
             websockets: Arc::new(Gate::new(
                 settings.max_websockets,
                 settings.max_websockets_per_address,
@@ -115,6 +121,7 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
                 max_message_bytes: settings.body_limit_bytes,
                 init_timeout: settings.websocket_init_timeout,
                 ping_interval: settings.websocket_ping_interval,
+                operation_rate: settings.websocket_operation_rate,
             },
         })
 }

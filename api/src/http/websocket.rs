@@ -39,10 +39,11 @@ use super::endpoint::{Endpoint, SocketLimits};
 use super::gate::Full;
 use crate::auth::Verified;
 use crate::auth_throttle::ClientAddr;
+use crate::auth_throttle::Rate;
 use crate::domain::users;
 use crate::error::ApiError;
-use crate::graphql::limits::SocketInFlight;
 use crate::graphql::loaders::Loaders;
+use crate::graphql::sockets::SocketBudget;
 use crate::graphql::{SocketToken, SubscriptionSlots, TallySchema};
 use crate::state::AppState;
 
@@ -150,11 +151,12 @@ impl Session {
             limits,
         } = self;
         let db = state.db.clone();
+        let budget = (in_flight, limits.operation_rate);
         let protocol_handler =
             GraphQLWebSocket::new_with_pair(outgoing, from_client, schema, protocol)
                 .on_connection_init(move |payload| async move {
                     let accepted =
-                        connection_data(&state, header_token, client, in_flight, &payload).await;
+                        connection_data(&state, header_token, client, budget, &payload).await;
                     if let Ok((_, token)) = &accepted {
                         let _ = stage_tx.send(Stage::Accepted(*token));
                     }
@@ -239,13 +241,13 @@ async fn connection_data(
     state: &AppState,
     header_token: Option<String>,
     client: Option<ClientAddr>,
-    in_flight: Arc<tokio::sync::Semaphore>,
+    (in_flight, operation_rate): (Arc<tokio::sync::Semaphore>, Rate),
     payload: &serde_json::Value,
 ) -> Result<(Data, Option<(Verified, Instant)>)> {
     let mut data = Data::default();
     data.insert(Loaders::new(&state.db));
     data.insert(SubscriptionSlots::default());
-    data.insert(SocketInFlight(in_flight));
+    data.insert(SocketBudget::new(in_flight, operation_rate));
     if let Some(client) = client {
         data.insert(client);
     }

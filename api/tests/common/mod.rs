@@ -620,6 +620,28 @@ impl Client {
         .await;
     }
 
+    /// What operation `id` got, read to its end: the code of its first
+    /// error, or `-` when it had data.
+    pub async fn outcome(&mut self, id: &str) -> String {
+        let first = self.next(Duration::from_secs(10)).await;
+        assert_eq!(first["id"], id, "{first}");
+        let error = match first["type"].as_str() {
+            Some("next") => &first["payload"]["errors"][0],
+            Some("error") => &first["payload"][0],
+            _ => panic!("{first}"),
+        };
+        if first["type"] == "next" {
+            assert_eq!(
+                self.next(Duration::from_secs(10)).await,
+                json!({ "id": id, "type": "complete" })
+            );
+        }
+        error["extensions"]["code"]
+            .as_str()
+            .unwrap_or("-")
+            .to_owned()
+    }
+
     /// The next message, or `{"close": code, "reason": …}` when the server closes.
     pub async fn next(&mut self, within: Duration) -> Value {
         match self.receive(within).await {

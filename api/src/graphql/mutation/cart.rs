@@ -1,6 +1,7 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
 
 use crate::domain::{Quantity, cart};
+use crate::graphql::STATEMENT;
 use crate::graphql::context::{ContextExt, parse_id};
 use crate::graphql::types::Cart;
 
@@ -25,6 +26,7 @@ pub struct CartMutation;
 
 #[Object]
 impl CartMutation {
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn add_to_cart(&self, ctx: &Context<'_>, input: AddToCartInput) -> Result<Cart> {
         let viewer = ctx.viewer()?;
         let product_id = parse_id(&input.product_id, "product")?;
@@ -39,6 +41,7 @@ impl CartMutation {
         Ok(Cart(cart::cart(db, viewer.user_id).await?))
     }
 
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn update_cart_line(
         &self,
         ctx: &Context<'_>,
@@ -52,6 +55,7 @@ impl CartMutation {
         Ok(Cart(cart::cart(db, viewer.user_id).await?))
     }
 
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn remove_cart_line(&self, ctx: &Context<'_>, line_id: ID) -> Result<Cart> {
         let viewer = ctx.viewer()?;
         let line_id = parse_id(&line_id, "cart line")?;

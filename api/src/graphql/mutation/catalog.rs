@@ -2,7 +2,9 @@ use async_graphql::{Context, ID, InputObject, Object, Result};
 use sea_orm::TransactionTrait;
 
 use crate::domain::catalog::{self, NewProduct, ProductPatch, VariantSpec};
+use crate::error::ApiError;
 use crate::error::ApiResult;
+use crate::graphql::STATEMENT;
 use crate::graphql::context::{ContextExt, parse_id};
 use crate::graphql::types::Product;
 use crate::money::Cents;
@@ -57,6 +59,7 @@ pub struct CatalogMutation;
 #[Object]
 impl CatalogMutation {
     /// Admins only.
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn create_product(
         &self,
         ctx: &Context<'_>,
@@ -71,13 +74,14 @@ impl CatalogMutation {
             input.available,
             variants(input.variants)?,
         )?;
-        let txn = ctx.state().db.begin().await?;
+        let txn = ctx.state().db.begin().await.map_err(ApiError::from)?;
         let product = catalog::create_product(&txn, new).await?;
-        txn.commit().await?;
+        txn.commit().await.map_err(ApiError::from)?;
         Ok(Product(product))
     }
 
     /// Admins only.
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn update_product(
         &self,
         ctx: &Context<'_>,
@@ -94,9 +98,9 @@ impl CatalogMutation {
             input.available,
             variants(input.variants)?,
         )?;
-        let txn = ctx.state().db.begin().await?;
+        let txn = ctx.state().db.begin().await.map_err(ApiError::from)?;
         let product = catalog::update_product(&txn, id, patch).await?;
-        txn.commit().await?;
+        txn.commit().await.map_err(ApiError::from)?;
         Ok(Product(product))
     }
 }

@@ -2,6 +2,7 @@ use async_graphql::{Context, ID, Object, Result};
 use tracing::info;
 
 use crate::error::ApiError;
+use crate::graphql::STATEMENT;
 use crate::graphql::context::ContextExt;
 use crate::graphql::types::Rebuild;
 
@@ -14,6 +15,7 @@ impl JobMutation {
     /// reset. It counts its order at most once, whatever happened before.
     /// `BAD_USER_INPUT` for a job no worker could read (a row written by
     /// hand, or damaged), which stays failed: delete it.
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn retry_job(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let admin = ctx.admin().await?;
         let state = ctx.state();
@@ -33,6 +35,7 @@ impl JobMutation {
 
     /// Admins only: retries every failed job of the queue; returns how many.
     /// A job no worker could read stays failed (see `retryJob`).
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn retry_failed_jobs(
         &self,
         ctx: &Context<'_>,
@@ -57,12 +60,18 @@ impl JobMutation {
 
     /// Admins only: recomputes every product figure and customer preference
     /// from the order history, counting each order once. Safe while orders
-    /// keep arriving.
+    /// keep arriving. One at a time: while one runs (from any process),
+    /// another is refused with CONFLICT.
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn rebuild_analytics(&self, ctx: &Context<'_>) -> Result<Rebuild> {
         let admin = ctx.admin().await?;
         info!(admin_id = admin.user_id, "analytics rebuild requested");
-        let report = jobs::rebuild::rebuild_analytics(&ctx.state().db)
+        // a task of its own: it runs to its end even if the request is
+        // dropped (HTTP_REQUEST_TIMEOUT, a client gone)
+        let db = ctx.state().rebuilds.clone();
+        let report = tokio::spawn(async move { jobs::rebuild::rebuild_analytics(&db).await })
             .await
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("the rebuild panicked: {e}")))?
             .map_err(ApiError::from)?;
         Ok(report.into())
     }

@@ -6,6 +6,7 @@ use crate::domain::orders::{
     self, CancelledOrder, IdempotencyKey, NewOrder, OrderItem, PlacedOrder,
 };
 use crate::error::ApiResult;
+use crate::graphql::STATEMENT;
 use crate::graphql::context::{ContextExt, parse_id};
 use crate::graphql::types::Order;
 
@@ -52,6 +53,7 @@ pub struct OrderMutation;
 impl OrderMutation {
     /// Places an order at current prices. Answers once the order (and its
     /// post-order job) is committed; the figures follow within moments.
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn place_order(&self, ctx: &Context<'_>, input: PlaceOrderInput) -> Result<Order> {
         let caller = ctx.caller()?;
         let items = input
@@ -76,6 +78,7 @@ impl OrderMutation {
     }
 
     /// Turns the caller's cart into an order and empties the cart, atomically.
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn place_order_from_cart(
         &self,
         ctx: &Context<'_>,
@@ -99,6 +102,7 @@ impl OrderMutation {
     /// exactly once, whether or not they were counted yet (`analyticsStatus`
     /// goes PENDING, then REVERSED). Cancelling a cancelled order returns it
     /// unchanged.
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn cancel_order(&self, ctx: &Context<'_>, id: ID) -> Result<Order> {
         let viewer = ctx.viewer()?;
         let id = parse_id(&id, "order")?;

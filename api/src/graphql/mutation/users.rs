@@ -3,6 +3,7 @@ use entity::users::Model;
 
 use crate::auth::Viewer;
 use crate::domain::users::{self, Registration};
+use crate::graphql::STATEMENT;
 use crate::graphql::context::ContextExt;
 use crate::graphql::types::{AuthPayload, User};
 
@@ -26,6 +27,7 @@ pub struct UserMutation;
 #[Object]
 impl UserMutation {
     /// Creates a customer account and signs it in.
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn register(&self, ctx: &Context<'_>, input: RegisterInput) -> Result<AuthPayload> {
         let registration = Registration::parse(&input.name, &input.email, &input.password)?;
         let state = ctx.state();
@@ -36,6 +38,7 @@ impl UserMutation {
         signed_in(ctx, user)
     }
 
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn login(&self, ctx: &Context<'_>, input: LoginInput) -> Result<AuthPayload> {
         let state = ctx.state();
         let client = ctx.client_addr();

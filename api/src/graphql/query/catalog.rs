@@ -2,6 +2,8 @@ use async_graphql::connection::{Connection, OpaqueCursor};
 use async_graphql::{Context, Enum, ID, Object, Result};
 
 use crate::domain::catalog::{self, Category, ProductOrder, ProductPosition};
+use crate::error::ApiError;
+use crate::graphql::STATEMENT;
 use crate::graphql::context::{ContextExt, parse_id};
 use crate::graphql::pagination::Page;
 use crate::graphql::types::Product;
@@ -11,17 +13,25 @@ pub struct CatalogQuery;
 
 #[Object]
 impl CatalogQuery {
+    // batched with every other product the request reads (aliases, order
+    // and cart lines): one statement for them all
     async fn product(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Product>> {
         let id = parse_id(&id, "product")?;
-        Ok(catalog::find_product(&ctx.state().db, id)
-            .await?
+        Ok(ctx
+            .loaders()
+            .products
+            .load_one(id)
+            .await
+            .map_err(ApiError::from)?
             .map(Product))
     }
 
     /// Products in id order, or in `orderBy` (best sellers first, say),
     /// optionally of one category. `first` is at most 100. A cursor belongs to
     /// its order: `after` must come from a page of the same `orderBy`.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
+    #[graphql(
+        complexity = "STATEMENT + first.unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
     async fn products(
         &self,
         ctx: &Context<'_>,

@@ -3,6 +3,7 @@ use async_graphql::{Context, Object, Result};
 use jobs::admin::JobStatus;
 
 use crate::error::ApiError;
+use crate::graphql::STATEMENT;
 use crate::graphql::context::ContextExt;
 use crate::graphql::types::Job;
 
@@ -13,6 +14,7 @@ pub struct JobQuery;
 impl JobQuery {
     /// Admins only: the newest post-order jobs, optionally of one status.
     /// `first` is at most 200.
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn jobs(
         &self,
         ctx: &Context<'_>,

@@ -2,6 +2,7 @@ use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object, Result};
 
 use crate::domain::orders::{self, OrderFilter};
+use crate::graphql::STATEMENT;
 use crate::graphql::context::{ContextExt, parse_id};
 use crate::graphql::pagination::{Cursor, Page};
 use crate::graphql::types::{AnalyticsStatus, Order, OrderStatus};
@@ -12,6 +13,7 @@ pub struct OrderQuery;
 #[Object]
 impl OrderQuery {
     /// An order of the caller's (any order, for an admin); `NOT_FOUND` otherwise.
+    #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn order(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Order>> {
         let viewer = ctx.viewer()?;
         let id = parse_id(&id, "order")?;
@@ -23,7 +25,9 @@ impl OrderQuery {
     }
 
     /// The caller's orders, newest first. `first` is at most 100.
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
+    #[graphql(
+        complexity = "STATEMENT + first.unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
     async fn my_orders(
         &self,
         ctx: &Context<'_>,
@@ -41,7 +45,9 @@ impl OrderQuery {
     /// of the filters given (they combine with AND). `first` is at most 100.
     /// The role is checked against the account as it is now, so a demoted
     /// admin's token is refused (`FORBIDDEN`).
-    #[graphql(complexity = "first.unwrap_or(20).clamp(0, 100) as usize * child_complexity")]
+    #[graphql(
+        complexity = "STATEMENT + first.unwrap_or(20).clamp(0, 100) as usize * child_complexity"
+    )]
     // each argument is one in the schema: flat filters, as the clients send them
     #[allow(clippy::too_many_arguments)]
     async fn orders(

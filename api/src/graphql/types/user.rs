@@ -2,7 +2,6 @@ use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use entity::users;
 
 use super::Product;
-use crate::domain::preferences;
 use crate::error::ApiError;
 use crate::graphql::context::ContextExt;
 
@@ -44,9 +43,14 @@ impl User {
     /// The 5 products this customer ordered most, by total quantity; ties go to
     /// the more recently ordered, then the lower id. Updated by the post-order job.
     async fn most_ordered_items(&self, ctx: &Context<'_>) -> Result<Vec<Product>> {
-        let ids = preferences::most_ordered_product_ids(&ctx.state().db, self.0.id).await?;
-        let mut products = ctx
-            .loaders()
+        let loaders = ctx.loaders();
+        let ids = loaders
+            .most_ordered
+            .load_one(self.0.id)
+            .await
+            .map_err(ApiError::from)?
+            .unwrap_or_default();
+        let mut products = loaders
             .products
             .load_many(ids.iter().copied())
             .await
@@ -61,7 +65,13 @@ impl User {
     /// The 3 categories this customer ordered most, by total quantity; ties go
     /// to the more recently ordered, then alphabetical order.
     async fn favorite_categories(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        Ok(preferences::favorite_categories(&ctx.state().db, self.0.id).await?)
+        Ok(ctx
+            .loaders()
+            .favorite_categories
+            .load_one(self.0.id)
+            .await
+            .map_err(ApiError::from)?
+            .unwrap_or_default())
     }
 }
 
