@@ -40,9 +40,14 @@ fn tests_private_server() -> &'static PrivateServer {
     static SERVER: OnceLock<PrivateServer> = OnceLock::new();
     SERVER.get_or_init(|| {
         // room for a test binary's apps, each with its request, worker and
-        // listener pools, beside the harness's own connections
-        PrivateServer::open(&tests_data_dir(), &[("max_connections", "200")])
-            .unwrap_or_else(|e| panic!("the tests' private PostgreSQL: {e}"))
+        // listener pools, beside the harness's own connections; no
+        // autovacuum, as on the CI machine's own server: a test's database
+        // lives seconds, and a vacuum waking amid a latency test is noise
+        PrivateServer::open(
+            &tests_data_dir(),
+            &[("max_connections", "200"), ("autovacuum", "off")],
+        )
+        .unwrap_or_else(|e| panic!("the tests' private PostgreSQL: {e}"))
     })
 }
 
