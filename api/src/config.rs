@@ -62,6 +62,9 @@ pub struct HttpSettings {
     /// How many operations one WebSocket may start: a burst, then one per
     /// `period / burst` (`graphql::sockets`).
     pub websocket_operation_rate: Rate,
+    /// What the answers to anonymous reads kept in memory may add up to
+    /// (`graphql::public_answers`); 0 keeps none.
+    pub public_cache_bytes: usize,
     /// Web origins whose pages may call the API from a browser (CORS).
     pub allowed_origins: AllowedOrigins,
     /// The longest a request's body may take to arrive.
@@ -492,6 +495,12 @@ impl Config {
                 websocket_init_timeout: timeout("WEBSOCKET_INIT_TIMEOUT", "3s")?,
                 websocket_ping_interval: timeout("WEBSOCKET_PING_INTERVAL", "15s")?,
                 websocket_operation_rate: rate("WEBSOCKET_OPERATION_RATE", "200/10s")?,
+                public_cache_bytes: number(
+                    &get,
+                    "PUBLIC_CACHE_BYTES",
+                    16 * 1024 * 1024,
+                    0..=16 * 1024 * 1024 * 1024,
+                )?,
                 allowed_origins: match get("ALLOWED_ORIGINS") {
                     Some(raw) => AllowedOrigins::parse(&raw)?,
                     None => AllowedOrigins::SameOrigin,

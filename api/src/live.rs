@@ -5,9 +5,14 @@
 //! subscribers through memory, with the changed products read once for all
 //! of them: a thousand subscribers of a popular product cost one query per
 //! change, not a thousand.
+//!
+//! Every message, and every loss of the connection, also moves the
+//! process's [`Freshness`] on: answers to public reads kept from before are
+//! dropped (`graphql::public_answers`).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use apalis::layers::retry::HasherRng;
@@ -52,6 +57,35 @@ pub struct RunChange {
 pub struct LiveFigures {
     sender: broadcast::Sender<Change>,
     shutdown: CancellationToken,
+    pub freshness: Arc<Freshness>,
+}
+
+/// How far the figures and the catalog have moved, as far as this process
+/// has heard: a generation that every change moves on, and whether it can
+/// hear changes at all (while the LISTEN connection is down, it cannot).
+#[derive(Debug, Default)]
+pub struct Freshness {
+    generation: AtomicU64,
+    deaf: AtomicBool,
+}
+
+impl Freshness {
+    /// The generation an answer computed from now on may be kept under;
+    /// `None` while changes may go unheard.
+    pub fn current(&self) -> Option<u64> {
+        let generation = self.generation.load(Ordering::SeqCst);
+        (!self.deaf.load(Ordering::SeqCst)).then_some(generation)
+    }
+
+    /// Something changed (heard through NOTIFY, or done by this process).
+    pub fn moved(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn hearing(&self, hearing: bool) {
+        self.deaf.store(!hearing, Ordering::SeqCst);
+        self.moved();
+    }
 }
 
 impl LiveFigures {
@@ -66,8 +100,19 @@ impl LiveFigures {
         let mut listener = PgListener::connect_with(&pool).await?;
         listener.listen(CHANNEL).await?;
         let (sender, _) = broadcast::channel(BACKLOG);
-        tokio::spawn(relay(listener, db, sender.clone(), shutdown.clone()));
-        Ok(Self { sender, shutdown })
+        let freshness = Arc::new(Freshness::default());
+        tokio::spawn(relay(
+            listener,
+            db,
+            sender.clone(),
+            freshness.clone(),
+            shutdown.clone(),
+        ));
+        Ok(Self {
+            sender,
+            shutdown,
+            freshness,
+        })
     }
 
     /// Changes from now on. Subscribe before reading what you watch, so a
@@ -127,6 +172,7 @@ async fn relay(
     mut listener: PgListener,
     db: DatabaseConnection,
     sender: broadcast::Sender<Change>,
+    freshness: Arc<Freshness>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -135,27 +181,38 @@ async fn relay(
             next = listener.try_recv() => next,
         };
         match next {
-            Ok(Some(message)) => match serde_json::from_str::<FiguresChanged>(message.payload()) {
-                // nobody to tell: no need to read anything
-                Ok(_) if sender.receiver_count() == 0 => {}
-                Ok(change) => {
-                    let _ = sender.send(read_figures(&db, change).await);
+            Ok(Some(message)) => {
+                // first: a public answer kept from before is stale from now
+                freshness.moved();
+                match serde_json::from_str::<FiguresChanged>(message.payload()) {
+                    // nobody to tell: no need to read anything
+                    Ok(_) if sender.receiver_count() == 0 => {}
+                    Ok(change) => {
+                        let _ = sender.send(read_figures(&db, change).await);
+                    }
+                    Err(e) => warn!(
+                        error = %e,
+                        payload = message.payload(),
+                        "ignored a figures notification that is not one"
+                    ),
                 }
-                Err(e) => warn!(
-                    error = %e,
-                    payload = message.payload(),
-                    "ignored a figures notification that is not one"
-                ),
-            },
-            // sqlx reconnected (and listens again) after losing the connection
+            }
+            // the connection was lost: what was sent meanwhile went unheard,
+            // and what is sent until it listens again would too
             Ok(None) => {
-                warn!("the subscriptions' LISTEN connection was lost and is back");
-                let _ = sender.send(Change::Resync);
+                warn!("the subscriptions' LISTEN connection was lost; listening again");
+                freshness.hearing(false);
+                if reconnect(&mut listener, &shutdown).await {
+                    freshness.hearing(true);
+                    let _ = sender.send(Change::Resync);
+                }
             }
             Err(e) => {
                 warn!(error = %e, "the subscriptions' LISTEN connection is down; reconnecting");
+                freshness.hearing(false);
                 if reconnect(&mut listener, &shutdown).await {
                     info!("the subscriptions' LISTEN connection is back");
+                    freshness.hearing(true);
                     let _ = sender.send(Change::Resync);
                 }
             }
@@ -167,6 +224,9 @@ async fn relay(
 /// message was sent). If they cannot be read, subscribers read for
 /// themselves what they watch.
 async fn read_figures(db: &DatabaseConnection, change: FiguresChanged) -> Change {
+    if change.all {
+        return Change::Resync;
+    }
     let products = match change.products.is_empty() {
         true => Vec::new(),
         false => match catalog::find_products(db, &change.products).await {

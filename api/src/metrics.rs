@@ -30,6 +30,11 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StatusLabels {
     status: &'static str,
 }
@@ -47,6 +52,8 @@ pub struct Metrics {
     analytics_lag: Gauge<f64, AtomicU64>,
     orders_held_back: Gauge,
     websockets: Gauge,
+    public_answers: Family<ResultLabels, Counter>,
+    public_answer_bytes: Gauge,
     /// When the queue-wide gauges were last read from the database.
     database_read: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -111,9 +118,24 @@ impl Default for Metrics {
             "WebSocket connections (subscriptions) open in this process",
             websockets.clone(),
         );
+        let public_answers = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "tally_public_answers",
+            "Anonymous reads looked up among the answers this process keeps, by result \
+             (hit: sent from memory; miss: computed)",
+            public_answers.clone(),
+        );
+        let public_answer_bytes = Gauge::default();
+        registry.register(
+            "tally_public_answers_bytes",
+            "Bytes of the answers to anonymous reads this process keeps (PUBLIC_CACHE_BYTES at most)",
+            public_answer_bytes.clone(),
+        );
         Self {
             registry,
             websockets,
+            public_answers,
+            public_answer_bytes,
             orders_placed,
             order_batches,
             requests,
@@ -129,6 +151,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    pub fn public_answer_looked_up(&self, hit: bool) {
+        let result = if hit { "hit" } else { "miss" };
+        self.public_answers
+            .get_or_create(&ResultLabels { result })
+            .inc();
+    }
+
+    pub fn public_answers_kept(&self, bytes: usize) {
+        self.public_answer_bytes.set(bytes as i64);
+    }
+
     /// Counts a WebSocket as open until the guard is dropped.
     pub fn websocket_opened(&self) -> OpenWebSocket {
         self.websockets.inc();

@@ -573,6 +573,7 @@ async fn count_claimed(
         FiguresChanged {
             orders: order_ids.to_vec(),
             products: product_ids.clone(),
+            all: false,
         },
     )
     .await?;
@@ -653,6 +654,7 @@ async fn reverse(
         FiguresChanged {
             orders: vec![order_id],
             products: product_ids,
+            all: false,
         },
     )
     .await?;
@@ -666,15 +668,7 @@ async fn reverse(
 
 /// Queues the run's messages to API processes; PostgreSQL sends them at commit.
 async fn notify(txn: &DatabaseTransaction, change: FiguresChanged) -> Result<(), JobError> {
-    if change.is_empty() {
-        return Ok(());
-    }
-    txn.execute_raw(statement(
-        include_str!("../sql/notify_figures_changed.sql"),
-        [figures_changed::CHANNEL.into(), change.payloads().into()],
-    ))
-    .await?;
-    Ok(())
+    Ok(figures_changed::notify(txn, &change).await?)
 }
 
 fn ids_of(rows: &[QueryResult]) -> Result<Vec<i64>, JobError> {

@@ -1,8 +1,11 @@
 //! What a run tells the API processes through PostgreSQL NOTIFY: the orders
 //! whose analytics it settled and the products whose figures it changed.
 //! Subscriptions (`orderAnalyticsApplied`, `productFiguresChanged`) are fed
-//! by it in every API process, whichever process ran the job.
+//! by it in every API process, whichever process ran the job, and each
+//! process's answers to public reads are dropped by it. A product's edit and
+//! a rebuild of every figure send it too.
 
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 use serde::{Deserialize, Serialize};
 
 /// The NOTIFY channel.
@@ -18,6 +21,9 @@ pub struct FiguresChanged {
     pub orders: Vec<i64>,
     /// Products whose sales count, revenue or rating changed.
     pub products: Vec<i64>,
+    /// Any product may have changed (a rebuild of every figure).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub all: bool,
 }
 
 impl FiguresChanged {
@@ -26,11 +32,13 @@ impl FiguresChanged {
     pub fn payloads(&self) -> Vec<String> {
         let orders: Vec<_> = self.orders.chunks(IDS_PER_MESSAGE).collect();
         let products: Vec<_> = self.products.chunks(IDS_PER_MESSAGE).collect();
-        (0..orders.len().max(products.len()))
+        let messages = orders.len().max(products.len()).max(usize::from(self.all));
+        (0..messages)
             .map(|i| {
                 let message = Self {
                     orders: orders.get(i).map_or_else(Vec::new, |ids| ids.to_vec()),
                     products: products.get(i).map_or_else(Vec::new, |ids| ids.to_vec()),
+                    all: self.all,
                 };
                 serde_json::to_string(&message).expect("ids serialize")
             })
@@ -38,8 +46,39 @@ impl FiguresChanged {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.orders.is_empty() && self.products.is_empty()
+        self.orders.is_empty() && self.products.is_empty() && !self.all
     }
+
+    /// Every product's figures, for a rebuild.
+    pub fn everything() -> Self {
+        Self {
+            all: true,
+            ..Self::default()
+        }
+    }
+
+    /// These products, edited.
+    pub fn products(ids: Vec<i64>) -> Self {
+        Self {
+            products: ids,
+            ..Self::default()
+        }
+    }
+}
+
+/// Queues `change`'s messages in `db`'s transaction: PostgreSQL sends them
+/// when (and only if) it commits, after what they announce is visible.
+pub async fn notify<C: ConnectionTrait>(db: &C, change: &FiguresChanged) -> Result<(), DbErr> {
+    if change.is_empty() {
+        return Ok(());
+    }
+    db.execute_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        include_str!("../sql/notify_figures_changed.sql"),
+        [CHANNEL.into(), change.payloads().into()],
+    ))
+    .await?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -51,6 +90,7 @@ mod tests {
         let change = FiguresChanged {
             orders: (1..=1000).map(|i| i64::MAX - i).collect(),
             products: (1..=200).collect(),
+            all: false,
         };
         let payloads = change.payloads();
         assert_eq!(payloads.len(), 7);
@@ -67,5 +107,18 @@ mod tests {
     #[test]
     fn nothing_changed_sends_nothing() {
         assert!(FiguresChanged::default().payloads().is_empty());
+    }
+
+    #[test]
+    fn everything_is_one_message_that_says_so() {
+        assert_eq!(
+            FiguresChanged::everything().payloads(),
+            [r#"{"orders":[],"products":[],"all":true}"#]
+        );
+        // the runs' own messages stay as they were
+        assert_eq!(
+            FiguresChanged::products(vec![7]).payloads(),
+            [r#"{"orders":[],"products":[7]}"#]
+        );
     }
 }

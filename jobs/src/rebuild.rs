@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use crate::JobError;
 use crate::analytics::{self, FIGURES_LOCK, Outcome};
 use crate::fail_points::FailPoints;
+use crate::figures_changed::{self, FiguresChanged};
 
 /// The advisory lock a recount holds, so that two never run at once.
 const REBUILD_LOCK: i64 = 0x0072_6562_7569_6c64; // "rebuild"
@@ -108,6 +109,8 @@ async fn recount(db: &DatabaseConnection) -> Result<RebuildReport, JobError> {
     run(include_str!("../sql/rebuild/clear_customer_categories.sql")).await?;
     let customer_category_rows =
         run(include_str!("../sql/rebuild/customer_categories.sql")).await?;
+    // subscribers read again, and API processes drop their public answers
+    figures_changed::notify(&txn, &FiguresChanged::everything()).await?;
     txn.commit().await?;
     let report = RebuildReport {
         orders_marked,

@@ -19,6 +19,11 @@ impl<V: Clone> ByteBudget<V> {
         }
     }
 
+    /// What the kept values add up to, keys included.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     pub(crate) fn get(&mut self, key: &str) -> Option<V> {
         self.entries.get(key).map(|(value, _)| value.clone())
     }

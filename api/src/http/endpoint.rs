@@ -8,7 +8,7 @@ use tokio::sync::Semaphore;
 use super::gate::Gate;
 use crate::auth_throttle::Rate;
 use crate::config::Secret;
-use crate::graphql::{IntrospectionAnswers, LargeDocuments, TallySchema};
+use crate::graphql::{IntrospectionAnswers, LargeDocuments, PublicAnswers, TallySchema};
 use crate::state::AppState;
 
 #[derive(Clone)]
@@ -19,6 +19,8 @@ pub struct Endpoint {
     pub introspection: IntrospectionAnswers,
     /// The turns to parse large documents (`graphql::large_documents`).
     pub large_documents: LargeDocuments,
+    /// Answers to anonymous reads, kept (`graphql::public_answers`).
+    pub public_answers: PublicAnswers,
     /// `MAX_WEBSOCKETS` open in all, `MAX_WEBSOCKETS_PER_ADDRESS` from one address.
     pub(crate) websockets: Arc<Gate>,
     /// `MAX_REQUESTS_IN_FLIGHT`: HTTP requests take them in the router,

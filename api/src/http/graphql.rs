@@ -11,15 +11,16 @@ use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::caching::Complete;
 use super::caller::{bearer_token, client_addr};
 use super::endpoint::Endpoint;
-use super::{answer, graphiql, websocket};
+use super::{answer, caching, graphiql, websocket};
 use crate::auth::Caller;
 use crate::auth_throttle::ClientAddr;
 use crate::error::{ApiError, code_the_uncoded};
 use crate::graphql::large_documents::Refusal;
 use crate::graphql::loaders::Loaders;
-use crate::graphql::{IntrospectionAnswers, ViaGet, places_orders_only};
+use crate::graphql::{IntrospectionAnswers, PublicAnswers, ViaGet, places_orders_only};
 
 /// The two media types a GraphQL response may come as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,7 +109,8 @@ pub async fn get(State(endpoint): State<Endpoint>, request: Request) -> Response
         Ok(graphql) => {
             let graphql = graphql.data(ViaGet);
             let client = client_addr(&request);
-            execute(&endpoint, request.headers(), client, graphql, media).await
+            let answer = execute(&endpoint, request.headers(), client, graphql, media).await;
+            caching::for_get(request.headers(), answer).await
         }
         Err(e) => refusal(
             StatusCode::BAD_REQUEST,
@@ -125,6 +127,17 @@ async fn execute(
     mut request: async_graphql::Request,
     media: Media,
 ) -> Response {
+    // an anonymous read's answer, kept: found before anything is parsed
+    let public = headers.get(header::AUTHORIZATION).is_none();
+    let public_key = public.then(|| PublicAnswers::key_of(&request));
+    if let Some(body) = public_key
+        .as_deref()
+        .and_then(|key| endpoint.public_answers.kept(key))
+    {
+        return complete(with_body(StatusCode::OK, body, media));
+    }
+    // read before it runs: a change heard meanwhile makes the answer stale
+    let generation = endpoint.public_answers.generation();
     // before anything looks inside the document
     if let Err(refusal) = endpoint.large_documents.parse(&mut request, client).await {
         return match refusal {
@@ -161,12 +174,28 @@ async fn execute(
         .as_deref()
         .and_then(|key| endpoint.introspection.kept(key))
     {
-        return with_body(StatusCode::OK, body, media);
+        return complete(with_body(StatusCode::OK, body, media));
     }
     if let Some(key) = key.filter(|_| IntrospectionAnswers::is_introspection(&mut request)) {
         return introspect(endpoint, key, request, media).await;
     }
-    reply(endpoint.schema.execute(request).await, media)
+    let keep = public_key
+        .zip(generation)
+        .filter(|_| PublicAnswers::is_query(&mut request));
+    let response = endpoint.schema.execute(request).await;
+    match keep {
+        Some((key, generation)) if response.errors.is_empty() => {
+            match serde_json::to_vec(&response) {
+                Ok(body) => {
+                    let body = Bytes::from(body);
+                    endpoint.public_answers.keep(key, generation, body.clone());
+                    complete(with_body(StatusCode::OK, body, media))
+                }
+                Err(e) => unwritable(e),
+            }
+        }
+        _ => reply(response, media),
+    }
 }
 
 /// Computes an introspection answer in its turn, and keeps it.
@@ -184,7 +213,7 @@ async fn introspect(
     };
     // computed meanwhile by a request this one waited behind
     if let Some(body) = answers.kept(&key) {
-        return with_body(StatusCode::OK, body, media);
+        return complete(with_body(StatusCode::OK, body, media));
     }
     // tens of milliseconds of CPU that never yield: on a thread of its own,
     // so the requests queued on this runtime thread are not held
@@ -208,7 +237,7 @@ async fn introspect(
         Ok(body) => {
             let body = Bytes::from(body);
             answers.keep(key, body.clone());
-            with_body(StatusCode::OK, body, media)
+            complete(with_body(StatusCode::OK, body, media))
         }
         Err(e) => unwritable(e),
     }
@@ -275,9 +304,18 @@ fn respond(status: StatusCode, response: &async_graphql::Response, media: Media)
         serde_json::to_vec(response)
     };
     match body {
+        Ok(body) if status == StatusCode::OK && response.errors.is_empty() => {
+            complete(with_body(status, body, media))
+        }
         Ok(body) => with_body(status, body, media),
         Err(e) => unwritable(e),
     }
+}
+
+/// Marks an answer with data and no error (`caching`).
+fn complete(mut answer: Response) -> Response {
+    answer.extensions_mut().insert(Complete);
+    answer
 }
 
 fn with_body(status: StatusCode, body: impl Into<Body>, media: Media) -> Response {

@@ -9,6 +9,7 @@
 //! and `answer`.
 
 mod answer;
+mod caching;
 mod caller;
 mod deadlines;
 mod endpoint;
@@ -48,12 +49,17 @@ use self::endpoint::{Endpoint, MetricsAccess, SocketLimits};
 use self::gate::Gate;
 use crate::config::{AllowedOrigins, HttpSettings};
 use crate::error::ApiError;
-use crate::graphql::{IntrospectionAnswers, LargeDocuments, introspection};
+use crate::graphql::{IntrospectionAnswers, LargeDocuments, PublicAnswers, introspection};
 use crate::state::AppState;
 
 pub fn router(state: AppState, settings: HttpSettings) -> Router {
     let introspection = IntrospectionAnswers::new(introspection::CACHE_BYTES);
     let large_documents = LargeDocuments::new();
+    let public_answers = PublicAnswers::reported(
+        settings.public_cache_bytes,
+        state.live.freshness.clone(),
+        state.metrics.clone(),
+    );
     let schema = crate::graphql::schema(
         state.clone(),
         introspection.clone(),
@@ -108,6 +114,7 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
             schema,
             introspection,
             large_documents,
+            public_answers,
             websockets: Arc::new(Gate::new(
                 settings.max_websockets,
                 settings.max_websockets_per_address,

@@ -1,4 +1,5 @@
 use async_graphql::{Context, ID, InputObject, Object, Result};
+use jobs::figures_changed::{self, FiguresChanged};
 use sea_orm::TransactionTrait;
 
 use crate::domain::catalog::{self, NewProduct, ProductPatch, VariantSpec};
@@ -76,7 +77,13 @@ impl CatalogMutation {
         )?;
         let txn = ctx.state().db.begin().await.map_err(ApiError::from)?;
         let product = catalog::create_product(&txn, new).await?;
+        let created = FiguresChanged::products(vec![product.id]);
+        figures_changed::notify(&txn, &created)
+            .await
+            .map_err(ApiError::from)?;
         txn.commit().await.map_err(ApiError::from)?;
+        // at once here; the other processes when the NOTIFY reaches them
+        ctx.state().live.freshness.moved();
         Ok(Product(product))
     }
 
@@ -100,7 +107,13 @@ impl CatalogMutation {
         )?;
         let txn = ctx.state().db.begin().await.map_err(ApiError::from)?;
         let product = catalog::update_product(&txn, id, patch).await?;
+        let edited = FiguresChanged::products(vec![product.id]);
+        figures_changed::notify(&txn, &edited)
+            .await
+            .map_err(ApiError::from)?;
         txn.commit().await.map_err(ApiError::from)?;
+        // at once here; the other processes when the NOTIFY reaches them
+        ctx.state().live.freshness.moved();
         Ok(Product(product))
     }
 }
