@@ -97,7 +97,7 @@ impl LargeDocuments {
         })
         .await
         .map_err(|e| {
-            Refusal::Busy(ApiError::internal(anyhow::anyhow!(
+            Refusal::Failed(ApiError::internal(anyhow::anyhow!(
                 "parsing a document panicked: {e}"
             )))
         })?;
@@ -137,6 +137,8 @@ impl Default for LargeDocuments {
 pub enum Refusal {
     /// Too many large documents at once, in all or from this address.
     Busy(ApiError),
+    /// The parse itself failed (it panicked).
+    Failed(ApiError),
     /// Not GraphQL: the request's answer.
     Syntax(ServerError),
 }
@@ -146,6 +148,7 @@ impl Refusal {
         match self {
             // as the in-flight limit: not a log line per refusal
             Self::Busy(e) => e.into_unlogged_server_error(),
+            Self::Failed(e) => e.into_server_error(),
             Self::Syntax(e) => e,
         }
     }

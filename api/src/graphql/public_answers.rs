@@ -99,13 +99,22 @@ impl PublicAnswers {
             .get(key)
             .filter(|(generation, _)| Some(*generation) == current)
             .map(|(_, body)| body);
-        let hit = found.is_some();
-        let counter = if hit { &self.0.hits } else { &self.0.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
-        if let Some(metrics) = &self.0.metrics {
-            metrics.public_answer_looked_up(hit);
+        if found.is_some() {
+            self.0.hits.fetch_add(1, Ordering::Relaxed);
+            if let Some(metrics) = &self.0.metrics {
+                metrics.public_answer_looked_up(true);
+            }
         }
         found
+    }
+
+    /// Counts a query that was not kept (a mutation or a request that
+    /// cannot be kept is no miss).
+    pub fn missed(&self) {
+        self.0.misses.fetch_add(1, Ordering::Relaxed);
+        if let Some(metrics) = &self.0.metrics {
+            metrics.public_answer_looked_up(false);
+        }
     }
 
     /// The generation an answer about to be computed belongs to; `None`
@@ -176,11 +185,12 @@ mod tests {
         // computed before the change, kept after it: never sent either
         answers.keep(key.clone(), generation, Bytes::from_static(b"{\"data\":1}"));
         assert_eq!(answers.kept(&key), None);
+        answers.missed();
         assert_eq!(
             answers.counts(),
             Counts {
                 hits: 1,
-                misses: 2,
+                misses: 1,
                 bytes: key.len() + 10
             }
         );

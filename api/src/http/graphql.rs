@@ -142,6 +142,7 @@ async fn execute(
     if let Err(refusal) = endpoint.large_documents.parse(&mut request, client).await {
         return match refusal {
             Refusal::Busy(e) => answer::unavailable(e),
+            Refusal::Failed(e) => answer::refused(StatusCode::INTERNAL_SERVER_ERROR, e),
             Refusal::Syntax(e) => reply(async_graphql::Response::from_errors(vec![e]), media),
         };
     }
@@ -180,21 +181,34 @@ async fn execute(
         return introspect(endpoint, key, request, media).await;
     }
     let keep = public_key
-        .zip(generation)
-        .filter(|_| PublicAnswers::is_query(&mut request));
+        .filter(|_| PublicAnswers::is_query(&mut request))
+        .inspect(|_| endpoint.public_answers.missed())
+        .zip(generation);
     let response = endpoint.schema.execute(request).await;
     match keep {
         Some((key, generation)) if response.errors.is_empty() => {
-            match serde_json::to_vec(&response) {
-                Ok(body) => {
-                    let body = Bytes::from(body);
-                    endpoint.public_answers.keep(key, generation, body.clone());
-                    complete(with_body(StatusCode::OK, body, media))
-                }
-                Err(e) => unwritable(e),
-            }
+            keep_public(endpoint, key, generation, &response, media)
         }
         _ => reply(response, media),
+    }
+}
+
+/// Answers an anonymous query without errors, and keeps the answer for the
+/// next to ask (`graphql::public_answers`).
+fn keep_public(
+    endpoint: &Endpoint,
+    key: String,
+    generation: u64,
+    response: &async_graphql::Response,
+    media: Media,
+) -> Response {
+    match serde_json::to_vec(response) {
+        Ok(body) => {
+            let body = Bytes::from(body);
+            endpoint.public_answers.keep(key, generation, body.clone());
+            complete(with_body(StatusCode::OK, body, media))
+        }
+        Err(e) => unwritable(e),
     }
 }
 
