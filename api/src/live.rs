@@ -201,22 +201,29 @@ async fn relay(
             // and what is sent until it listens again would too
             Ok(None) => {
                 warn!("the subscriptions' LISTEN connection was lost; listening again");
-                freshness.hearing(false);
-                if reconnect(&mut listener, &shutdown).await {
-                    freshness.hearing(true);
-                    let _ = sender.send(Change::Resync);
-                }
+                listen_again(&mut listener, &sender, &freshness, &shutdown).await;
             }
             Err(e) => {
                 warn!(error = %e, "the subscriptions' LISTEN connection is down; reconnecting");
-                freshness.hearing(false);
-                if reconnect(&mut listener, &shutdown).await {
-                    info!("the subscriptions' LISTEN connection is back");
-                    freshness.hearing(true);
-                    let _ = sender.send(Change::Resync);
-                }
+                listen_again(&mut listener, &sender, &freshness, &shutdown).await;
             }
         }
+    }
+}
+
+/// Deaf until the listener is connected and listening again; then every
+/// subscriber reads what it watches afresh.
+async fn listen_again(
+    listener: &mut PgListener,
+    sender: &broadcast::Sender<Change>,
+    freshness: &Freshness,
+    shutdown: &CancellationToken,
+) {
+    freshness.hearing(false);
+    if reconnect(listener, shutdown).await {
+        info!("the subscriptions' LISTEN connection is back");
+        freshness.hearing(true);
+        let _ = sender.send(Change::Resync);
     }
 }
 

@@ -39,6 +39,13 @@ struct StatusLabels {
     status: &'static str,
 }
 
+/// Handles on the `tally_public_answers` metrics.
+pub struct PublicAnswerMetrics {
+    pub hits: Counter,
+    pub misses: Counter,
+    pub bytes: Gauge,
+}
+
 pub struct Metrics {
     registry: Registry,
     orders_placed: Counter,
@@ -151,15 +158,19 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn public_answer_looked_up(&self, hit: bool) {
-        let result = if hit { "hit" } else { "miss" };
-        self.public_answers
-            .get_or_create(&ResultLabels { result })
-            .inc();
-    }
-
-    pub fn public_answers_kept(&self, bytes: usize) {
-        self.public_answer_bytes.set(bytes as i64);
+    /// The counters and the gauge the answers kept for anonymous reads
+    /// report to (`graphql::public_answers`).
+    pub fn public_answers(&self) -> PublicAnswerMetrics {
+        let counter = |result| {
+            self.public_answers
+                .get_or_create(&ResultLabels { result })
+                .clone()
+        };
+        PublicAnswerMetrics {
+            hits: counter("hit"),
+            misses: counter("miss"),
+            bytes: self.public_answer_bytes.clone(),
+        }
     }
 
     /// Counts a WebSocket as open until the guard is dropped.

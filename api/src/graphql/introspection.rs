@@ -30,7 +30,6 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::{ExecutableDocument, Field, OperationType};
 use async_graphql::{Request, Response, ServerResult, Value};
 use axum::body::Bytes;
-use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::byte_budget::ByteBudget;
@@ -49,7 +48,7 @@ pub const MAX_WAITING: usize = 8;
 pub struct IntrospectionAnswers(Arc<Shared>);
 
 struct Shared {
-    /// Each answer's body, by [`IntrospectionAnswers::key_of`]'s key; only
+    /// Each answer's body, by `graphql::answer_key`; only
     /// answers without errors are kept.
     bodies: Mutex<ByteBudget<Bytes>>,
     /// One permit: the one answer being computed.
@@ -76,16 +75,13 @@ impl IntrospectionAnswers {
         }))
     }
 
-    /// The key the request's answer is kept under, if it may be
-    /// introspection: its text's, operation's and variables' hash (no answer
-    /// is kept for a persisted query, sent as a hash). Looking it up parses
-    /// nothing, and a text that names neither `__schema` nor `__type` (an
-    /// order, a menu read) is not even hashed.
-    pub fn key_of(request: &Request) -> Option<String> {
-        if !may_read_schema(&request.query) || request.extensions.contains_key("persistedQuery") {
-            return None;
-        }
-        Some(key(request))
+    /// Whether the request may be introspection whose answer is kept, under
+    /// `graphql::answer_key` (no answer is kept for a persisted query, sent
+    /// as a hash). Read from its text alone: it parses nothing, and a text
+    /// that names neither `__schema` nor `__type` (an order, a menu read) is
+    /// not even hashed.
+    pub fn may_be(request: &Request) -> bool {
+        may_read_schema(&request.query) && !request.extensions.contains_key("persistedQuery")
     }
 
     /// Whether the request reads only the schema. Parses the document,
@@ -201,16 +197,11 @@ fn may_read_schema(text: &str) -> bool {
 /// the schema (and one at least does). The HTTP handler asks before any
 /// limit has judged the document, so fragments are walked once each.
 fn reads_only_schema(document: &ExecutableDocument, operation_name: Option<&str>) -> bool {
-    let mut operations = document.operations.iter();
-    let operation = match operation_name {
-        Some(name) => operations.find(|(n, _)| n.is_some_and(|n| n.as_str() == name)),
-        None => operations.next().filter(|_| operations.next().is_none()),
-    };
-    let Some((_, operation)) = operation else {
+    let Some(operation) = super::operation(document, operation_name) else {
         // validation names what is wrong
         return false;
     };
-    if operation.node.ty != OperationType::Query {
+    if operation.ty != OperationType::Query {
         return false;
     }
     // root fields only: a field's own selections are not looked at
@@ -225,7 +216,7 @@ fn reads_only_schema(document: &ExecutableDocument, operation_name: Option<&str>
         },
         RootKinds::and,
     );
-    let roots = fold.set(&operation.node.selection_set.node);
+    let roots = fold.set(&operation.selection_set.node);
     roots.schema && !roots.other
 }
 
@@ -247,20 +238,10 @@ impl RootKinds {
     }
 }
 
-/// What the answer depends on: the text, the operation and the variables.
-fn key(request: &Request) -> String {
-    let mut hash = Sha256::new();
-    hash.update(request.query.as_bytes());
-    hash.update([0]);
-    hash.update(request.operation_name.as_deref().unwrap_or_default());
-    hash.update([0]);
-    hash.update(serde_json::to_vec(&request.variables).unwrap_or_default());
-    format!("{:x}", hash.finalize())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graphql::answer_key;
 
     fn reads(query: &str, operation: Option<&str>) -> bool {
         reads_only_schema(
@@ -347,7 +328,7 @@ mod tests {
             if let Some(operation) = operation {
                 request = request.operation_name(operation);
             }
-            IntrospectionAnswers::key_of(&request)
+            IntrospectionAnswers::may_be(&request).then(|| answer_key(&request))
         };
         let product = key(serde_json::json!({ "n": "Product" }), None);
         assert!(product.is_some());
@@ -363,6 +344,6 @@ mod tests {
             "persistedQuery".into(),
             Value::from_json(serde_json::json!({ "version": 1 })).unwrap(),
         );
-        assert_eq!(IntrospectionAnswers::key_of(&persisted), None);
+        assert!(!IntrospectionAnswers::may_be(&persisted));
     }
 }

@@ -8,8 +8,9 @@
 //! [`LARGE_DOCUMENT_BYTES`] is parsed on a blocking thread instead, as many
 //! at once as the machine has cores but one, with at most [`MAX_WAITING`]
 //! more waiting and at most [`MAX_PER_ADDRESS`] of those from one client
-//! address; the rest are refused as the in-flight limit refuses (503, retry
-//! in a second). Small documents, nearly all of them, parse where they are.
+//! address (admitted as connections are: `http::gate`); the rest are
+//! refused as the in-flight limit refuses (503, retry in a second). Small
+//! documents, nearly all of them, parse where they are.
 //!
 //! The HTTP handler parses a large document first thing, before it looks
 //! inside (`places_orders_only`, introspection); the extension does it for
@@ -17,8 +18,7 @@
 //! persisted query's hash stands for.
 
 use std::any::TypeId;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest,
@@ -26,9 +26,9 @@ use async_graphql::extensions::{
 use async_graphql::{Request, ServerError, ServerResult};
 use tokio::sync::Semaphore;
 
-use super::lock;
 use crate::auth_throttle::ClientAddr;
 use crate::error::ApiError;
+use crate::http::gate::{Gate, Permit};
 
 /// Documents longer than this are parsed off the request threads: about
 /// 11 ms of parsing in a debug build, 1 ms optimised. The standard
@@ -47,10 +47,8 @@ pub struct LargeDocuments(Arc<Shared>);
 struct Shared {
     /// One permit per parsing thread.
     parsing: Semaphore,
-    /// Those parsed and those waiting.
-    admitted: Semaphore,
-    /// Admitted ones by client address.
-    per_address: Mutex<HashMap<ClientAddr, usize>>,
+    /// Those parsed and those waiting, in all and by client address.
+    admitted: Gate,
 }
 
 /// In a request's data: its document is parsed already.
@@ -65,8 +63,7 @@ impl LargeDocuments {
     fn with_threads(threads: usize) -> Self {
         Self(Arc::new(Shared {
             parsing: Semaphore::new(threads),
-            admitted: Semaphore::new(threads + MAX_WAITING),
-            per_address: Mutex::default(),
+            admitted: Gate::new(threads + MAX_WAITING, MAX_PER_ADDRESS),
         }))
     }
 
@@ -108,22 +105,12 @@ impl LargeDocuments {
         Ok(())
     }
 
-    fn admit(&self, client: Option<ClientAddr>) -> Result<Admitted, Refusal> {
-        let busy = || Refusal::Busy(ApiError::LARGE_DOCUMENTS_BUSY);
-        let permit = self.0.admitted.try_acquire().map_err(|_| busy())?;
-        if let Some(client) = client {
-            let mut per_address = lock(&self.0.per_address);
-            let admitted = per_address.entry(client).or_default();
-            if *admitted >= MAX_PER_ADDRESS {
-                return Err(busy());
-            }
-            *admitted += 1;
-        }
-        permit.forget();
-        Ok(Admitted {
-            shared: self.0.clone(),
-            client,
-        })
+    fn admit(&self, client: Option<ClientAddr>) -> Result<Permit, Refusal> {
+        let admitted = match client {
+            Some(client) => self.0.admitted.admit(client.ip()),
+            None => self.0.admitted.admit_unshared(),
+        };
+        admitted.map_err(|_| Refusal::Busy(ApiError::LARGE_DOCUMENTS_BUSY))
     }
 }
 
@@ -150,27 +137,6 @@ impl Refusal {
             Self::Busy(e) => e.into_unlogged_server_error(),
             Self::Failed(e) => e.into_server_error(),
             Self::Syntax(e) => e,
-        }
-    }
-}
-
-/// A place among the parsed and the waiting, given back when dropped.
-struct Admitted {
-    shared: Arc<Shared>,
-    client: Option<ClientAddr>,
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.shared.admitted.add_permits(1);
-        if let Some(client) = self.client {
-            let mut per_address = lock(&self.shared.per_address);
-            if let Some(admitted) = per_address.get_mut(&client) {
-                *admitted -= 1;
-                if *admitted == 0 {
-                    per_address.remove(&client);
-                }
-            }
         }
     }
 }
@@ -236,14 +202,14 @@ mod tests {
             _ => panic!("a syntax error was not the answer"),
         }
         // every place given back
-        assert_eq!(documents.0.admitted.available_permits(), 1 + MAX_WAITING);
+        assert_eq!(documents.0.admitted.available(), 1 + MAX_WAITING);
     }
 
     #[tokio::test]
     async fn one_address_gets_its_share_of_the_places_and_the_waiting_their_number() {
         let documents = LargeDocuments::with_threads(1);
         let attacker = ClientAddr::from(std::net::IpAddr::from([127, 0, 0, 2]));
-        let held: Vec<Admitted> = (0..MAX_PER_ADDRESS)
+        let held: Vec<Permit> = (0..MAX_PER_ADDRESS)
             .map(|_| documents.admit(Some(attacker)).ok().unwrap())
             .collect();
         assert!(matches!(
@@ -251,7 +217,7 @@ mod tests {
             Err(Refusal::Busy(ApiError::Unavailable(_)))
         ));
         // others still get in, up to the places there are
-        let others: Vec<Admitted> = (0..1 + MAX_WAITING - MAX_PER_ADDRESS)
+        let others: Vec<Permit> = (0..1 + MAX_WAITING - MAX_PER_ADDRESS)
             .map(|n| {
                 let other = ClientAddr::from(std::net::IpAddr::from([10, 0, 0, n as u8]));
                 documents.admit(Some(other)).ok().unwrap()
@@ -261,7 +227,7 @@ mod tests {
         drop(held);
         assert!(documents.admit(Some(attacker)).is_ok());
         drop(others);
-        assert_eq!(documents.0.admitted.available_permits(), 1 + MAX_WAITING);
-        assert!(lock(&documents.0.per_address).is_empty());
+        // every place given back (and each address forgotten: `Gate`)
+        assert_eq!(documents.0.admitted.available(), 1 + MAX_WAITING);
     }
 }

@@ -18,7 +18,11 @@ mod subscription;
 mod transport;
 pub mod types;
 
-use async_graphql::{Schema, SchemaBuilder};
+use std::collections::BTreeMap;
+
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
+use async_graphql::{Request, Schema, SchemaBuilder};
+use sha2::{Digest, Sha256};
 
 pub use introspection::IntrospectionAnswers;
 pub use large_documents::LargeDocuments;
@@ -79,6 +83,47 @@ pub fn sdl() -> String {
     builder(LargeDocuments::new())
         .finish()
         .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
+}
+
+/// The operation a document runs, as async-graphql picks it: the only one,
+/// or the one `name` names (a named operation alone in its document runs
+/// when none is named). `None` when it names none of them.
+pub(crate) fn operation<'a>(
+    document: &'a ExecutableDocument,
+    name: Option<&str>,
+) -> Option<&'a OperationDefinition> {
+    let operation = match (&document.operations, name) {
+        (DocumentOperations::Single(operation), _) => Some(operation),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next()
+        }
+        (DocumentOperations::Multiple(_), None) => None,
+    };
+    operation.map(|operation| &operation.node)
+}
+
+/// What an answer is kept under, in the caches of answers: a hash of the
+/// request's text, operation name, variables and extensions (a persisted
+/// query's hash), taken before anything is parsed.
+pub(crate) fn answer_key(request: &Request) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        request.query.as_bytes(),
+        request
+            .operation_name
+            .as_deref()
+            .unwrap_or_default()
+            .as_bytes(),
+        &serde_json::to_vec(&request.variables).unwrap_or_default(),
+        // in key order, whatever order the map holds them in
+        &serde_json::to_vec(&request.extensions.iter().collect::<BTreeMap<_, _>>())
+            .unwrap_or_default(),
+    ] {
+        hash.update(part);
+        hash.update([0]);
+    }
+    format!("{:x}", hash.finalize())
 }
 
 /// The caches' locks: a panic elsewhere leaves their contents whole, so a

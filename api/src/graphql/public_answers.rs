@@ -16,19 +16,16 @@
 //! old as the last commit it could show plus the NOTIFY's way to this
 //! process.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::Request;
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::OperationType;
 use axum::body::Bytes;
-use sha2::{Digest, Sha256};
 
 use super::byte_budget::ByteBudget;
 use super::lock;
 use crate::live::Freshness;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, PublicAnswerMetrics};
 
 #[derive(Clone)]
 pub struct PublicAnswers(Arc<Shared>);
@@ -36,12 +33,11 @@ pub struct PublicAnswers(Arc<Shared>);
 struct Shared {
     bodies: Mutex<ByteBudget<(u64, Bytes)>>,
     freshness: Arc<Freshness>,
-    hits: AtomicU64,
-    misses: AtomicU64,
-    metrics: Option<Arc<Metrics>>,
+    /// `/metrics`: hits, misses and the bytes kept.
+    metrics: PublicAnswerMetrics,
 }
 
-/// What the cache did, for `/metrics`.
+/// What the cache did, as `/metrics` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
     pub hits: u64,
@@ -50,46 +46,12 @@ pub struct Counts {
 }
 
 impl PublicAnswers {
-    pub fn new(budget: usize, freshness: Arc<Freshness>) -> Self {
+    pub fn new(budget: usize, freshness: Arc<Freshness>, metrics: &Metrics) -> Self {
         Self(Arc::new(Shared {
             bodies: Mutex::new(ByteBudget::new(budget)),
             freshness,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            metrics: None,
+            metrics: metrics.public_answers(),
         }))
-    }
-
-    /// Counted in `/metrics` too.
-    pub fn reported(budget: usize, freshness: Arc<Freshness>, metrics: Arc<Metrics>) -> Self {
-        Self(Arc::new(Shared {
-            bodies: Mutex::new(ByteBudget::new(budget)),
-            freshness,
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            metrics: Some(metrics),
-        }))
-    }
-
-    /// The key `request`'s answer is kept under.
-    pub fn key_of(request: &Request) -> String {
-        let mut hash = Sha256::new();
-        for part in [
-            request.query.as_bytes(),
-            request
-                .operation_name
-                .as_deref()
-                .unwrap_or_default()
-                .as_bytes(),
-            &serde_json::to_vec(&request.variables).unwrap_or_default(),
-            // in key order, whatever order the map holds them in
-            &serde_json::to_vec(&request.extensions.iter().collect::<BTreeMap<_, _>>())
-                .unwrap_or_default(),
-        ] {
-            hash.update(part);
-            hash.update([0]);
-        }
-        format!("{:x}", hash.finalize())
     }
 
     /// The answer kept under `key`, if it is of the current generation.
@@ -100,10 +62,7 @@ impl PublicAnswers {
             .filter(|(generation, _)| Some(*generation) == current)
             .map(|(_, body)| body);
         if found.is_some() {
-            self.0.hits.fetch_add(1, Ordering::Relaxed);
-            if let Some(metrics) = &self.0.metrics {
-                metrics.public_answer_looked_up(true);
-            }
+            self.0.metrics.hits.inc();
         }
         found
     }
@@ -111,10 +70,7 @@ impl PublicAnswers {
     /// Counts a query that was not kept (a mutation or a request that
     /// cannot be kept is no miss).
     pub fn missed(&self) {
-        self.0.misses.fetch_add(1, Ordering::Relaxed);
-        if let Some(metrics) = &self.0.metrics {
-            metrics.public_answer_looked_up(false);
-        }
+        self.0.metrics.misses.inc();
     }
 
     /// The generation an answer about to be computed belongs to; `None`
@@ -128,15 +84,13 @@ impl PublicAnswers {
         let size = key.len() + body.len();
         let mut bodies = lock(&self.0.bodies);
         bodies.insert(key, (generation, body), size);
-        if let Some(metrics) = &self.0.metrics {
-            metrics.public_answers_kept(bodies.bytes());
-        }
+        self.0.metrics.bytes.set(bodies.bytes() as i64);
     }
 
     pub fn counts(&self) -> Counts {
         Counts {
-            hits: self.0.hits.load(Ordering::Relaxed),
-            misses: self.0.misses.load(Ordering::Relaxed),
+            hits: self.0.metrics.hits.get(),
+            misses: self.0.metrics.misses.get(),
             bytes: lock(&self.0.bodies).bytes(),
         }
     }
@@ -146,34 +100,28 @@ impl PublicAnswers {
     /// request keeps for execution.
     pub fn is_query(request: &mut Request) -> bool {
         let name = request.operation_name.clone();
-        let Ok(document) = request.parsed_query() else {
-            return false;
-        };
-        let operation = match (&document.operations, name) {
-            (DocumentOperations::Single(operation), _) => Some(operation),
-            (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str()),
-            (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-                operations.values().next()
-            }
-            (DocumentOperations::Multiple(_), None) => None,
-        };
-        operation.is_some_and(|operation| operation.node.ty == OperationType::Query)
+        request.parsed_query().is_ok_and(|document| {
+            super::operation(document, name.as_deref())
+                .is_some_and(|operation| operation.ty == OperationType::Query)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::graphql::answer_key;
 
     fn answers(budget: usize) -> (PublicAnswers, Arc<Freshness>) {
         let freshness = Arc::new(Freshness::default());
-        (PublicAnswers::new(budget, freshness.clone()), freshness)
+        let answers = PublicAnswers::new(budget, freshness.clone(), &Metrics::default());
+        (answers, freshness)
     }
 
     #[test]
     fn an_answer_of_an_older_generation_is_never_sent() {
         let (answers, freshness) = answers(1024);
-        let key = PublicAnswers::key_of(&Request::new("{ products { edges { node { id } } } }"));
+        let key = answer_key(&Request::new("{ products { edges { node { id } } } }"));
         let generation = answers.generation().unwrap();
         answers.keep(key.clone(), generation, Bytes::from_static(b"{\"data\":1}"));
         assert_eq!(
@@ -210,7 +158,7 @@ mod tests {
         );
         let keys: std::collections::HashSet<String> = [plain, named, with, persisted]
             .iter()
-            .map(PublicAnswers::key_of)
+            .map(answer_key)
             .collect();
         assert_eq!(keys.len(), 4);
     }

@@ -1,5 +1,6 @@
-//! Admission of long-lived things (TCP connections, WebSockets) by count:
-//! at most so many open in all, and so many from one client address.
+//! Admission by count of what a client holds on to (TCP connections,
+//! WebSockets, large documents waiting to be parsed): at most so many in
+//! all, and so many from one client address.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -58,6 +59,12 @@ impl Gate {
             ip: None,
             per_address: self.per_address.clone(),
         })
+    }
+
+    /// Places free right now.
+    #[cfg(test)]
+    pub(crate) fn available(&self) -> usize {
+        self.open.available_permits()
     }
 
     /// Waits until every permit is back.

@@ -20,7 +20,7 @@ use crate::auth_throttle::ClientAddr;
 use crate::error::{ApiError, code_the_uncoded};
 use crate::graphql::large_documents::Refusal;
 use crate::graphql::loaders::Loaders;
-use crate::graphql::{IntrospectionAnswers, PublicAnswers, ViaGet, places_orders_only};
+use crate::graphql::{IntrospectionAnswers, PublicAnswers, ViaGet, answer_key, places_orders_only};
 
 /// The two media types a GraphQL response may come as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,7 +129,7 @@ async fn execute(
 ) -> Response {
     // an anonymous read's answer, kept: found before anything is parsed
     let public = headers.get(header::AUTHORIZATION).is_none();
-    let public_key = public.then(|| PublicAnswers::key_of(&request));
+    let public_key = public.then(|| answer_key(&request));
     if let Some(body) = public_key
         .as_deref()
         .and_then(|key| endpoint.public_answers.kept(key))
@@ -169,8 +169,10 @@ async fn execute(
             }
         }
     }
-    // introspection: its answer kept, or computed in its turn
-    let key = IntrospectionAnswers::key_of(&request);
+    // introspection: its answer kept, or computed in its turn (under the
+    // same key as a public answer: hashed once)
+    let key = IntrospectionAnswers::may_be(&request)
+        .then(|| public_key.clone().unwrap_or_else(|| answer_key(&request)));
     if let Some(body) = key
         .as_deref()
         .and_then(|key| endpoint.introspection.kept(key))

@@ -13,7 +13,7 @@ mod caching;
 mod caller;
 mod deadlines;
 mod endpoint;
-mod gate;
+pub(crate) mod gate;
 mod graphiql;
 mod graphql;
 mod interval_log;
@@ -55,10 +55,10 @@ use crate::state::AppState;
 pub fn router(state: AppState, settings: HttpSettings) -> Router {
     let introspection = IntrospectionAnswers::new(introspection::CACHE_BYTES);
     let large_documents = LargeDocuments::new();
-    let public_answers = PublicAnswers::reported(
+    let public_answers = PublicAnswers::new(
         settings.public_cache_bytes,
         state.live.freshness.clone(),
-        state.metrics.clone(),
+        &state.metrics,
     );
     let schema = crate::graphql::schema(
         state.clone(),

@@ -1,4 +1,4 @@
-use async_graphql::parser::types::{DocumentOperations, OperationType, Selection};
+use async_graphql::parser::types::{OperationType, Selection};
 use async_graphql::{Context, ID, InputObject, Object, Request, Result};
 
 use crate::domain::Quantity;
@@ -134,19 +134,9 @@ pub fn places_orders_only(request: &mut Request) -> bool {
     let Ok(document) = request.parsed_query() else {
         return false;
     };
-    let operation = match (&document.operations, operation_name) {
-        (DocumentOperations::Single(operation), _) => Some(operation),
-        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name.as_str()),
-        // a named operation alone in its document runs when none is named
-        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
-            operations.values().next()
-        }
-        (DocumentOperations::Multiple(_), None) => None,
-    };
-    let Some(operation) = operation else {
+    let Some(operation) = crate::graphql::operation(document, operation_name.as_deref()) else {
         return false;
     };
-    let operation = &operation.node;
     let root = &operation.selection_set.node.items;
     operation.ty == OperationType::Mutation
         && operation.directives.is_empty()
