@@ -518,6 +518,74 @@ async fn replicas_share_tokens_and_figures() {
     );
 }
 
+/// An anonymous read one replica keeps in memory changes as soon as a
+/// product is edited through the other replica, and as soon as the worker
+/// counts an order placed through it: every change reaches every replica by
+/// NOTIFY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_one_replica_keeps_changes_with_what_the_other_replica_changes() {
+    let deployment = Deployment::start().await;
+    let product = deployment.shop.products[0].to_string();
+    let admin = deployment.shop.tokens.last().unwrap().clone();
+    let read = "query ($id: ID!) { product(id: $id) { name salesCount } }";
+    let at_zero = || async {
+        let (status, body) = post(
+            &client_from(3),
+            &deployment.at_replica(0),
+            &[],
+            read,
+            json!({ "id": product }),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        body["data"]["product"].clone()
+    };
+    let kept = at_zero().await;
+    assert_eq!(kept["salesCount"], 0);
+    assert_eq!(at_zero().await, kept);
+
+    // until `changed` shows at replica 0: how long that took
+    let until = |changed: fn(&Value) -> bool| async move {
+        let started = Instant::now();
+        loop {
+            let now = at_zero().await;
+            if changed(&now) {
+                return started.elapsed();
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "{now}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    let edited = common::post_graphql(
+        &deployment.replicas[1],
+        &admin,
+        "mutation ($id: ID!) { updateProduct(id: $id, input: { name: \"Renamed\" }) { name } }",
+        json!({ "id": product }),
+    )
+    .await;
+    assert_eq!(
+        edited["data"]["updateProduct"]["name"], "Renamed",
+        "{edited}"
+    );
+    let edit_seen = until(|now| now["name"] == "Renamed").await;
+
+    let placed = common::post_graphql(
+        &deployment.replicas[1],
+        &deployment.shop.tokens[0],
+        common::PLACE_ORDER,
+        json!({ "input": { "items": [{ "productId": product, "quantity": 3 }] } }),
+    )
+    .await;
+    assert!(placed["data"]["placeOrder"]["id"].is_string(), "{placed}");
+    let count_seen = until(|now| now["salesCount"] == 3).await;
+    eprintln!(
+        "replica 0's kept read: the edit on replica 1 seen after {} ms, the order counted by \
+         the worker after {} ms (its job's run included)",
+        edit_seen.as_millis(),
+        count_seen.as_millis()
+    );
+}
+
 /// Apollo Client's automatic persisted queries: the hash alone, then the
 /// text with it when the server says it does not know the hash.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
