@@ -1,15 +1,21 @@
 -- Adds the batch's quantities to each customer's per-category totals, from
--- the category each line was ordered under. Customers only, as above.
+-- the category each line was ordered under. Customers only, as above; the
+-- orders and their lines read as there.
 insert into customer_category_stats as stats (user_id, category, quantity, last_ordered_at)
 select o.user_id,
        l.category,
-       sum(l.quantity),
+       sum(l.quantity)::bigint,
        max(o.created_at)
-from orders o
+from unnest($1::bigint[]) as b (order_id)
+join orders o on o.id = b.order_id
 join users u on u.id = o.user_id
-join order_lines l on l.order_id = o.id
-where o.id = any ($1::bigint[])
-  and u.role = 'customer'
+cross join lateral (
+    select category, sum(quantity) as quantity
+    from order_lines
+    where order_id = b.order_id
+    group by category
+) l
+where u.role = 'customer'
 group by o.user_id, l.category
 -- key order, as for the product totals
 order by o.user_id, l.category

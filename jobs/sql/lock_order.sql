@@ -7,8 +7,11 @@
 -- ourselves. Skipping it instead could lose it. A cancellation takes the same
 -- lock, so the run sees the order's status as it will stay.
 -- "no key update" is the lock an UPDATE of non-key columns takes anyway.
+-- JIT goes off for the rest of the transaction (lock_figures_shared.sql
+-- says why).
 with figures_lock as (
-    select pg_advisory_xact_lock_shared($2)
+    select pg_advisory_xact_lock_shared($2),
+           set_config('jit', 'off', true)
 )
 select o.order_number,
        o.status = 'cancelled' as cancelled,

@@ -6,12 +6,18 @@
 -- be locked through its new version but updated through the old one, which
 -- waits on whoever waits for us.
 -- "no key update" lets placements' foreign-key checks (key share) through.
+-- The lines are read one order of $1 (distinct orders) at a time
+-- (apply_product_figures.sql says why).
 select p.id
 from products p
 where p.id in (
-    select product_id
-    from order_lines
-    where order_id = any ($1::bigint[])
+    select l.product_id
+    from unnest($1::bigint[]) as b (order_id)
+    cross join lateral (
+        select distinct product_id
+        from order_lines
+        where order_id = b.order_id
+    ) l
 )
 order by p.id
 for no key update

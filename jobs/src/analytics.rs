@@ -11,6 +11,7 @@
 //! operator retries its job.
 
 use std::collections::BTreeSet;
+use std::sync::LazyLock;
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, QueryResult, Statement,
@@ -34,6 +35,10 @@ pub const FIGURES_LOCK: i64 = 0x0074_616c_6c79; // "tally"
 
 /// The result the sweep gives the jobs it settles.
 const SWEEP_LABEL: &str = "the sweep after a placement";
+
+/// `sql/retire_jobs.sql`, with the queue spelled out in its text (see there).
+static RETIRE_JOBS_SQL: LazyLock<String> =
+    LazyLock::new(|| include_str!("../sql/retire_jobs.sql").replace("{queue}", crate::QUEUE));
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -554,12 +559,8 @@ async fn count_claimed(
         .collect();
     let retired = txn
         .query_all_raw(statement(
-            include_str!("../sql/retire_jobs.sql"),
-            [
-                other_jobs.into(),
-                crate::QUEUE.into(),
-                format!("counted with {label}").into(),
-            ],
+            &RETIRE_JOBS_SQL,
+            [other_jobs.into(), format!("counted with {label}").into()],
         ))
         .await?;
     let retired_jobs = retired
@@ -640,10 +641,9 @@ async fn reverse(
     // to do, even one that failed: done, unless a worker holds it
     let jobs = vec![JobKind::Count.key(order_id), JobKind::Reverse.key(order_id)];
     txn.execute_raw(statement(
-        include_str!("../sql/retire_jobs.sql"),
+        &RETIRE_JOBS_SQL,
         [
             jobs.into(),
-            crate::QUEUE.into(),
             format!("settled with the reversal of {order_number}").into(),
         ],
     ))
@@ -680,4 +680,20 @@ fn ids_of(rows: &[QueryResult]) -> Result<Vec<i64>, JobError> {
 
 fn statement(sql: &str, values: impl IntoIterator<Item = Value>) -> Statement {
     Statement::from_sql_and_values(DbBackend::Postgres, sql, values)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_retirement_names_the_queue_the_key_index_covers() {
+        let named = format!("job_type = '{}'", crate::QUEUE);
+        assert!(RETIRE_JOBS_SQL.contains(&named), "{}", *RETIRE_JOBS_SQL);
+        assert!(!RETIRE_JOBS_SQL.contains('{'), "a placeholder is left");
+        // the index PostgreSQL reads the keys through only when the
+        // statement's own condition implies its predicate
+        let index = include_str!("../../migration/sql/m20251207_000012_order_job_keys.up.sql");
+        assert!(index.contains(&format!("where {named};")), "{index}");
+    }
 }

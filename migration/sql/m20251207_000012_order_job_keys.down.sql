@@ -1,0 +1,1 @@
+drop index apalis.order_analytics_job_keys;
