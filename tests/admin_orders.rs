@@ -474,25 +474,25 @@ async fn statements_of_a_page(app: &TestApp, admin: &str, customers: usize) -> V
             json!({}),
         )
         .await;
-    let statements = app.statements.take();
-    let all = statements.join("\n");
+    let statements = app.statements.take_with_keys();
+    let all = statements
+        .iter()
+        .map(|(sql, _)| sql.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
     let orders = data(&body)["orders"]["edges"].as_array().unwrap().len();
     let mut kinds = Vec::new();
     let mut batch_keys = BTreeMap::<&str, Vec<usize>>::new();
-    for sql in &statements {
+    for (sql, bound) in &statements {
         let table = ["\"order_lines\"", "\"orders\"", "\"users\""]
             .into_iter()
             .find(|t| sql.contains(&format!("FROM {t}")))
             .unwrap_or_else(|| panic!("an unexpected statement: {sql}\n{all}"));
         // the caller's account (role and token version), read by id
         let account_read = table == "\"users\"" && !sql.contains("\"users\".\"name\"");
-        if sql.contains(" IN (") && !account_read {
-            // the keys are bound as $1..$n
-            let keys = (1..=100)
-                .rev()
-                .find(|n| sql.contains(&format!("${n}")))
-                .unwrap();
-            batch_keys.entry(table).or_default().push(keys);
+        if sql.contains(" = ANY($1)") && !account_read {
+            // the keys are bound as one array
+            batch_keys.entry(table).or_default().push(*bound);
         } else {
             kinds.push(format!("one {table}"));
         }

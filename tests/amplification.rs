@@ -49,7 +49,7 @@ async fn two_thousand_aliased_product_reads_cost_two_statements() {
         statements
             .iter()
             .all(|sql| sql.starts_with(r#"SELECT "products"."id""#)
-                && sql.contains(r#"WHERE "products"."id" IN ("#)),
+                && sql.contains(r#"WHERE "id" = ANY($1)"#)),
         "{statements:#?}"
     );
 }
@@ -105,11 +105,85 @@ async fn a_page_of_orders_reads_its_customers_preferences_in_one_statement_each(
     expected.sort();
     assert_eq!(seen, expected);
     let reading = |table: &str| statements.iter().filter(|sql| sql.contains(table)).count();
-    assert_eq!(reading("customer_product_stats"), 1, "{statements:#?}");
-    assert_eq!(reading("customer_category_stats"), 1, "{statements:#?}");
+    assert_eq!(reading("customer_top_products"), 1, "{statements:#?}");
+    assert_eq!(reading("customer_top_categories"), 1, "{statements:#?}");
     // the caller's token, the orders' page, its customers, their
     // preferences (two statements) and the products these name
     assert_eq!(statements.len(), 6, "{statements:#?}");
+}
+
+#[tokio::test]
+async fn me_reads_its_preferences_with_its_account_in_one_statement() {
+    let app = TestApp::spawn().await;
+    let admin = app.admin_token().await;
+    let ids = app
+        .create_products(
+            &admin,
+            &[
+                ("Margherita", "pizza", 900),
+                ("Cola", "drinks", 250),
+                ("Salad", "salads", 700),
+                ("Tiramisu", "desserts", 600),
+                ("Fries", "sides", 300),
+                ("Lemonade", "drinks", 280),
+            ],
+        )
+        .await;
+    let (ann, _) = app.register_customer("Ann").await;
+    let (bob, _) = app.register_customer("Bob").await;
+    // six products, five categories: the top 5 and the top 3 are shown
+    app.place_order(
+        &ann,
+        &[
+            (&ids[0], None, 6),
+            (&ids[1], None, 5),
+            (&ids[2], None, 4),
+            (&ids[3], None, 3),
+            (&ids[4], None, 2),
+            (&ids[5], None, 1),
+        ],
+    )
+    .await;
+    app.wait_for_jobs().await;
+
+    let me = "{ me { name mostOrderedItems { name salesCount } favoriteCategories } }";
+    app.statements.take();
+    let body = app.gql_as(&ann, me, json!({})).await;
+    let statements = app.statements.take();
+    assert_eq!(
+        data(&body)["me"],
+        json!({
+            "name": "Ann",
+            "mostOrderedItems": [
+                { "name": "Margherita", "salesCount": 6 },
+                { "name": "Cola", "salesCount": 5 },
+                { "name": "Salad", "salesCount": 4 },
+                { "name": "Tiramisu", "salesCount": 3 },
+                { "name": "Fries", "salesCount": 2 },
+            ],
+            // drinks: Cola 5 + Lemonade 1
+            "favoriteCategories": ["drinks", "pizza", "salads"],
+        })
+    );
+    // the caller's token, then the account with its preferences
+    assert_eq!(statements.len(), 2, "{statements:#?}");
+    assert!(
+        statements[1].contains("customer_top_products"),
+        "{statements:#?}"
+    );
+    assert!(
+        statements[1].contains("customer_top_categories"),
+        "{statements:#?}"
+    );
+
+    // a customer who never ordered: the account, and empty preferences
+    app.statements.take();
+    let body = app.gql_as(&bob, me, json!({})).await;
+    assert_eq!(app.statements.take().len(), 2);
+    assert_eq!(
+        data(&body)["me"],
+        json!({ "name": "Bob", "mostOrderedItems": [], "favoriteCategories": [] })
+    );
 }
 
 #[tokio::test]

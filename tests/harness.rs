@@ -40,16 +40,36 @@ pub struct TestApp {
 }
 
 #[derive(Clone, Default)]
-pub struct StatementLog(Arc<Mutex<Vec<String>>>);
+pub struct StatementLog(Arc<Mutex<Vec<(String, usize)>>>);
 
 impl StatementLog {
     /// The statements since the last call.
     pub fn take(&self) -> Vec<String> {
+        self.take_with_keys()
+            .into_iter()
+            .map(|(sql, _)| sql)
+            .collect()
+    }
+
+    /// The statements since the last call, each with the number of values
+    /// bound to it, an array's counted by its items: the keys a batch
+    /// (`= any($1)`) loads.
+    pub fn take_with_keys(&self) -> Vec<(String, usize)> {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 
-    fn push(&self, sql: &str) {
-        self.0.lock().unwrap().push(sql.to_owned());
+    fn push(&self, statement: &Statement) {
+        let keys = statement.values.as_ref().map_or(0, |values| {
+            values
+                .0
+                .iter()
+                .map(|value| match value {
+                    sea_orm::Value::Array(_, Some(items)) => items.len(),
+                    _ => 1,
+                })
+                .sum()
+        });
+        self.0.lock().unwrap().push((statement.sql.clone(), keys));
     }
 }
 
@@ -167,7 +187,7 @@ impl TestApp {
             .expect("the test's own pool");
         let mut counted_db = db::orm(&pool);
         let log = statements.clone();
-        counted_db.set_metric_callback(move |info| log.push(&info.statement.sql));
+        counted_db.set_metric_callback(move |info| log.push(info.statement));
         let app = Self {
             addr,
             db: db::orm(&pool),

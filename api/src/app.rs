@@ -39,8 +39,8 @@ pub enum Role {
     Worker { board: bool },
 }
 
-/// Called with the text of a statement.
-pub type StatementWatcher = Arc<dyn Fn(&str) + Send + Sync>;
+/// Called with each statement: its text and the values bound to it.
+pub type StatementWatcher = Arc<dyn Fn(&sea_orm::Statement) + Send + Sync>;
 
 /// What tests watch or change in an app. The binary runs the default.
 #[derive(Clone, Default)]
@@ -60,7 +60,7 @@ impl Hooks {
     fn orm(&self, pool: &PgPool) -> DatabaseConnection {
         let mut orm = db::orm(pool);
         if let Some(seen) = self.on_statement.clone() {
-            orm.set_metric_callback(move |info| seen(&info.statement.sql));
+            orm.set_metric_callback(move |info| seen(info.statement));
         }
         orm
     }

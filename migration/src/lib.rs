@@ -39,6 +39,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("m20251202_000008_held_back_orders_and_money_bounds"),
             sql_migration!("m20251203_000009_token_versions"),
             sql_migration!("m20251207_000010_shared_by_replicas"),
+            sql_migration!("m20251207_000011_customer_rankings"),
             sql_migration!("m20251207_000012_order_job_keys"),
         ]
     }

@@ -1,10 +1,56 @@
 //! Customers' preference figures, read from the totals the post-order job
 //! keeps: for many customers in one statement each, so a page of orders with
-//! their customers' preferences costs two reads, not two per order.
+//! their customers' preferences costs two reads, not two per order; and one
+//! customer's with their account, in one statement, for `me`.
 
 use std::collections::HashMap;
 
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use entity::{products, users};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement};
+
+/// A customer's account and preferences, as `me` shows them.
+pub struct Profile {
+    pub user: users::Model,
+    pub preferences: Preferences,
+}
+
+/// A customer's preferences, with the products themselves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preferences {
+    /// The top 5 products, best first.
+    pub most_ordered: Vec<products::Model>,
+    /// The top 3 categories, best first.
+    pub favorite_categories: Vec<String>,
+}
+
+/// The account `user_id` with its preferences, in one statement (None: no
+/// such account).
+pub async fn profile<C: ConnectionTrait>(db: &C, user_id: i64) -> Result<Option<Profile>, DbErr> {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            include_str!("sql/profile.sql"),
+            [user_id.into()],
+        ))
+        .await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut most_ordered = Vec::with_capacity(rows.len());
+    for row in &rows {
+        // a customer without products has one row, without a product
+        if row.try_get::<Option<i64>>("", "product_id")?.is_some() {
+            most_ordered.push(products::Model::from_query_result(row, "product_")?);
+        }
+    }
+    Ok(Some(Profile {
+        user: users::Model::from_query_result(first, "")?,
+        preferences: Preferences {
+            most_ordered,
+            favorite_categories: first.try_get("", "favorite_categories")?,
+        },
+    }))
+}
 
 /// Each customer's top 5 product ids (see the SQL for the tie rules); a
 /// customer with no orders counted has none.

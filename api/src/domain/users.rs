@@ -1,8 +1,8 @@
 use entity::users::{self, Role};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, FromQueryResult,
-    QueryFilter, QuerySelect,
+    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect,
 };
 
 use crate::auth::{self, Email, Password, Verified, Viewer};
@@ -167,7 +167,7 @@ pub async fn find_accounts<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<Ve
             users::Column::Role,
             users::Column::TokenVersion,
         ])
-        .filter(users::Column::Id.is_in(ids.iter().copied()))
+        .filter(super::any_of(users::Column::Id, ids))
         .into_model::<Account>()
         .all(db)
         .await
@@ -187,10 +187,6 @@ pub fn viewer_of(account: Option<&Account>, token: &Verified) -> ApiResult<Viewe
         }
         _ => Err(ApiError::InvalidToken),
     }
-}
-
-pub async fn find<C: ConnectionTrait>(db: &C, id: i64) -> ApiResult<Option<users::Model>> {
-    Ok(users::Entity::find_by_id(id).one(db).await?)
 }
 
 pub async fn find_by_email<C: ConnectionTrait>(

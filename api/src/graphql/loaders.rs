@@ -5,9 +5,9 @@ use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{order_lines, product_variants, products, users};
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
-use crate::domain::preferences;
+use crate::domain::{any_of, preferences};
 use crate::error::{ApiError, ApiResult};
 
 /// The loaders of one request; built per request so nothing is cached across users.
@@ -64,7 +64,7 @@ impl Loader<i64> for ProductLoader {
 
     async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let rows = products::Entity::find()
-            .filter(products::Column::Id.is_in(ids.iter().copied()))
+            .filter(any_of(products::Column::Id, ids))
             .all(&self.0)
             .await?;
         Ok(rows.into_iter().map(|p| (p.id, p)).collect())
@@ -79,7 +79,7 @@ impl Loader<i64> for VariantLoader {
 
     async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let rows = product_variants::Entity::find()
-            .filter(product_variants::Column::Id.is_in(ids.iter().copied()))
+            .filter(any_of(product_variants::Column::Id, ids))
             .all(&self.0)
             .await?;
         Ok(rows.into_iter().map(|v| (v.id, v)).collect())
@@ -95,7 +95,7 @@ impl Loader<i64> for VariantsByProductLoader {
 
     async fn load(&self, product_ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let rows = product_variants::Entity::find()
-            .filter(product_variants::Column::ProductId.is_in(product_ids.iter().copied()))
+            .filter(any_of(product_variants::Column::ProductId, product_ids))
             .order_by_asc(product_variants::Column::Id)
             .all(&self.0)
             .await?;
@@ -120,7 +120,7 @@ impl Loader<i64> for OrderLinesLoader {
 
     async fn load(&self, order_ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let rows = order_lines::Entity::find()
-            .filter(order_lines::Column::OrderId.is_in(order_ids.iter().copied()))
+            .filter(any_of(order_lines::Column::OrderId, order_ids))
             .order_by_asc(order_lines::Column::OrderId)
             .order_by_asc(order_lines::Column::LineNo)
             .all(&self.0)
@@ -143,7 +143,7 @@ impl Loader<i64> for UserLoader {
 
     async fn load(&self, ids: &[i64]) -> Result<HashMap<i64, Self::Value>, Self::Error> {
         let rows = users::Entity::find()
-            .filter(users::Column::Id.is_in(ids.iter().copied()))
+            .filter(any_of(users::Column::Id, ids))
             .all(&self.0)
             .await?;
         Ok(rows.into_iter().map(|u| (u.id, u)).collect())

@@ -5,7 +5,7 @@ use crate::auth::Viewer;
 use crate::domain::users::{self, Registration};
 use crate::graphql::STATEMENT;
 use crate::graphql::context::ContextExt;
-use crate::graphql::types::{AuthPayload, User};
+use crate::graphql::types::AuthPayload;
 
 #[derive(InputObject)]
 pub struct RegisterInput {
@@ -63,6 +63,6 @@ fn signed_in(ctx: &Context<'_>, user: Model) -> Result<AuthPayload> {
     let token = ctx.state().tokens.issue(viewer, user.token_version)?;
     Ok(AuthPayload {
         token,
-        user: User(user),
+        user: user.into(),
     })
 }

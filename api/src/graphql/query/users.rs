@@ -1,6 +1,7 @@
 use async_graphql::{Context, Object, Result};
 
-use crate::domain::users;
+use crate::domain::preferences;
+use crate::error::ApiError;
 use crate::graphql::STATEMENT;
 use crate::graphql::context::ContextExt;
 use crate::graphql::types::User;
@@ -16,8 +17,13 @@ impl UserQuery {
         let Ok(viewer) = ctx.viewer() else {
             return Ok(None);
         };
-        Ok(users::find(&ctx.state().db, viewer.user_id)
-            .await?
-            .map(User))
+        let profile = preferences::profile(&ctx.state().db, viewer.user_id)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(profile.map(|profile| User {
+            model: profile.user,
+            // read with the account: its fields read nothing more
+            preferences: Some(profile.preferences),
+        }))
     }
 }

@@ -140,7 +140,11 @@ impl Order {
     /// The customer who placed it: visible to whoever may see the order (its
     /// customer and the admins).
     async fn customer(&self, ctx: &Context<'_>) -> Result<User> {
-        Ok(User(ctx.loaders().existing_user(self.order.user_id).await?))
+        Ok(ctx
+            .loaders()
+            .existing_user(self.order.user_id)
+            .await?
+            .into())
     }
 
     /// Set when counting this order into the figures failed on its own: the

@@ -1,0 +1,2 @@
+drop view customer_top_categories;
+drop view customer_top_products;
