@@ -20,7 +20,14 @@ const SATURATED: &str = "the database is unavailable or saturated; try again sho
 const TOO_SLOW: &str = "the database took too long to answer; try again shortly";
 
 /// Touches `products` with one statement and nothing else.
-const PRODUCTS: &str = "{ products(first: 10) { nodes { id name } } }";
+const PRODUCTS: &str = "query($first: Int) { products(first: $first) { nodes { id name } } }";
+
+/// The variables of the `n`th of concurrent reads: each asks for a page of
+/// its own size, so each runs (identical anonymous queries would wait for
+/// one of them to compute the answer they share: `graphql::public_answers`).
+fn page(n: usize) -> Value {
+    json!({ "first": 1 + n % 100 })
+}
 
 /// No request may take longer than this: a hang check, not a performance bound.
 const HANG_BOUND: Duration = Duration::from_secs(20);
@@ -155,7 +162,7 @@ async fn past_the_in_flight_limit_requests_are_refused_at_once_and_the_rest_fail
     // them get the pool's connections and wait for the lock until their
     // statement timeout (4 s), 6 wait for a connection until theirs (3 s)
     let answers =
-        futures::future::join_all((0..40).map(|_| post(&app, None, PRODUCTS, json!({})))).await;
+        futures::future::join_all((0..40).map(|n| post(&app, None, PRODUCTS, page(n)))).await;
     lock.release().await;
 
     let shed: Vec<_> = answers
@@ -203,11 +210,11 @@ async fn past_the_in_flight_limit_requests_are_refused_at_once_and_the_rest_fail
 
     // the lock gone, the same query answers, and every slot and connection
     // the failed requests held is back: 8 at once all get in
-    let after = post(&app, None, PRODUCTS, json!({})).await;
+    let after = post(&app, None, PRODUCTS, page(0)).await;
     assert_eq!(after.retry_after, None);
     assert_eq!(product_names(&after), ["Margherita"]);
     let again =
-        futures::future::join_all((0..8).map(|_| post(&app, None, PRODUCTS, json!({})))).await;
+        futures::future::join_all((0..8).map(|n| post(&app, None, PRODUCTS, page(n)))).await;
     for answer in &again {
         assert_eq!(product_names(answer), ["Margherita"]);
     }
@@ -244,7 +251,7 @@ async fn exactly_at_the_in_flight_limit_nothing_is_shed_and_one_more_is() {
     // slip through by their finishing one after the other); it is released
     // long before their statement timeout
     let lock = TableLock::take(&app, "lock table products in access exclusive mode").await;
-    let eight = futures::future::join_all((0..8).map(|_| post(&app, None, PRODUCTS, json!({}))));
+    let eight = futures::future::join_all((0..8).map(|n| post(&app, None, PRODUCTS, page(n))));
     let probe = async {
         assert!(
             until_waiting(&app, 8, "%products%").await,
@@ -253,7 +260,7 @@ async fn exactly_at_the_in_flight_limit_nothing_is_shed_and_one_more_is() {
         // a ninth, while the 8 are in flight, is one too many; the lock goes
         // a little later regardless, so a ninth let in shows as a 200, not
         // as a hang
-        let (ninth, ()) = tokio::join!(post(&app, None, PRODUCTS, json!({})), async {
+        let (ninth, ()) = tokio::join!(post(&app, None, PRODUCTS, page(8)), async {
             tokio::time::sleep(Duration::from_secs(2)).await;
             lock.release().await;
         });

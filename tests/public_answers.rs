@@ -136,3 +136,29 @@ async fn the_kept_answers_stay_within_their_bound_under_ten_thousand_documents()
         .unwrap();
     assert!(bytes > 60 * 1024 && bytes <= 64 * 1024, "{bytes}");
 }
+
+#[tokio::test]
+async fn clients_missing_the_same_answer_at_once_wait_for_one_computation() {
+    let app = TestApp::spawn_without_workers().await;
+    let admin = app.admin_token().await;
+    app.create_products(&admin, &[("Cola", "drinks", 250), ("Salad", "salads", 700)])
+        .await;
+    let menu = "{ products(first: 5) { edges { node { name price variants { name } } } } }";
+
+    // as after a counting run's NOTIFY: nothing kept, every client asks
+    app.statements.take();
+    let answers = futures::future::join_all((0..24).map(|_| app.gql(menu, json!({})))).await;
+    let statements = app.statements.take();
+    assert!(answers.iter().all(|answer| *answer == answers[0]));
+    assert_eq!(
+        data(&answers[0])["products"]["edges"][1]["node"],
+        json!({ "name": "Salad", "price": "7.00", "variants": [] })
+    );
+    // one page and its variants, whatever the number of clients
+    assert_eq!(statements.len(), 2, "{statements:#?}");
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(r#"tally_public_answers_total{result="miss"} 1"#),
+        "{metrics}"
+    );
+}

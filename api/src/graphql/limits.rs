@@ -26,7 +26,7 @@
 //! one fails), and the others have no place in names, emails or keys.
 //!
 //! (What operations over a WebSocket pay is in `sockets`; documents too
-//! large to parse in a blink, in `large_documents`.)
+//! large to parse in a blink, in `documents`.)
 
 use std::collections::HashMap;
 use std::sync::Arc;

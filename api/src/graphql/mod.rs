@@ -3,8 +3,8 @@
 
 mod byte_budget;
 pub(crate) mod context;
+pub(crate) mod documents;
 pub(crate) mod introspection;
-pub(crate) mod large_documents;
 pub(crate) mod limits;
 pub mod loaders;
 mod mutation;
@@ -24,8 +24,8 @@ use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Opera
 use async_graphql::{Request, Schema, SchemaBuilder};
 use sha2::{Digest, Sha256};
 
+pub use documents::Documents;
 pub use introspection::IntrospectionAnswers;
-pub use large_documents::LargeDocuments;
 pub use mutation::Mutation;
 pub(crate) use mutation::places_orders_only;
 pub use public_answers::PublicAnswers;
@@ -50,7 +50,7 @@ pub const MAX_COMPLEXITY: usize = 5_000;
 /// they cost one statement per kind.
 pub const STATEMENT: usize = 100;
 
-fn builder(large_documents: LargeDocuments) -> SchemaBuilder<Query, Mutation, Subscription> {
+fn builder(documents: Documents) -> SchemaBuilder<Query, Mutation, Subscription> {
     Schema::build(Query::default(), Mutation::default(), Subscription)
         .limit_complexity(MAX_COMPLEXITY)
         // first: the others check the query text it resolves a hash to
@@ -58,7 +58,7 @@ fn builder(large_documents: LargeDocuments) -> SchemaBuilder<Query, Mutation, Su
             persisted_queries::CACHE_BYTES,
         ))
         // next: the others look inside the document it parses
-        .extension(large_documents)
+        .extension(documents)
         .extension(limits::ExpansionLimit)
         .extension(sockets::SocketOperations)
         .extension(transport::MutationsNeedPost)
@@ -68,9 +68,9 @@ fn builder(large_documents: LargeDocuments) -> SchemaBuilder<Query, Mutation, Su
 pub fn schema(
     state: AppState,
     introspection: IntrospectionAnswers,
-    large_documents: LargeDocuments,
+    documents: Documents,
 ) -> TallySchema {
-    builder(large_documents)
+    builder(documents)
         .extension(introspection)
         .extension(observe::Observe(state.metrics.clone()))
         .data(state)
@@ -80,7 +80,7 @@ pub fn schema(
 /// The SDL that `schema.graphql` must equal: what introspection tells a
 /// tool, `@specifiedBy` of a scalar included.
 pub fn sdl() -> String {
-    builder(LargeDocuments::new())
+    builder(Documents::new())
         .finish()
         .sdl_with_options(async_graphql::SDLExportOptions::new().include_specified_by())
 }

@@ -15,12 +15,20 @@
 //! from an older generation is never sent. So a kept answer is at most as
 //! old as the last commit it could show plus the NOTIFY's way to this
 //! process.
+//!
+//! A NOTIFY drops every kept answer at once, and every client of the menu
+//! then misses it together: one request computes an answer at a time per
+//! key (it leads a [`Flight`]), and those that miss the same key meanwhile
+//! wait for it and are sent what it kept. If it kept nothing (an error, or
+//! a change heard meanwhile), each computes its own, without waiting again.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use async_graphql::Request;
 use async_graphql::parser::types::OperationType;
 use axum::body::Bytes;
+use tokio::sync::Semaphore;
 
 use super::byte_budget::ByteBudget;
 use super::lock;
@@ -32,6 +40,12 @@ pub struct PublicAnswers(Arc<Shared>);
 
 struct Shared {
     bodies: Mutex<ByteBudget<(u64, Bytes)>>,
+    /// `PUBLIC_CACHE_BYTES`: 0 keeps nothing, and then nobody waits for
+    /// another's computation either.
+    keeps: bool,
+    /// The answers being computed, by key: closed when their computation
+    /// ends, which wakes those waiting for it.
+    flights: Mutex<HashMap<String, Arc<Semaphore>>>,
     freshness: Arc<Freshness>,
     /// `/metrics`: hits, misses and the bytes kept.
     metrics: PublicAnswerMetrics,
@@ -49,6 +63,8 @@ impl PublicAnswers {
     pub fn new(budget: usize, freshness: Arc<Freshness>, metrics: &Metrics) -> Self {
         Self(Arc::new(Shared {
             bodies: Mutex::new(ByteBudget::new(budget)),
+            keeps: budget > 0,
+            flights: Mutex::default(),
             freshness,
             metrics: metrics.public_answers(),
         }))
@@ -67,10 +83,40 @@ impl PublicAnswers {
         found
     }
 
-    /// Counts a query that was not kept (a mutation or a request that
-    /// cannot be kept is no miss).
-    pub fn missed(&self) {
-        self.0.metrics.misses.inc();
+    /// For a query that missed `key`: the answer another request was
+    /// computing for it meanwhile, once it is kept; or the lead of the
+    /// computation (None: one led by another request kept nothing, and this
+    /// one computes its own). Counts the miss, or the hit.
+    pub async fn join(&self, key: &str) -> Joined {
+        if !self.0.keeps {
+            self.0.metrics.misses.inc();
+            return Joined::Computing(None);
+        }
+        let waiting = {
+            let mut flights = lock(&self.0.flights);
+            match flights.get(key) {
+                Some(flight) => flight.clone(),
+                None => {
+                    let done = Arc::new(Semaphore::new(0));
+                    flights.insert(key.to_owned(), done.clone());
+                    self.0.metrics.misses.inc();
+                    return Joined::Computing(Some(Flight {
+                        answers: self.clone(),
+                        key: key.to_owned(),
+                        done,
+                    }));
+                }
+            }
+        };
+        // never given a permit: closed when the computation ends
+        let _ = waiting.acquire().await;
+        match self.kept(key) {
+            Some(body) => Joined::Answered(body),
+            None => {
+                self.0.metrics.misses.inc();
+                Joined::Computing(None)
+            }
+        }
     }
 
     /// The generation an answer about to be computed belongs to; `None`
@@ -107,6 +153,29 @@ impl PublicAnswers {
     }
 }
 
+/// What [`PublicAnswers::join`] found.
+pub enum Joined {
+    /// Computed by the request this one waited for, and kept.
+    Answered(Bytes),
+    /// To compute: leading those that come meanwhile, or alone.
+    Computing(Option<Flight>),
+}
+
+/// The lead of an answer's computation: those missing its key wait until it
+/// is dropped (after the answer is kept, or not).
+pub struct Flight {
+    answers: PublicAnswers,
+    key: String,
+    done: Arc<Semaphore>,
+}
+
+impl Drop for Flight {
+    fn drop(&mut self) {
+        lock(&self.answers.0.flights).remove(&self.key);
+        self.done.close();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,15 +202,67 @@ mod tests {
         // computed before the change, kept after it: never sent either
         answers.keep(key.clone(), generation, Bytes::from_static(b"{\"data\":1}"));
         assert_eq!(answers.kept(&key), None);
-        answers.missed();
         assert_eq!(
             answers.counts(),
             Counts {
                 hits: 1,
-                misses: 1,
+                misses: 0,
                 bytes: key.len() + 10
             }
         );
+    }
+
+    #[tokio::test]
+    async fn those_missing_a_key_meanwhile_wait_for_the_one_computing_it() {
+        let (answers, freshness) = answers(1024);
+        let key = "menu";
+        let Joined::Computing(Some(flight)) = answers.join(key).await else {
+            panic!("the first to miss computes");
+        };
+        let waiting: Vec<_> = (0..3)
+            .map(|_| {
+                let answers = answers.clone();
+                tokio::spawn(async move { answers.join(key).await })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert!(waiting.iter().all(|w| !w.is_finished()));
+        answers.keep(
+            key.into(),
+            answers.generation().unwrap(),
+            Bytes::from_static(b"1"),
+        );
+        drop(flight);
+        for w in waiting {
+            assert!(matches!(w.await.unwrap(), Joined::Answered(body) if body == "1"));
+        }
+        assert_eq!((answers.counts().hits, answers.counts().misses), (3, 1));
+        assert_eq!(lock(&answers.0.flights).len(), 0);
+
+        // a computation that kept nothing (a change was heard meanwhile):
+        // those that waited compute their own, none leading again
+        freshness.moved();
+        let Joined::Computing(Some(flight)) = answers.join(key).await else {
+            panic!("the first to miss computes");
+        };
+        let waiting = {
+            let answers = answers.clone();
+            tokio::spawn(async move { answers.join(key).await })
+        };
+        tokio::task::yield_now().await;
+        drop(flight);
+        assert!(matches!(waiting.await.unwrap(), Joined::Computing(None)));
+        assert_eq!(answers.counts().misses, 3);
+        assert_eq!(lock(&answers.0.flights).len(), 0);
+
+        // keeping nothing, nobody waits: each computes its own
+        let (keeping_none, _) = super::tests::answers(0);
+        let Joined::Computing(None) = keeping_none.join(key).await else {
+            panic!("a flight when nothing can be kept");
+        };
+        let Joined::Computing(None) = keeping_none.join(key).await else {
+            panic!("a flight when nothing can be kept");
+        };
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What every handler of the API's router shares.
 
+use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,17 +9,35 @@ use tokio::sync::Semaphore;
 use super::gate::Gate;
 use crate::auth_throttle::Rate;
 use crate::config::Secret;
-use crate::graphql::{IntrospectionAnswers, LargeDocuments, PublicAnswers, TallySchema};
+use crate::graphql::{Documents, IntrospectionAnswers, PublicAnswers, TallySchema};
 use crate::state::AppState;
 
+/// Cloned for every request (axum's `State`): one pointer, not the whole.
 #[derive(Clone)]
-pub struct Endpoint {
+pub struct Endpoint(Arc<Shared>);
+
+impl Endpoint {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl Deref for Endpoint {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub state: AppState,
     pub schema: TallySchema,
     /// Answers to introspection, kept; the turns to compute new ones.
     pub introspection: IntrospectionAnswers,
-    /// The turns to parse large documents (`graphql::large_documents`).
-    pub large_documents: LargeDocuments,
+    /// Documents' parses, kept, and the turns to parse large ones
+    /// (`graphql::documents`).
+    pub documents: Documents,
     /// Answers to anonymous reads, kept (`graphql::public_answers`).
     pub public_answers: PublicAnswers,
     /// `MAX_WEBSOCKETS` open in all, `MAX_WEBSOCKETS_PER_ADDRESS` from one address.

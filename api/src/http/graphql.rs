@@ -18,8 +18,9 @@ use super::{answer, caching, graphiql, websocket};
 use crate::auth::Caller;
 use crate::auth_throttle::ClientAddr;
 use crate::error::{ApiError, code_the_uncoded};
-use crate::graphql::large_documents::Refusal;
+use crate::graphql::documents::Refusal;
 use crate::graphql::loaders::Loaders;
+use crate::graphql::public_answers::Joined;
 use crate::graphql::{IntrospectionAnswers, PublicAnswers, ViaGet, answer_key, places_orders_only};
 
 /// The two media types a GraphQL response may come as.
@@ -139,7 +140,7 @@ async fn execute(
     // read before it runs: a change heard meanwhile makes the answer stale
     let generation = endpoint.public_answers.generation();
     // before anything looks inside the document
-    if let Err(refusal) = endpoint.large_documents.parse(&mut request, client).await {
+    if let Err(refusal) = endpoint.documents.parse(&mut request, client).await {
         return match refusal {
             Refusal::Busy(e) => answer::unavailable(e),
             Refusal::Failed(e) => answer::refused(StatusCode::INTERNAL_SERVER_ERROR, e),
@@ -184,8 +185,15 @@ async fn execute(
     }
     let keep = public_key
         .filter(|_| PublicAnswers::is_query(&mut request))
-        .inspect(|_| endpoint.public_answers.missed())
         .zip(generation);
+    // computed by one request at a time per key: the others wait for it
+    let _flight = match &keep {
+        Some((key, _)) => match endpoint.public_answers.join(key).await {
+            Joined::Answered(body) => return complete(with_body(StatusCode::OK, body, media)),
+            Joined::Computing(flight) => flight,
+        },
+        None => None,
+    };
     let response = endpoint.schema.execute(request).await;
     match keep {
         Some((key, generation)) if response.errors.is_empty() => {

@@ -49,22 +49,18 @@ use self::endpoint::{Endpoint, MetricsAccess, SocketLimits};
 use self::gate::Gate;
 use crate::config::{AllowedOrigins, HttpSettings};
 use crate::error::ApiError;
-use crate::graphql::{IntrospectionAnswers, LargeDocuments, PublicAnswers, introspection};
+use crate::graphql::{Documents, IntrospectionAnswers, PublicAnswers, introspection};
 use crate::state::AppState;
 
 pub fn router(state: AppState, settings: HttpSettings) -> Router {
     let introspection = IntrospectionAnswers::new(introspection::CACHE_BYTES);
-    let large_documents = LargeDocuments::new();
+    let documents = Documents::new();
     let public_answers = PublicAnswers::new(
         settings.public_cache_bytes,
         state.live.freshness.clone(),
         &state.metrics,
     );
-    let schema = crate::graphql::schema(
-        state.clone(),
-        introspection.clone(),
-        large_documents.clone(),
-    );
+    let schema = crate::graphql::schema(state.clone(), introspection.clone(), documents.clone());
     // Past `max_in_flight` requests, more are refused at once rather than
     // queued: waiting ones would only pile up behind the database pool
     // (memory and latency without bound) and time out anyway.
@@ -109,11 +105,11 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
         .layer(TraceLayer::new_for_http().on_failure(DefaultOnFailure::new().level(Level::DEBUG)))
         // a bug must cost one request a 500, not the connection
         .layer(CatchPanicLayer::new())
-        .with_state(Endpoint {
+        .with_state(Endpoint::new(endpoint::Shared {
             state,
             schema,
             introspection,
-            large_documents,
+            documents,
             public_answers,
             websockets: Arc::new(Gate::new(
                 settings.max_websockets,
@@ -130,7 +126,7 @@ pub fn router(state: AppState, settings: HttpSettings) -> Router {
                 ping_interval: settings.websocket_ping_interval,
                 operation_rate: settings.websocket_operation_rate,
             },
-        })
+        }))
 }
 
 /// Lets the pages of `ALLOWED_ORIGINS` call the API from a browser: GET and
