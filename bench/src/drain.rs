@@ -79,14 +79,26 @@ pub async fn with_tally(
         .count("select count(*) from orders where analytics_applied_at is null")
         .await?;
     let started = Instant::now();
+    // orders counted before (an earlier drain's) are not this one's
+    let since: chrono::DateTime<chrono::Utc> = sqlx::query_scalar("select clock_timestamp()")
+        .fetch_one(&bench.pool)
+        .await?;
     let cpu = Sample::now();
     let workers = (0..processes)
         .map(|_| Tally::worker(bin, bench, concurrency, batch))
         .collect::<anyhow::Result<Vec<_>>>()?;
     // timed from the first run's start (orders.analytics_applied_at), not the
     // processes' start-up, to the moment polling sees the last order counted
-    const SINCE_FIRST_RUN: &str =
-        "select extract(epoch from now() - min(analytics_applied_at))::float8 from orders";
+    let since_first_run = async || {
+        sqlx::query_scalar::<_, f64>(
+            "select extract(epoch from now() - min(analytics_applied_at))::float8
+             from orders
+             where analytics_applied_at >= $1",
+        )
+        .bind(since)
+        .fetch_one(&bench.pool)
+        .await
+    };
     let mut seconds = None;
     let jobs_seconds = loop {
         if seconds.is_none()
@@ -95,11 +107,7 @@ pub async fn with_tally(
                 .await?
                 == 0
         {
-            seconds = Some(
-                sqlx::query_scalar::<_, f64>(SINCE_FIRST_RUN)
-                    .fetch_one(&bench.pool)
-                    .await?,
-            );
+            seconds = Some(since_first_run().await?);
         }
         if seconds.is_some()
             && bench
@@ -107,9 +115,7 @@ pub async fn with_tally(
                 .await?
                 == 0
         {
-            break sqlx::query_scalar::<_, f64>(SINCE_FIRST_RUN)
-                .fetch_one(&bench.pool)
-                .await?;
+            break since_first_run().await?;
         }
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(1800),

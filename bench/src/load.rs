@@ -17,7 +17,9 @@ pub struct Throughput {
     pub per_second: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// Requests that failed (a statement of many orders is one).
     pub errors: u64,
+    pub elapsed: Duration,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -31,6 +33,7 @@ fn summarise(histogram: &Histogram<u64>, errors: u64, elapsed: Duration) -> Thro
         p50_ms: histogram.value_at_quantile(0.5) as f64 / 1000.0,
         p99_ms: histogram.value_at_quantile(0.99) as f64 / 1000.0,
         errors,
+        elapsed,
     }
 }
 
@@ -44,25 +47,47 @@ pub async fn raw_placement(
     batch: usize,
     duration: Duration,
 ) -> anyhow::Result<Throughput> {
+    closed_loop(
+        clients,
+        duration,
+        async |_| Ok(bench.pool.acquire().await?),
+        async |conn, n| {
+            place_raw(bench, conn, n * batch, batch).await?;
+            Ok(batch as u64)
+        },
+    )
+    .await
+}
+
+/// `clients` concurrent clients, each with a `connect`ed state of its own,
+/// each sending its next request when the last one answered, for `duration`.
+/// `request` gets the client's state and the request's number (unique
+/// across clients) and says how many answers it got (a statement placing
+/// many orders gives many), each of them recorded with its latency.
+pub async fn closed_loop<S>(
+    clients: usize,
+    duration: Duration,
+    connect: impl AsyncFn(usize) -> anyhow::Result<S>,
+    request: impl AsyncFn(&mut S, usize) -> anyhow::Result<u64>,
+) -> anyhow::Result<Throughput> {
     let deadline = Instant::now() + duration;
     let started = Instant::now();
     let results = join_all((0..clients).map(|client| {
-        let bench = bench.clone();
+        let (connect, request) = (&connect, &request);
         async move {
+            let mut state = connect(client).await?;
             let mut latencies = histogram();
             let mut errors = 0;
-            let mut conn = bench.pool.acquire().await?;
             let mut n = client;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                match place_raw(&bench, &mut conn, n, batch).await {
-                    Ok(()) => {
-                        let took = t.elapsed().as_micros().max(1) as u64;
-                        latencies.record_n(took, batch as u64)?
+                match request(&mut state, n).await {
+                    Ok(answers) => {
+                        latencies.record_n(t.elapsed().as_micros().max(1) as u64, answers)?
                     }
-                    Err(_) => errors += batch as u64,
+                    Err(_) => errors += 1,
                 }
-                n += clients * batch;
+                n += clients;
             }
             anyhow::Ok((latencies, errors))
         }
@@ -152,28 +177,17 @@ pub async fn graphql_placement(
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(clients)
         .build()?;
-    let url = Arc::new(format!("http://{addr}/graphql"));
-    let deadline = Instant::now() + duration;
-    let started = Instant::now();
-    let results = join_all((0..clients).map(|client| {
-        let (bench, http, url) = (bench.clone(), http.clone(), url.clone());
-        async move {
-            let mut latencies = histogram();
-            let mut errors = 0;
-            let mut n = client;
-            while Instant::now() < deadline {
-                let t = Instant::now();
-                match place_graphql(&bench, &http, &url, n).await {
-                    Ok(()) => latencies.record(t.elapsed().as_micros().max(1) as u64)?,
-                    Err(_) => errors += 1,
-                }
-                n += clients;
-            }
-            anyhow::Ok((latencies, errors))
-        }
-    }))
-    .await;
-    merge(results, started.elapsed())
+    let url = format!("http://{addr}/graphql");
+    closed_loop(
+        clients,
+        duration,
+        async |_| anyhow::Ok(()),
+        async |_, n| {
+            place_graphql(bench, &http, &url, n).await?;
+            Ok(1)
+        },
+    )
+    .await
 }
 
 async fn place_graphql(

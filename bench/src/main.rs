@@ -10,9 +10,11 @@ mod fetch;
 mod lag;
 mod load;
 mod processes;
+mod reads;
 mod report;
 mod setup;
 mod statements;
+mod sustained;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +48,13 @@ struct Args {
     /// Finished jobs put in history for the fetch measurement.
     #[arg(long, default_value_t = 200_000)]
     history: i64,
+    /// The sustained part: uncounted orders placeOrder leaves at saturation
+    /// before the backlog is drained.
+    #[arg(long, default_value_t = 500_000)]
+    sustained_backlog: i64,
+    /// The sustained part: finished jobs in history before the saturation.
+    #[arg(long, default_value_t = 1_000_000)]
+    sustained_history: i64,
     /// The `tally` binary (default: beside this one).
     #[arg(long)]
     tally_bin: Option<PathBuf>,
@@ -72,6 +81,8 @@ enum Part {
     Lag,
     Statements,
     History,
+    Reads,
+    Sustained,
 }
 
 impl Args {
@@ -89,6 +100,8 @@ async fn main() -> anyhow::Result<()> {
         args.duration = 1;
         args.backlog = 300;
         args.history = 2_000;
+        args.sustained_backlog = 2_000;
+        args.sustained_history = 2_000;
     }
     let bin = processes::binary(args.tally_bin.clone())?;
     let bench = Arc::new(Bench::create(&args.database_url).await?);
@@ -106,7 +119,7 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
     let mut report = Report::default();
 
     if args.runs(Part::Placement) {
-        eprintln!("1/6 placement: straight SQL, one order per statement");
+        eprintln!("1/8 placement: straight SQL, one order per statement");
         for clients in [16, 32] {
             let cpu = cpu::Sample::now();
             let placed = load::raw_placement(bench, clients, 1, duration).await?;
@@ -116,7 +129,7 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
             ));
             report.raw_placement.push((clients, placed));
         }
-        eprintln!("1/6 placement: straight SQL, coalesced");
+        eprintln!("1/8 placement: straight SQL, coalesced");
         // the form of Tally's placer at 32 clients: orders sent together,
         // as many as are waiting
         let (connections, batch) = (RAW_WRITERS, 16);
@@ -130,7 +143,7 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
         ));
         report.raw_coalesced = Some((connections, batch, placed));
 
-        eprintln!("1/6 placement: placeOrder over HTTP (tally serve without workers)");
+        eprintln!("1/8 placement: placeOrder over HTTP (tally serve without workers)");
         let server = Tally::serve(bin, bench, 0, 100, &[]).await?;
         for clients in [1, 8, 32] {
             let cpu = cpu::Sample::now();
@@ -145,7 +158,7 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
         report.batch_sizes = server.order_batch_sizes().await.ok();
         server.stop()?;
 
-        eprintln!("1/6 placement: placeOrder over HTTP, two writers and each order alone");
+        eprintln!("1/8 placement: placeOrder over HTTP, two writers and each order alone");
         let others = [
             // a second writer beside the first, as ORDER_WRITERS allows
             (
@@ -173,7 +186,7 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
     }
 
     if args.runs(Part::Drain) {
-        eprintln!("2/6 drain: a backlog of {} orders", args.backlog);
+        eprintln!("2/8 drain: a backlog of {} orders", args.backlog);
         // the orders placed above are the start of the backlog
         drain::reset(bench).await?;
         drain::fill_backlog(bench, args.backlog).await?;
@@ -203,7 +216,7 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
         drain::reset(bench).await?;
         report.drain_by_hand_1000 = drain::by_hand(bench, 2, 1000).await?;
 
-        eprintln!("3/6 scaling: 2 and 4 worker processes");
+        eprintln!("3/8 scaling: 2 and 4 worker processes");
         for processes in [2, 4] {
             drain::reset(bench).await?;
             let drained = drain::with_tally(bin, bench, processes, 1, DEFAULT_BATCH).await?;
@@ -216,7 +229,7 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
     }
 
     if args.runs(Part::Lag) {
-        eprintln!("4/6 lag at 50% and 90% of what tally serve with its workers places");
+        eprintln!("4/8 lag at 50% and 90% of what tally serve with its workers places");
         // the lag's server runs its workers on the same cores as the API:
         // its load is a share of what that server carries, not of what one
         // without workers does
@@ -241,13 +254,37 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
     }
 
     if args.runs(Part::Statements) {
-        eprintln!("5/6 statements per order");
+        eprintln!("5/8 statements per order");
         report.statements = statements::count(bench, &[1, 5, 20, 50]).await?;
     }
 
     if args.runs(Part::History) {
-        eprintln!("6/6 job history: {} finished jobs", args.history);
+        eprintln!("6/8 job history: {} finished jobs", args.history);
         report.history = Some(fetch::measure(bench, args.history).await?);
+    }
+
+    if args.runs(Part::Reads) {
+        eprintln!("7/8 reads: the menu, product(id) and me, by Tally and by straight SQL");
+        reads::prepare(bench, bin).await?;
+        report.reads = Some(reads::measure(bench, bin, duration).await?);
+    }
+
+    if args.runs(Part::Sustained) {
+        eprintln!(
+            "8/8 sustained: placeOrder at saturation, then a backlog of {} on a cluster of the bench's own",
+            args.sustained_backlog
+        );
+        let sizes = sustained::Sizes {
+            small: args.backlog,
+            large: args.sustained_backlog,
+            history: args.sustained_history,
+            slice: if args.smoke {
+                Duration::from_secs(1)
+            } else {
+                Duration::from_secs(30)
+            },
+        };
+        report.sustained = Some(sustained::measure(bin, &sizes).await?);
     }
     Ok(report)
 }

@@ -88,6 +88,32 @@ impl Tally {
     /// server's `/metrics` (`tally_order_batch_size`): (orders at most,
     /// statements), as Prometheus's cumulative buckets.
     pub async fn order_batch_sizes(&self) -> anyhow::Result<Vec<(String, u64)>> {
+        self.metrics("tally_order_batch_size_bucket{le=\"")
+            .await?
+            .into_iter()
+            .map(|(labels, count)| {
+                let le = labels.strip_suffix("\"}").unwrap_or(&labels).to_owned();
+                Ok((le, count.parse()?))
+            })
+            .collect()
+    }
+
+    /// (hits, misses) of the public answers, from `/metrics`.
+    pub async fn public_answers(&self) -> anyhow::Result<(u64, u64)> {
+        let counts = self.metrics("tally_public_answers_total{result=\"").await?;
+        let count = |result: &str| -> anyhow::Result<u64> {
+            let (_, n) = counts
+                .iter()
+                .find(|(labels, _)| labels.starts_with(result))
+                .ok_or_else(|| anyhow::anyhow!("no {result} count in /metrics"))?;
+            Ok(n.parse::<f64>()? as u64)
+        };
+        Ok((count("hit")?, count("miss")?))
+    }
+
+    /// The lines of `/metrics` starting with `prefix`: (the rest up to the
+    /// space, the value).
+    async fn metrics(&self, prefix: &str) -> anyhow::Result<Vec<(String, String)>> {
         let metrics = reqwest::get(format!("http://{}/metrics", self.addr))
             .await?
             .error_for_status()?
@@ -95,22 +121,31 @@ impl Tally {
             .await?;
         metrics
             .lines()
-            .filter_map(|line| line.strip_prefix("tally_order_batch_size_bucket{le=\""))
+            .filter_map(|line| line.strip_prefix(prefix))
             .map(|rest| {
-                let (le, count) = rest
-                    .split_once("\"} ")
-                    .ok_or_else(|| anyhow::anyhow!("unreadable bucket {rest:?}"))?;
-                Ok((le.to_owned(), count.trim().parse()?))
+                let (labels, value) = rest
+                    .rsplit_once(' ')
+                    .ok_or_else(|| anyhow::anyhow!("unreadable metric {rest:?}"))?;
+                Ok((labels.to_owned(), value.trim().to_owned()))
             })
             .collect()
     }
 
     /// The most memory the process has held (VmHWM), in MiB.
     pub fn peak_rss_mib(&self) -> Option<f64> {
+        self.memory_mib("VmHWM:")
+    }
+
+    /// The memory the process holds now (VmRSS), in MiB.
+    pub fn rss_mib(&self) -> Option<f64> {
+        self.memory_mib("VmRSS:")
+    }
+
+    fn memory_mib(&self, field: &str) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         let kib: f64 = status
             .lines()
-            .find(|l| l.starts_with("VmHWM:"))?
+            .find(|l| l.starts_with(field))?
             .split_whitespace()
             .nth(1)?
             .parse()
@@ -140,6 +175,8 @@ fn command(bin: &PathBuf, bench: &Bench, workers: usize, batch: u32) -> Command 
         .env("WORKER_CONCURRENCY", workers.to_string())
         .env("ANALYTICS_BATCH_SIZE", batch.to_string())
         .env("RUST_LOG", "warn")
+        // the bench's clients are many, from one address
+        .env("MAX_CONNECTIONS_PER_ADDRESS", "4096")
         .env_remove("BOARD_USERNAME")
         .env_remove("BOARD_PASSWORD")
         .stdout(Stdio::null())

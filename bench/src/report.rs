@@ -10,7 +10,9 @@ use crate::drain::Drain;
 use crate::fetch::History;
 use crate::lag::Lag;
 use crate::load::Throughput;
+use crate::reads::{Measured, Reads};
 use crate::statements::Statements;
+use crate::sustained::Sustained;
 
 #[derive(Default)]
 pub struct Report {
@@ -47,6 +49,8 @@ pub struct Report {
     /// (measurement, CPU per order of each program) for the throughputs above.
     pub cpu: Vec<(String, PerOrder)>,
     pub history: Option<History>,
+    pub reads: Option<Reads>,
+    pub sustained: Option<Sustained>,
 }
 
 impl Report {
@@ -77,8 +81,13 @@ impl Report {
                 ""
             }
         );
-        println!("| measurement | orders/s | p50 ms | p99 ms | ratio | target |");
-        println!("|---|---:|---:|---:|---:|---|");
+        let placed_or_drained = !self.raw_placement.is_empty()
+            || self.drain_coalesced.orders > 0
+            || !self.lag.is_empty();
+        if placed_or_drained {
+            println!("| measurement | orders/s | p50 ms | p99 ms | ratio | target |");
+            println!("|---|---:|---:|---:|---:|---|");
+        }
         for (clients, t) in &self.raw_placement {
             println!(
                 "| placement, straight SQL, {clients} connections | {:.0} | {:.2} | {:.2} | | |",
@@ -248,6 +257,12 @@ impl Report {
         }
         if let Some(h) = &self.history {
             h.print();
+        }
+        if let Some(reads) = &self.reads {
+            reads.print();
+        }
+        if let Some(sustained) = &self.sustained {
+            sustained.print();
         }
         if let Some(buckets) = &self.batch_sizes {
             let mut below = 0;
@@ -435,5 +450,167 @@ impl History {
             "\npruning {} finished jobs took {:.1} s",
             h.full.history, h.prune_seconds
         );
+    }
+}
+
+impl Reads {
+    fn print(&self) {
+        println!(
+            "\n| read, {} clients | answers/s | p50 ms | p99 ms | ratio | target |",
+            crate::reads::CLIENTS
+        );
+        println!("|---|---:|---:|---:|---:|---|");
+        let row = |name: String, m: &Measured, versus: Option<&Measured>, target: &str| {
+            let t = &m.throughput;
+            let ratio = versus.map_or(String::new(), |v| {
+                format!("{:.2} × SQL", t.per_second / v.throughput.per_second)
+            });
+            let errors = match t.errors {
+                0 => String::new(),
+                n => format!(" ({n} errors)"),
+            };
+            println!(
+                "| {name}{errors} | {:.0} | {:.2} | {:.2} | {ratio} | {target} |",
+                t.per_second, t.p50_ms, t.p99_ms
+            );
+        };
+        for (read, sql) in &self.sql {
+            row(format!("{}, straight SQL", read.name()), sql, None, "");
+            let tally = self.tally.iter().find(|(r, _)| r == read);
+            let uncached = self.uncached.iter().find(|(r, _)| r == read);
+            let target = match read {
+                crate::reads::Read::Menu => "≥ 1.5 × SQL, p99 ≤ SQL's",
+                crate::reads::Read::Product => "≥ 1.0 × SQL",
+                crate::reads::Read::Me => "≥ 0.5 × SQL",
+            };
+            if let Some((_, m)) = tally {
+                let how = if read.is_public() {
+                    "Tally, answers kept (the default)"
+                } else {
+                    "Tally"
+                };
+                row(format!("{}, {how}", read.name()), m, Some(sql), target);
+            }
+            if let Some((_, m)) = uncached {
+                row(
+                    format!(
+                        "{}, Tally, nothing kept (PUBLIC_CACHE_BYTES=0)",
+                        read.name()
+                    ),
+                    m,
+                    Some(sql),
+                    "",
+                );
+            }
+        }
+        if let Some(u) = &self.menu_under_orders {
+            let orders = |t: &Throughput| format!("{:.0} orders/s placed meanwhile", t.per_second);
+            row(
+                format!(
+                    "menu, straight SQL, while orders flow ({:.0}/s asked, {})",
+                    u.rate,
+                    orders(&u.sql_orders)
+                ),
+                &u.sql,
+                None,
+                "",
+            );
+            row(
+                format!(
+                    "menu, Tally, while orders flow ({:.0}/s asked, {})",
+                    u.rate,
+                    orders(&u.tally_orders)
+                ),
+                &u.tally,
+                Some(&u.sql),
+                "≥ 1.0 × SQL",
+            );
+        }
+        if let Some((hits, misses)) = self.public_hits {
+            println!(
+                "public answers of the default server: {hits} served from memory, {misses} computed"
+            );
+        }
+
+        println!(
+            "\n| CPU per read, ms | Tally | PostgreSQL | load generator | cores busy (of {}) |",
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        );
+        println!("|---|---:|---:|---:|---:|");
+        let kinds = [
+            ("straight SQL", &self.sql),
+            ("Tally, answers kept", &self.tally),
+            ("Tally, nothing kept", &self.uncached),
+        ];
+        for (kind, measured) in kinds {
+            for (read, m) in measured {
+                let cpu = &m.cpu;
+                println!(
+                    "| {}, {kind} | {:.3} | {:.3} | {:.3} | {:.2} |",
+                    read.name(),
+                    cpu.tally_ms,
+                    cpu.postgres_ms,
+                    cpu.bench_ms,
+                    cpu.cores_busy
+                );
+            }
+        }
+    }
+}
+
+impl Sustained {
+    fn print(&self) {
+        println!(
+            "\n| sustained, on a cluster of the bench's own (autovacuum on) | orders/s | p50 ms | p99 ms | errors | RSS MiB |"
+        );
+        println!("|---|---:|---:|---:|---:|---:|");
+        for slice in &self.slices {
+            let t = &slice.placed;
+            println!(
+                "| placeOrder, {} clients, until {:.0} s | {:.0} | {:.2} | {:.2} | {} | {:.0} |",
+                crate::sustained::CLIENTS,
+                slice.at,
+                t.per_second,
+                t.p50_ms,
+                t.p99_ms,
+                t.errors,
+                slice.rss_mib
+            );
+        }
+        let placed: f64 = self
+            .slices
+            .iter()
+            .map(|s| s.placed.per_second * s.placed.elapsed.as_secs_f64())
+            .sum();
+        let seconds = self.slices.last().map_or(0.0, |s| s.at);
+        println!(
+            "saturation: {placed:.0} orders in {seconds:.0} s ({:.0}/s)",
+            placed / seconds.max(f64::EPSILON)
+        );
+        println!(
+            "\n| drain, 1 `tally worker` | orders | finished jobs before | orders/s | ratio | target |"
+        );
+        println!("|---|---:|---:|---:|---:|---|");
+        let exact = |d: &Drain| if d.exact { "" } else { " **NOT EXACT**" };
+        println!(
+            "| small backlog{} | {} | 0 | {:.0} | | |",
+            exact(&self.small),
+            self.small.orders,
+            self.small.per_second
+        );
+        println!(
+            "| large backlog, after the saturation{} | {} | {} | {:.0} | {:.2} × small | ≥ 0.9 × small |",
+            exact(&self.large),
+            self.large.orders,
+            self.history,
+            self.large.per_second,
+            self.large.per_second / self.small.per_second
+        );
+        let rates: Vec<String> = self
+            .drain_series
+            .iter()
+            .map(|(at, rate)| format!("{at:.0} s: {rate:.0}"))
+            .collect();
+        println!("large drain, orders/s over each 5 s: {}", rates.join(", "));
     }
 }
