@@ -26,5 +26,6 @@ mod operations;
 mod orders;
 mod overload;
 mod public_answers;
+mod sales_over_time;
 mod schema;
 mod sign_in_rates;

@@ -1,5 +1,5 @@
 //! Recomputing every figure from the order history (say, after importing
-//! old orders): seven set-based statements in one transaction, so memory
+//! old orders): nine set-based statements in one transaction, so memory
 //! stays with PostgreSQL whatever the number of orders. The result equals
 //! counting each order once through the job.
 //!
@@ -109,6 +109,8 @@ async fn recount(db: &DatabaseConnection) -> Result<RebuildReport, JobError> {
     run(include_str!("../sql/rebuild/clear_customer_categories.sql")).await?;
     let customer_category_rows =
         run(include_str!("../sql/rebuild/customer_categories.sql")).await?;
+    run(include_str!("../sql/rebuild/clear_sales.sql")).await?;
+    run(include_str!("../sql/rebuild/sales.sql")).await?;
     // subscribers read again, and API processes drop their public answers
     figures_changed::notify(&txn, &FiguresChanged::everything()).await?;
     txn.commit().await?;

@@ -41,6 +41,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("m20251207_000010_shared_by_replicas"),
             sql_migration!("m20251207_000011_customer_rankings"),
             sql_migration!("m20251207_000012_order_job_keys"),
+            sql_migration!("m20251207_000013_sales_over_time"),
         ]
     }
 }

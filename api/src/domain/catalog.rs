@@ -283,7 +283,14 @@ pub enum ProductPosition {
     Rating(f64, i64),
     /// Microseconds since the epoch: PostgreSQL's own precision.
     Newest(i64, i64),
+    /// The window's start (microseconds since the epoch), the units sold in
+    /// it, the id (`sales::trending`).
+    Trending(i64, i64, i64),
 }
+
+/// Why a cursor of one order cannot page another.
+pub const OTHER_ORDERS_CURSOR: &str =
+    "after is a cursor of another order: page with the orderBy it came from";
 
 impl ProductOrder {
     pub fn position(self, product: &products::Model) -> ProductPosition {
@@ -352,11 +359,7 @@ pub async fn list_products<C: ConnectionTrait>(
                 })?;
                 ranked_after(Column::CreatedAt, Expr::val(created), id)
             }
-            _ => {
-                return Err(ApiError::bad_input(
-                    "after is a cursor of another order: page with the orderBy it came from",
-                ));
-            }
+            _ => return Err(ApiError::bad_input(OTHER_ORDERS_CURSOR)),
         };
         query = query.filter(condition);
     }

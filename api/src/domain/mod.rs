@@ -7,6 +7,7 @@ pub mod demo;
 pub mod orders;
 pub mod preferences;
 pub mod pricing;
+pub mod sales;
 pub mod sign_in;
 pub mod users;
 

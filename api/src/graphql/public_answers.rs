@@ -16,6 +16,11 @@
 //! old as the last commit it could show plus the NOTIFY's way to this
 //! process.
 //!
+//! What sells now (`products(orderBy: TRENDING)`) changes without a change
+//! too: when a quarter hour passes, the oldest sales leave its window. Its
+//! resolver marks the request [`ClockBound`], and such an answer is never
+//! sent in another quarter hour than the one it was computed in.
+//!
 //! A NOTIFY drops every kept answer at once, and every client of the menu
 //! then misses it together: one request computes an answer at a time per
 //! key (it leads a [`Flight`]), and those that miss the same key meanwhile
@@ -23,6 +28,7 @@
 //! a change heard meanwhile), each computes its own, without waiting again.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_graphql::Request;
@@ -32,6 +38,7 @@ use tokio::sync::Semaphore;
 
 use super::byte_budget::ByteBudget;
 use super::lock;
+use crate::domain::sales;
 use crate::live::Freshness;
 use crate::metrics::{Metrics, PublicAnswerMetrics};
 
@@ -39,7 +46,7 @@ use crate::metrics::{Metrics, PublicAnswerMetrics};
 pub struct PublicAnswers(Arc<Shared>);
 
 struct Shared {
-    bodies: Mutex<ByteBudget<(u64, Bytes)>>,
+    bodies: Mutex<ByteBudget<(Generation, bool, Bytes)>>,
     /// `PUBLIC_CACHE_BYTES`: 0 keeps nothing, and then nobody waits for
     /// another's computation either.
     keeps: bool,
@@ -72,11 +79,14 @@ impl PublicAnswers {
 
     /// The answer kept under `key`, if it is of the current generation.
     pub fn kept(&self, key: &str) -> Option<Bytes> {
-        let current = self.0.freshness.current();
+        let current = self.generation()?;
         let found = lock(&self.0.bodies)
             .get(key)
-            .filter(|(generation, _)| Some(*generation) == current)
-            .map(|(_, body)| body);
+            .filter(|(computed, clock_bound, _)| {
+                computed.changes == current.changes
+                    && (!clock_bound || computed.quarter == current.quarter)
+            })
+            .map(|(_, _, body)| body);
         if found.is_some() {
             self.0.metrics.hits.inc();
         }
@@ -121,15 +131,18 @@ impl PublicAnswers {
 
     /// The generation an answer about to be computed belongs to; `None`
     /// when it must not be kept (changes may go unheard).
-    pub fn generation(&self) -> Option<u64> {
-        self.0.freshness.current()
+    pub fn generation(&self) -> Option<Generation> {
+        let changes = self.0.freshness.current()?;
+        let quarter = sales::bucket_start(chrono::Utc::now()).timestamp();
+        Some(Generation { changes, quarter })
     }
 
-    /// Keeps an answer without errors computed in `generation`.
-    pub fn keep(&self, key: String, generation: u64, body: Bytes) {
+    /// Keeps an answer without errors computed in `generation`; one that is
+    /// `clock_bound` only for the quarter hour it was computed in.
+    pub fn keep(&self, key: String, generation: Generation, clock_bound: bool, body: Bytes) {
         let size = key.len() + body.len();
         let mut bodies = lock(&self.0.bodies);
-        bodies.insert(key, (generation, body), size);
+        bodies.insert(key, (generation, clock_bound, body), size);
         self.0.metrics.bytes.set(bodies.bytes() as i64);
     }
 
@@ -150,6 +163,31 @@ impl PublicAnswers {
             super::operation(document, name.as_deref())
                 .is_some_and(|operation| operation.ty == OperationType::Query)
         })
+    }
+}
+
+/// When an answer was computed: after how many changes this process heard
+/// of ([`Freshness`]), in which quarter hour (its start, in seconds since the
+/// epoch). Read before the answer is computed, so an answer is never kept
+/// as newer than it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Generation {
+    changes: u64,
+    quarter: i64,
+}
+
+/// Marked by a resolver whose answer the clock changes (the best sellers of
+/// a window that moves each quarter hour), in the request's data.
+#[derive(Debug, Default)]
+pub struct ClockBound(AtomicBool);
+
+impl ClockBound {
+    pub fn mark(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_marked(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }
 
@@ -192,7 +230,12 @@ mod tests {
         let (answers, freshness) = answers(1024);
         let key = answer_key(&Request::new("{ products { edges { node { id } } } }"));
         let generation = answers.generation().unwrap();
-        answers.keep(key.clone(), generation, Bytes::from_static(b"{\"data\":1}"));
+        answers.keep(
+            key.clone(),
+            generation,
+            false,
+            Bytes::from_static(b"{\"data\":1}"),
+        );
         assert_eq!(
             answers.kept(&key),
             Some(Bytes::from_static(b"{\"data\":1}"))
@@ -200,7 +243,12 @@ mod tests {
         freshness.moved();
         assert_eq!(answers.kept(&key), None);
         // computed before the change, kept after it: never sent either
-        answers.keep(key.clone(), generation, Bytes::from_static(b"{\"data\":1}"));
+        answers.keep(
+            key.clone(),
+            generation,
+            false,
+            Bytes::from_static(b"{\"data\":1}"),
+        );
         assert_eq!(answers.kept(&key), None);
         assert_eq!(
             answers.counts(),
@@ -210,6 +258,20 @@ mod tests {
                 bytes: key.len() + 10
             }
         );
+    }
+
+    #[test]
+    fn an_answer_the_clock_changes_is_sent_in_its_quarter_hour_only() {
+        let (answers, _) = answers(1024);
+        let now = answers.generation().unwrap();
+        let earlier = Generation {
+            quarter: now.quarter - sales::BUCKET_SECONDS,
+            ..now
+        };
+        answers.keep("trending".into(), earlier, true, Bytes::from_static(b"1"));
+        answers.keep("menu".into(), earlier, false, Bytes::from_static(b"2"));
+        assert_eq!(answers.kept("trending"), None);
+        assert_eq!(answers.kept("menu"), Some(Bytes::from_static(b"2")));
     }
 
     #[tokio::test]
@@ -230,6 +292,7 @@ mod tests {
         answers.keep(
             key.into(),
             answers.generation().unwrap(),
+            false,
             Bytes::from_static(b"1"),
         );
         drop(flight);

@@ -3,6 +3,8 @@
 //! media type negotiated from `Accept`, and status codes that say whether the
 //! request ever ran.
 
+use std::sync::Arc;
+
 use async_graphql::http::parse_query_string;
 use async_graphql_axum::GraphQLRequest;
 use async_graphql_axum::rejection::GraphQLRejection;
@@ -20,7 +22,7 @@ use crate::auth_throttle::ClientAddr;
 use crate::error::{ApiError, code_the_uncoded};
 use crate::graphql::documents::Refusal;
 use crate::graphql::loaders::Loaders;
-use crate::graphql::public_answers::Joined;
+use crate::graphql::public_answers::{ClockBound, Generation, Joined};
 use crate::graphql::{IntrospectionAnswers, PublicAnswers, ViaGet, answer_key, places_orders_only};
 
 /// The two media types a GraphQL response may come as.
@@ -186,6 +188,10 @@ async fn execute(
     let keep = public_key
         .filter(|_| PublicAnswers::is_query(&mut request))
         .zip(generation);
+    let clock_bound = Arc::new(ClockBound::default());
+    if keep.is_some() {
+        request = request.data(clock_bound.clone());
+    }
     // computed by one request at a time per key: the others wait for it
     let _flight = match &keep {
         Some((key, _)) => match endpoint.public_answers.join(key).await {
@@ -197,6 +203,7 @@ async fn execute(
     let response = endpoint.schema.execute(request).await;
     match keep {
         Some((key, generation)) if response.errors.is_empty() => {
+            let generation = (generation, clock_bound.is_marked());
             keep_public(endpoint, key, generation, &response, media)
         }
         _ => reply(response, media),
@@ -208,14 +215,15 @@ async fn execute(
 fn keep_public(
     endpoint: &Endpoint,
     key: String,
-    generation: u64,
+    (generation, clock_bound): (Generation, bool),
     response: &async_graphql::Response,
     media: Media,
 ) -> Response {
     match serde_json::to_vec(response) {
         Ok(body) => {
             let body = Bytes::from(body);
-            endpoint.public_answers.keep(key, generation, body.clone());
+            let answers = &endpoint.public_answers;
+            answers.keep(key, generation, clock_bound, body.clone());
             complete(with_body(StatusCode::OK, body, media))
         }
         Err(e) => unwritable(e),

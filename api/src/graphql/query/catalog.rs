@@ -1,11 +1,15 @@
+use std::sync::Arc;
+
 use async_graphql::connection::{Connection, OpaqueCursor};
 use async_graphql::{Context, Enum, ID, Object, Result};
 
-use crate::domain::catalog::{self, Category, ProductOrder, ProductPosition};
+use crate::domain::catalog::{self, Category, OTHER_ORDERS_CURSOR, ProductOrder, ProductPosition};
+use crate::domain::sales::{self, TrendingPosition, Window};
 use crate::error::ApiError;
 use crate::graphql::STATEMENT;
 use crate::graphql::context::{ContextExt, parse_id};
 use crate::graphql::pagination::Page;
+use crate::graphql::public_answers::ClockBound;
 use crate::graphql::types::Product;
 
 #[derive(Default)]
@@ -29,6 +33,11 @@ impl CatalogQuery {
     /// Products in id order, or in `orderBy` (best sellers first, say),
     /// optionally of one category. `first` is at most 100. A cursor belongs to
     /// its order: `after` must come from a page of the same `orderBy`.
+    ///
+    /// `TRENDING` ranks the products sold in a recent `window` (a day unless
+    /// said) by the units sold in it; only products sold in it are listed.
+    /// The window starts at the quarter hour that was its length ago, so it
+    /// holds up to a quarter hour more; later pages keep the first page's.
     #[graphql(
         complexity = "STATEMENT + first.unwrap_or(20).clamp(0, 100) as usize * child_complexity"
     )]
@@ -39,10 +48,21 @@ impl CatalogQuery {
         after: Option<String>,
         category: Option<String>,
         order_by: Option<ProductOrderBy>,
+        window: Option<SalesWindow>,
     ) -> Result<Connection<OpaqueCursor<ProductPosition>, Product>> {
         let page = Page::<ProductPosition>::parse(first, after)?;
         let category = category.as_deref().map(Category::parse).transpose()?;
-        let order = order_by.map_or(ProductOrder::Id, ProductOrder::from);
+        let order = match order_by.map(ProductOrderBy::column_order) {
+            Some(None) => {
+                let window = window.map_or(Window::Day, Window::from);
+                return Ok(trending(ctx, page, category.as_ref(), window).await?);
+            }
+            _ if window.is_some() => Err(ApiError::bad_input(
+                "window applies to orderBy: TRENDING only",
+            ))?,
+            Some(Some(order)) => order,
+            None => ProductOrder::Id,
+        };
         let rows = catalog::list_products(
             &ctx.state().db,
             category.as_ref(),
@@ -53,6 +73,40 @@ impl CatalogQuery {
         .await?;
         Ok(page.connection(rows, |p| order.position(p), Product))
     }
+}
+
+/// The best sellers of a window, after the cursor's position (whose window
+/// start later pages keep, so pages never overlap as the window moves).
+async fn trending(
+    ctx: &Context<'_>,
+    page: Page<ProductPosition>,
+    category: Option<&Category>,
+    window: Window,
+) -> Result<Connection<OpaqueCursor<ProductPosition>, Product>, ApiError> {
+    let now = chrono::Utc::now();
+    let (since, after) = match page.after {
+        None => (window.since(now), None),
+        Some(ProductPosition::Trending(since_micros, units, id)) => {
+            let since = chrono::DateTime::from_timestamp_micros(since_micros)
+                .ok_or_else(|| ApiError::bad_input("after is not a cursor this API gave out"))?;
+            (
+                sales::resume(since, now)?,
+                Some(TrendingPosition { units, id }),
+            )
+        }
+        Some(_) => return Err(ApiError::bad_input(OTHER_ORDERS_CURSOR)),
+    };
+    // a public answer of this is kept for the quarter hour only
+    if let Some(clock_bound) = ctx.data_opt::<Arc<ClockBound>>() {
+        clock_bound.mark();
+    }
+    let rows = sales::trending(&ctx.state().db, since, category, after, page.fetch()).await?;
+    let since_micros = since.timestamp_micros();
+    Ok(page.connection(
+        rows,
+        |row| ProductPosition::Trending(since_micros, row.units, row.product.id),
+        |row| Product(row.product),
+    ))
 }
 
 /// How `products` are ranked. Ties go to the newer product (higher id).
@@ -66,15 +120,44 @@ pub enum ProductOrderBy {
     RatingDesc,
     /// Most recently created first.
     Newest,
+    /// Most units sold in a recent `window` first: what sells now.
+    Trending,
 }
 
-impl From<ProductOrderBy> for ProductOrder {
-    fn from(order: ProductOrderBy) -> Self {
-        match order {
-            ProductOrderBy::SalesCountDesc => Self::SalesCount,
-            ProductOrderBy::RevenueDesc => Self::Revenue,
-            ProductOrderBy::RatingDesc => Self::Rating,
-            ProductOrderBy::Newest => Self::Newest,
+impl ProductOrderBy {
+    /// The order of a column of products; None for `TRENDING`, which ranks
+    /// by the sales buckets (`trending`).
+    fn column_order(self) -> Option<ProductOrder> {
+        match self {
+            Self::SalesCountDesc => Some(ProductOrder::SalesCount),
+            Self::RevenueDesc => Some(ProductOrder::Revenue),
+            Self::RatingDesc => Some(ProductOrder::Rating),
+            Self::Newest => Some(ProductOrder::Newest),
+            Self::Trending => None,
+        }
+    }
+}
+
+/// A recent window of sales, reaching back from now.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+pub enum SalesWindow {
+    /// The last hour (up to 1 h 15 min: from the start of its quarter hour).
+    #[graphql(name = "LAST_HOUR")]
+    Hour,
+    /// The last 24 hours (and up to a quarter hour more).
+    #[graphql(name = "LAST_DAY")]
+    Day,
+    /// The last 7 days (and up to a quarter hour more).
+    #[graphql(name = "LAST_WEEK")]
+    Week,
+}
+
+impl From<SalesWindow> for Window {
+    fn from(window: SalesWindow) -> Self {
+        match window {
+            SalesWindow::Hour => Self::Hour,
+            SalesWindow::Day => Self::Day,
+            SalesWindow::Week => Self::Week,
         }
     }
 }
