@@ -55,6 +55,9 @@ pub async fn reset(bench: &Bench) -> anyhow::Result<()> {
          update products set sales_count = 0, total_revenue_cents = 0, rating = 4.0;
          delete from customer_product_stats;
          delete from customer_category_stats;
+         delete from product_sales;
+         delete from category_sales;
+         delete from shop_sales;
          update apalis.jobs set status = 'Pending', attempts = 0, run_at = now() - interval '1 second',
                 lock_by = null, lock_at = null, done_at = null, last_result = null;
          delete from apalis.workers;",
@@ -140,7 +143,8 @@ pub async fn with_tally(
 
 /// The same work by hand over `clients` connections: per transaction, claim
 /// up to `batch` uncounted orders, lock their products in id order, then the
-/// same three bulk statements the job runs. No queue, no ORM. The lock is the
+/// same bulk statements the job runs (figures, customers' totals, sales per
+/// quarter hour). No queue, no ORM. The lock is the
 /// job's too: without it two connections whose batches share products update
 /// them in no set order, and deadlock.
 pub async fn by_hand(bench: &Arc<Bench>, clients: usize, batch: i64) -> anyhow::Result<Drain> {
@@ -182,6 +186,11 @@ pub async fn by_hand(bench: &Arc<Bench>, clients: usize, batch: i64) -> anyhow::
                 ] {
                     sqlx::query(sql).bind(&ids).execute(&mut *tx).await?;
                 }
+                sqlx::query(include_str!("../../jobs/sql/apply_sales.sql"))
+                    .bind(&ids)
+                    .bind(1_i64)
+                    .execute(&mut *tx)
+                    .await?;
                 tx.commit().await?;
             }
         }
