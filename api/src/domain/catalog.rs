@@ -288,6 +288,12 @@ pub enum ProductPosition {
     Trending(i64, i64, i64),
 }
 
+/// The instant a cursor carries, in microseconds since the epoch.
+pub fn cursor_instant(micros: i64) -> ApiResult<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .ok_or_else(|| ApiError::bad_input("after is not a cursor this API gave out"))
+}
+
 /// Why a cursor of one order cannot page another.
 pub const OTHER_ORDERS_CURSOR: &str =
     "after is a cursor of another order: page with the orderBy it came from";
@@ -354,10 +360,7 @@ pub async fn list_products<C: ConnectionTrait>(
                 ranked_after(Column::Rating, Expr::val(rating), id)
             }
             (ProductOrder::Newest, ProductPosition::Newest(micros, id)) => {
-                let created = chrono::DateTime::from_timestamp_micros(micros).ok_or_else(|| {
-                    ApiError::bad_input("after is not a cursor this API gave out")
-                })?;
-                ranked_after(Column::CreatedAt, Expr::val(created), id)
+                ranked_after(Column::CreatedAt, Expr::val(cursor_instant(micros)?), id)
             }
             _ => return Err(ApiError::bad_input(OTHER_ORDERS_CURSOR)),
         };

@@ -46,7 +46,7 @@ use crate::metrics::{Metrics, PublicAnswerMetrics};
 pub struct PublicAnswers(Arc<Shared>);
 
 struct Shared {
-    bodies: Mutex<ByteBudget<(Generation, bool, Bytes)>>,
+    bodies: Mutex<ByteBudget<(Kept, Bytes)>>,
     /// `PUBLIC_CACHE_BYTES`: 0 keeps nothing, and then nobody waits for
     /// another's computation either.
     keeps: bool,
@@ -82,11 +82,13 @@ impl PublicAnswers {
         let current = self.generation()?;
         let found = lock(&self.0.bodies)
             .get(key)
-            .filter(|(computed, clock_bound, _)| {
-                computed.changes == current.changes
-                    && (!clock_bound || computed.quarter == current.quarter)
+            .filter(|(kept, _)| {
+                kept.changes == current.changes
+                    && kept
+                        .quarter
+                        .is_none_or(|quarter| quarter == current.quarter)
             })
-            .map(|(_, _, body)| body);
+            .map(|(_, body)| body);
         if found.is_some() {
             self.0.metrics.hits.inc();
         }
@@ -140,9 +142,13 @@ impl PublicAnswers {
     /// Keeps an answer without errors computed in `generation`; one that is
     /// `clock_bound` only for the quarter hour it was computed in.
     pub fn keep(&self, key: String, generation: Generation, clock_bound: bool, body: Bytes) {
+        let kept = Kept {
+            changes: generation.changes,
+            quarter: clock_bound.then_some(generation.quarter),
+        };
         let size = key.len() + body.len();
         let mut bodies = lock(&self.0.bodies);
-        bodies.insert(key, (generation, clock_bound, body), size);
+        bodies.insert(key, (kept, body), size);
         self.0.metrics.bytes.set(bodies.bytes() as i64);
     }
 
@@ -174,6 +180,14 @@ impl PublicAnswers {
 pub struct Generation {
     changes: u64,
     quarter: i64,
+}
+
+/// What a kept answer is good for: the changes it was computed after, and
+/// for an answer the clock changes, the quarter hour it was computed in.
+#[derive(Clone, Copy)]
+struct Kept {
+    changes: u64,
+    quarter: Option<i64>,
 }
 
 /// Marked by a resolver whose answer the clock changes (the best sellers of

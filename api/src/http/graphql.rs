@@ -188,8 +188,9 @@ async fn execute(
     let keep = public_key
         .filter(|_| PublicAnswers::is_query(&mut request))
         .zip(generation);
-    let clock_bound = Arc::new(ClockBound::default());
-    if keep.is_some() {
+    // marked by a resolver whose answer the clock changes
+    let clock_bound = keep.as_ref().map(|_| Arc::new(ClockBound::default()));
+    if let Some(clock_bound) = &clock_bound {
         request = request.data(clock_bound.clone());
     }
     // computed by one request at a time per key: the others wait for it
@@ -203,8 +204,8 @@ async fn execute(
     let response = endpoint.schema.execute(request).await;
     match keep {
         Some((key, generation)) if response.errors.is_empty() => {
-            let generation = (generation, clock_bound.is_marked());
-            keep_public(endpoint, key, generation, &response, media)
+            let clock_bound = clock_bound.is_some_and(|c| c.is_marked());
+            keep_public(endpoint, key, generation, clock_bound, &response, media)
         }
         _ => reply(response, media),
     }
@@ -215,7 +216,8 @@ async fn execute(
 fn keep_public(
     endpoint: &Endpoint,
     key: String,
-    (generation, clock_bound): (Generation, bool),
+    generation: Generation,
+    clock_bound: bool,
     response: &async_graphql::Response,
     media: Media,
 ) -> Response {

@@ -87,12 +87,8 @@ async fn trending(
     let (since, after) = match page.after {
         None => (window.since(now), None),
         Some(ProductPosition::Trending(since_micros, units, id)) => {
-            let since = chrono::DateTime::from_timestamp_micros(since_micros)
-                .ok_or_else(|| ApiError::bad_input("after is not a cursor this API gave out"))?;
-            (
-                sales::resume(since, now)?,
-                Some(TrendingPosition { units, id }),
-            )
+            let since = sales::resume(catalog::cursor_instant(since_micros)?, now)?;
+            (since, Some(TrendingPosition { units, id }))
         }
         Some(_) => return Err(ApiError::bad_input(OTHER_ORDERS_CURSOR)),
     };
