@@ -27,5 +27,6 @@ mod orders;
 mod overload;
 mod public_answers;
 mod sales_over_time;
+mod sales_report;
 mod schema;
 mod sign_in_rates;

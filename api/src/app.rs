@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use jobs::fail_points::FailPoints;
 use jobs::metrics::JobMetrics;
+use jobs::sales_rollup::SalesRetention;
 use jobs::{Wakeup, WorkerPool};
 use sea_orm::DatabaseConnection;
 use sqlx::PgPool;
@@ -26,7 +27,8 @@ use crate::state::AppState;
 use crate::{board, http};
 
 /// How often finished jobs past `JOB_RETENTION`, and sign-in rates back to
-/// their full burst, are deleted.
+/// their full burst, are deleted, and sales past `SALES_HOURS_RETENTION`
+/// rolled into days.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(600);
 
 /// What a process runs.
@@ -77,6 +79,7 @@ pub struct App {
     /// Tally's own connection, for retention and the board.
     db: DatabaseConnection,
     job_retention: Duration,
+    sales: SalesRetention,
     shutdown: CancellationToken,
 }
 
@@ -143,6 +146,7 @@ pub async fn build_with(
     }
     let pool = db::connect_and_migrate(&config, PoolKind::Workers).await?;
     let orm = db::orm(&pool);
+    db::check_time_zone(&orm, &config.sales.time_zone).await?;
     let wakeup = Wakeup::default();
 
     let api = match role {
@@ -177,6 +181,7 @@ pub async fn build_with(
         factory,
         db: orm,
         job_retention: config.job_retention,
+        sales: config.sales.clone(),
         shutdown,
     })
 }
@@ -292,6 +297,12 @@ impl App {
             self.db.clone(),
             shutdown.clone(),
         ));
+        let sales_rollup = tokio::spawn(jobs::sales_rollup::run_sales_rollup(
+            self.db.clone(),
+            self.sales,
+            RETENTION_INTERVAL,
+            shutdown.clone(),
+        ));
         let retention = tokio::spawn(jobs::retention::run_retention(
             self.db,
             self.job_retention,
@@ -313,6 +324,7 @@ impl App {
             workers.await??;
         }
         retention.await?;
+        sales_rollup.await?;
         forgetting.await?;
         if let Some(board) = board {
             board.await??;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use jobs::WorkerSettings;
+use jobs::sales_rollup::SalesRetention;
 
 use crate::auth_throttle::{Rate, SignInRates};
 use crate::placer::PlacementSettings;
@@ -37,6 +38,10 @@ pub struct Config {
     pub board: Option<BoardConfig>,
     /// How long finished jobs stay in the queue's history.
     pub job_retention: Duration,
+    /// How long sales stay in quarter hours (hourly reports, what sells
+    /// now), and `STORE_TIME_ZONE`, whose days reports use and older sales
+    /// roll into. The zone is checked against PostgreSQL's at start-up.
+    pub sales: SalesRetention,
     /// How long after placing it a customer may cancel an order (admins may
     /// cancel any order at any time).
     pub order_cancel_window: Duration,
@@ -440,6 +445,21 @@ impl Config {
         };
         let job_retention = duration("JOB_RETENTION", "7days")?;
         let order_cancel_window = duration("ORDER_CANCEL_WINDOW", "15m")?;
+        let sales = SalesRetention {
+            quarter_hours: match duration("SALES_HOURS_RETENTION", "35days")? {
+                d if d < MIN_SALES_HOURS_RETENTION => {
+                    return Err(invalid(
+                        "SALES_HOURS_RETENTION",
+                        "must be at least 9days: what sells now reads the last week by quarter hours",
+                    ));
+                }
+                d if d > MAX_SALES_HOURS_RETENTION => {
+                    return Err(invalid("SALES_HOURS_RETENTION", "must be at most 3660days"));
+                }
+                d => d,
+            },
+            time_zone: time_zone(&parse("STORE_TIME_ZONE", "UTC")?)?,
+        };
 
         Ok(Self {
             database,
@@ -550,7 +570,33 @@ impl Config {
             board,
             job_retention,
             order_cancel_window,
+            sales,
         })
+    }
+}
+
+/// What sells now reads a week of quarter hours, and its later pages a day
+/// more (`domain::sales::resume`).
+const MIN_SALES_HOURS_RETENTION: Duration = Duration::from_secs(9 * 24 * 3600);
+const MAX_SALES_HOURS_RETENTION: Duration = Duration::from_secs(3660 * 24 * 3600);
+
+/// `STORE_TIME_ZONE` as an IANA name's characters (`Europe/Paris`,
+/// `America/Argentina/Buenos_Aires`, `Etc/GMT+5`): whether PostgreSQL knows
+/// it is checked when the app starts (`db::check_time_zone`).
+fn time_zone(name: &str) -> Result<String, ConfigError> {
+    let name = name.trim();
+    let fits = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '_' | '-' | '+'));
+    if fits {
+        Ok(name.to_owned())
+    } else {
+        Err(invalid(
+            "STORE_TIME_ZONE",
+            "must be an IANA time zone name such as Europe/Paris or UTC",
+        ))
     }
 }
 
@@ -643,7 +689,28 @@ mod tests {
         assert!(c.admin.is_none());
         assert!(c.board.is_none(), "the board is off without credentials");
         assert_eq!(c.job_retention, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(c.sales.quarter_hours, Duration::from_secs(35 * 24 * 3600));
+        assert_eq!(c.sales.time_zone, "UTC");
         assert_eq!(c.order_cancel_window, Duration::from_secs(15 * 60));
+    }
+
+    #[test]
+    fn sales_keep_quarter_hours_for_at_least_nine_days_in_a_named_zone() {
+        let set = config(&[
+            ("SALES_HOURS_RETENTION", "9days"),
+            ("STORE_TIME_ZONE", "America/Argentina/Buenos_Aires"),
+        ])
+        .unwrap();
+        assert_eq!(set.sales.quarter_hours, Duration::from_secs(9 * 24 * 3600));
+        assert_eq!(set.sales.time_zone, "America/Argentina/Buenos_Aires");
+        for (var, value) in [
+            ("SALES_HOURS_RETENTION", "8days"),
+            ("SALES_HOURS_RETENTION", "3661days"),
+            ("STORE_TIME_ZONE", "../../etc/passwd"),
+            ("STORE_TIME_ZONE", "Europe/Paris; drop table orders"),
+        ] {
+            assert_eq!(config(&[(var, value)]).err().unwrap().var, var, "{value}");
+        }
     }
 
     #[test]

@@ -140,6 +140,13 @@ impl Subscriber {
         }
     }
 
+    /// Drops the changes waiting, for a subscriber about to read what it
+    /// watches anyway.
+    pub fn skip_pending(&mut self) {
+        while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = self.changes.try_recv() {
+        }
+    }
+
     /// What `read` reads after a change, once the database answers: while it
     /// is down or saturated (a restart, a burst of orders) the read is
     /// retried, backing off, rather than failed. A subscriber could do

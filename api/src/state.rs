@@ -31,6 +31,8 @@ pub struct AppState {
     pub jobs: JobOptions,
     /// How long after placing it a customer may cancel an order.
     pub cancel_window: Duration,
+    /// `STORE_TIME_ZONE`: whose hours and days sales reports show.
+    pub store_time_zone: Arc<str>,
     pub metrics: Arc<Metrics>,
     /// What post-order runs changed, for subscriptions.
     pub live: LiveFigures,
@@ -71,6 +73,7 @@ impl AppState {
             wakeup,
             jobs,
             cancel_window: config.order_cancel_window,
+            store_time_zone: config.sales.time_zone.as_str().into(),
             metrics,
             live,
             sign_in: config.http.sign_in,

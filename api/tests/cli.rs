@@ -59,6 +59,28 @@ fn a_bad_setting_names_its_variable() {
     );
 }
 
+#[test]
+fn a_store_time_zone_postgresql_does_not_know_stops_start_up() {
+    let database = TestDatabase::new("cli");
+    let output = tally()
+        .arg("serve")
+        .env("DATABASE_URL", database.url())
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("STORE_TIME_ZONE", "Mars/Olympus_Mons")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(
+        stderr.lines().last(),
+        Some(
+            "error: STORE_TIME_ZONE \"Mars/Olympus_Mons\" is no time zone PostgreSQL knows \
+             (select name from pg_timezone_names lists them), such as Europe/Paris or UTC"
+        ),
+        "{stderr}"
+    );
+}
+
 /// Reads the child's log (stderr) until each marker has shown up; returns, for each,
 /// what follows it up to the next space or slash (say, an address). The log
 /// keeps being drained so the child never blocks on it.

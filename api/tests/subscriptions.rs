@@ -260,6 +260,106 @@ async fn a_worker_process_figures_reach_the_servers_subscribers() {
     client.assert_quiet(Duration::from_millis(500)).await;
 }
 
+const TRENDING_SUBSCRIPTION: &str = "subscription($first: Int) {
+    trendingChanged(window: LAST_HOUR, first: $first) { units product { id } }
+}";
+
+fn trending(id: &str, list: &[(i64, i64)]) -> Value {
+    let list: Vec<Value> = list
+        .iter()
+        .map(|(product, units)| json!({ "units": units, "product": { "id": product.to_string() } }))
+        .collect();
+    json!({ "id": id, "type": "next", "payload": { "data": { "trendingChanged": list } } })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_sells_now_reaches_a_dashboard_when_it_changes() {
+    let mut setup = serve_without_workers().await;
+    let addr = setup.addr.clone();
+    let customer = setup.shop.tokens[0].clone();
+    let (pizza, burger) = (setup.shop.products[0], setup.shop.products[1]);
+
+    // anyone may watch; nothing sold yet
+    let (mut client, _) = Client::connect(&addr, json!({})).await;
+    client
+        .subscribe("top", TRENDING_SUBSCRIPTION, json!({ "first": 2 }))
+        .await;
+    client
+        .subscribe("first", TRENDING_SUBSCRIPTION, json!({ "first": 1 }))
+        .await;
+    let mut opening = vec![client.next(WAIT).await, client.next(WAIT).await];
+    opening.sort_by_key(|m| m["id"].as_str().unwrap().to_owned());
+    assert_eq!(opening, [trending("first", &[]), trending("top", &[])]);
+
+    // an admin's dashboard watches a product's recent sales through its
+    // figures: they change in the run that changes its sales
+    let admin = setup.shop.tokens[10].clone();
+    let (mut dashboard, _) = Client::connect(&addr, bearer(&admin)).await;
+    let now = chrono::Utc::now();
+    dashboard
+        .subscribe(
+            "sales",
+            "subscription($ids: [ID!]!, $from: DateTime!, $to: DateTime!) {
+                productFiguresChanged(productIds: $ids) {
+                    salesCount salesSeries(from: $from, to: $to, by: HOUR) { units orders }
+                }
+            }",
+            json!({
+                "ids": [pizza.to_string()],
+                "from": (now - chrono::TimeDelta::hours(1)).to_rfc3339(),
+                "to": (now + chrono::TimeDelta::hours(1)).to_rfc3339(),
+            }),
+        )
+        .await;
+    let sales = |count: i64, units: i64, orders: i64| {
+        json!({ "id": "sales", "type": "next", "payload": { "data": { "productFiguresChanged": {
+            "salesCount": count, "salesSeries": { "units": units, "orders": orders },
+        } } } })
+    };
+    assert_eq!(dashboard.next(WAIT).await, sales(0, 0, 0));
+
+    place(
+        &addr,
+        &customer,
+        json!([{ "productId": pizza.to_string(), "quantity": 3 }]),
+    )
+    .await;
+    start_worker(&mut setup);
+    let mut counted = vec![client.next(WAIT).await, client.next(WAIT).await];
+    counted.sort_by_key(|m| m["id"].as_str().unwrap().to_owned());
+    assert_eq!(
+        counted,
+        [
+            trending("first", &[(pizza, 3)]),
+            trending("top", &[(pizza, 3)])
+        ]
+    );
+    assert_eq!(dashboard.next(WAIT).await, sales(3, 3, 1));
+
+    // a best seller below the first place changes the longer list only
+    place(
+        &addr,
+        &customer,
+        json!([{ "productId": burger.to_string(), "quantity": 1 }]),
+    )
+    .await;
+    assert_eq!(
+        client.next(WAIT).await,
+        trending("top", &[(pizza, 3), (burger, 1)])
+    );
+    client.assert_quiet(Duration::from_millis(1500)).await;
+
+    let (mut other, _) = Client::connect(&addr, json!({})).await;
+    other
+        .subscribe(
+            "bad",
+            "subscription { trendingChanged(first: 21) { units } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(other.outcome("bad").await, "BAD_USER_INPUT");
+}
+
 /// After its LISTEN connection comes back, the server has every subscriber
 /// read again what it watches. If the database cannot answer that read (a
 /// restart, a saturated pool), the subscriber waits it out and then sends

@@ -147,7 +147,20 @@ pub async fn with_tally(
 /// quarter hour). No queue, no ORM. The lock is the
 /// job's too: without it two connections whose batches share products update
 /// them in no set order, and deadlock.
-pub async fn by_hand(bench: &Arc<Bench>, clients: usize, batch: i64) -> anyhow::Result<Drain> {
+/// Whether a straight-SQL drain keeps the sales per quarter hour as the job
+/// does, or counts the figures alone (the counting run before #28).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sales {
+    Kept,
+    Left,
+}
+
+pub async fn by_hand(
+    bench: &Arc<Bench>,
+    clients: usize,
+    batch: i64,
+    sales: Sales,
+) -> anyhow::Result<Drain> {
     let orders = bench
         .count("select count(*) from orders where analytics_applied_at is null")
         .await?;
@@ -186,11 +199,13 @@ pub async fn by_hand(bench: &Arc<Bench>, clients: usize, batch: i64) -> anyhow::
                 ] {
                     sqlx::query(sql).bind(&ids).execute(&mut *tx).await?;
                 }
-                sqlx::query(include_str!("../../jobs/sql/apply_sales.sql"))
-                    .bind(&ids)
-                    .bind(1_i64)
-                    .execute(&mut *tx)
-                    .await?;
+                if sales == Sales::Kept {
+                    sqlx::query(include_str!("../../jobs/sql/apply_sales.sql"))
+                        .bind(&ids)
+                        .bind(1_i64)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
             }
         }
@@ -198,13 +213,25 @@ pub async fn by_hand(bench: &Arc<Bench>, clients: usize, batch: i64) -> anyhow::
     .await;
     results.into_iter().collect::<anyhow::Result<()>>()?;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu.per_order(orders as f64);
+    if sales == Sales::Left {
+        // outside the measurement: the buckets as the job would have kept
+        // them, for the recount to hold the figures to
+        sqlx::raw_sql(concat!(
+            include_str!("../../jobs/sql/rebuild/clear_sales.sql"),
+            ";\n",
+            include_str!("../../jobs/sql/rebuild/sales.sql")
+        ))
+        .execute(&bench.pool)
+        .await?;
+    }
     Ok(Drain {
         orders,
         seconds,
         per_second: orders as f64 / seconds,
         jobs_seconds: None,
         exact: exact(bench).await?,
-        cpu: cpu.per_order(orders as f64),
+        cpu,
     })
 }
 

@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::drain::Sales;
 use crate::processes::Tally;
 use crate::report::Report;
 use crate::setup::Bench;
@@ -206,15 +207,19 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
         drain::reset(bench).await?;
         report.drain_single = drain::with_tally(bin, bench, 1, 2, 1).await?;
         drain::reset(bench).await?;
-        report.drain_by_hand_single = drain::by_hand(bench, 4, 1).await?;
+        report.drain_by_hand_single = drain::by_hand(bench, 4, 1, Sales::Kept).await?;
         drain::reset(bench).await?;
-        report.drain_by_hand_batched = drain::by_hand(bench, 2, 200).await?;
+        report.drain_by_hand_batched = drain::by_hand(bench, 2, 200, Sales::Kept).await?;
+        // the same statements without the sales per quarter hour: what the
+        // buckets cost the counting run, side by side
+        drain::reset(bench).await?;
+        report.drain_by_hand_figures_alone = drain::by_hand(bench, 2, 200, Sales::Left).await?;
         report.cpu.push((
             "drain, straight SQL, 200 orders per transaction".to_owned(),
             report.drain_by_hand_batched.cpu,
         ));
         drain::reset(bench).await?;
-        report.drain_by_hand_1000 = drain::by_hand(bench, 2, 1000).await?;
+        report.drain_by_hand_1000 = drain::by_hand(bench, 2, 1000, Sales::Kept).await?;
 
         eprintln!("3/8 scaling: 2 and 4 worker processes");
         for processes in [2, 4] {

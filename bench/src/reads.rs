@@ -1,8 +1,9 @@
 //! The reads a food app's frontend makes far more often than it orders: the
-//! menu page, one product's figures and the caller's `me`, through Tally's
-//! GraphQL (with its public-answer cache and without) and as the same answer
-//! in straight SQL: one prepared statement each, over a connection of its
-//! own per client.
+//! menu page, one product's figures and the caller's `me`, and what a shop's
+//! dashboard reads: what sells now and a 30-day report by day. Each through
+//! Tally's GraphQL (public ones with its public-answer cache and without)
+//! and as the same answer in straight SQL: one prepared statement each, over
+//! a connection of its own per client.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,22 +28,34 @@ pub enum Read {
     Product,
     /// `me { mostOrderedItems { id name salesCount } favoriteCategories }`, every customer.
     Me,
+    /// `products(first: 20, orderBy: TRENDING, window: LAST_DAY)`, anonymous.
+    Trending,
+    /// `salesReport` of the shop by day over the last 30 days, as an admin.
+    Report,
 }
 
 impl Read {
-    pub const ALL: [Read; 3] = [Read::Menu, Read::Product, Read::Me];
+    pub const ALL: [Read; 5] = [
+        Read::Menu,
+        Read::Product,
+        Read::Me,
+        Read::Trending,
+        Read::Report,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Read::Menu => "menu page (20 best sellers, figures, variants)",
             Read::Product => "product(id) figures",
             Read::Me => "me (mostOrderedItems, favoriteCategories)",
+            Read::Trending => "what sells now (20 best sellers of the last day)",
+            Read::Report => "sales report, 30 days by day (admin)",
         }
     }
 
     /// Anonymous reads can be answered from Tally's public cache.
     pub fn is_public(self) -> bool {
-        self != Read::Me
+        !matches!(self, Read::Me | Read::Report)
     }
 
     const fn document(self) -> &'static str {
@@ -54,6 +67,12 @@ impl Read {
                 "query Figures($id: ID!) { product(id: $id) { salesCount totalRevenue rating } }"
             }
             Read::Me => "{ me { mostOrderedItems { id name salesCount } favoriteCategories } }",
+            Read::Trending => {
+                "query Trending { products(first: 20, orderBy: TRENDING, window: LAST_DAY) { edges { cursor node { id name category price salesCount } } pageInfo { hasNextPage endCursor } } }"
+            }
+            Read::Report => {
+                "query Report($from: DateTime!, $to: DateTime!) { salesReport(from: $from, to: $to, by: DAY) { units revenue orders periods { startsAt endsAt units revenue orders } } }"
+            }
         }
     }
 }
@@ -93,6 +112,51 @@ select u.id, u.name,
 from users u
 where u.id = $1";
 
+/// What sells now, as a developer would write it: the units of the last
+/// day's quarter hours by product, the best 20 (and one more, for the next
+/// page) with their columns.
+const TRENDING_SQL: &str = "
+with recent as (
+    select product_id, sum(units)::bigint as units
+    from product_sales
+    where starts_at >= date_bin('15 minutes', now() - interval '1 day',
+                                timestamptz '2000-01-01 00:00:00+00')
+    group by product_id
+    having sum(units) > 0
+)
+select p.id, p.name, p.category, p.price_cents, p.sales_count, r.units
+from recent r
+join products p on p.id = r.product_id
+order by r.units desc, p.id desc
+limit 21";
+
+/// The shop's days from $1 to $2 (UTC days: the server's zone), every day
+/// listed, with its units, revenue and orders.
+const REPORT_SQL: &str = "
+select d.day,
+       coalesce(sum(s.units), 0)::bigint as units,
+       coalesce(sum(s.revenue_cents), 0)::bigint as revenue_cents,
+       coalesce(sum(s.orders), 0)::bigint as orders
+from generate_series(date_trunc('day', $1::timestamptz), $2::timestamptz - interval '1 microsecond',
+                     interval '1 day') as d (day)
+left join shop_sales s on s.starts_at >= d.day and s.starts_at < d.day + interval '1 day'
+group by d.day
+order by d.day";
+
+/// The span of the report read: 30 UTC days, today the last (the same for
+/// every request of a run).
+fn report_span() -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    use chrono::{DurationRound, TimeDelta};
+    let to = chrono::Utc::now()
+        .duration_trunc(TimeDelta::days(1))
+        .expect("a day of now")
+        + TimeDelta::days(1);
+    (to - TimeDelta::days(30), to)
+}
+
+/// A product's name and its units per day.
+pub type DailySales = (String, Vec<(chrono::DateTime<chrono::Utc>, i64)>);
+
 /// A measurement and what it cost each program per answer.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Measured {
@@ -115,6 +179,9 @@ pub struct Reads {
     pub menu_under_orders: Option<UnderOrders>,
     /// Kept answers served and computed, from the default server's /metrics.
     pub public_hits: Option<(u64, u64)>,
+    /// The best seller's name and its units per day over the report's 30
+    /// days, from `Product.salesSeries`: for a plot.
+    pub daily_sales: Option<DailySales>,
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -158,6 +225,31 @@ pub async fn prepare(bench: &Arc<Bench>, bin: &std::path::PathBuf) -> anyhow::Re
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     worker.stop()?;
+    spread_over_a_month(bench).await
+}
+
+/// The orders so far were all placed in the last minutes: moves each to a
+/// random instant of the last 30 days, busier at lunch and dinner (UTC) and
+/// on weekends, and recounts every figure and bucket from them, so the
+/// trending window and the 30-day report read a month of quarter hours.
+async fn spread_over_a_month(bench: &Bench) -> anyhow::Result<()> {
+    sqlx::raw_sql(
+        "update orders
+         set created_at = date_trunc('day', now() - interval '30 days' * random())
+                          + (array[11, 12, 12, 13, 18, 19, 19, 20, 21, 9, 15])[1 + floor(random() * 11)::int]
+                            * interval '1 hour'
+                          + interval '1 hour' * random()
+         where status = 'placed';
+         -- weekends sell more: a weekday order in three moves to the Saturday before
+         update orders
+         set created_at = created_at - interval '1 day' * ((extract(isodow from created_at)::int + 1) % 7)
+         where extract(isodow from created_at) < 6 and id % 3 = 0;
+         update orders set created_at = least(created_at, now() - interval '1 minute')",
+    )
+    .execute(&bench.pool)
+    .await?;
+    let db = sea_orm::SqlxPostgresConnector::from_sqlx_postgres_pool(bench.pool.clone());
+    jobs::rebuild::rebuild_analytics(&db).await?;
     Ok(())
 }
 
@@ -179,6 +271,7 @@ pub async fn measure(
         reads.tally.push((read, measured));
     }
     reads.public_hits = server.public_answers().await.ok();
+    reads.daily_sales = Some(daily_sales(bench, &server.addr).await?);
     server.stop()?;
 
     let server = Tally::serve(
@@ -197,6 +290,43 @@ pub async fn measure(
 
     reads.menu_under_orders = Some(under_orders(bench, bin, duration).await?);
     Ok(reads)
+}
+
+/// The best seller's units per day over the report's span, as
+/// `Product.salesSeries` gives them.
+async fn daily_sales(bench: &Bench, addr: &str) -> anyhow::Result<DailySales> {
+    let (from, to) = report_span();
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://{addr}/graphql"))
+        .bearer_auth(&bench.admin)
+        .json(&json!({
+            "query": "query($from: DateTime!, $to: DateTime!) {
+                products(first: 1, orderBy: SALES_COUNT_DESC) { edges { node {
+                    name salesSeries(from: $from, to: $to, by: DAY) { periods { startsAt units } }
+                } } }
+            }",
+            "variables": { "from": from.to_rfc3339(), "to": to.to_rfc3339() },
+        }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let product = &answer["data"]["products"]["edges"][0]["node"];
+    let name = product["name"]
+        .as_str()
+        .ok_or_else(|| anyhow::anyhow!("no best seller: {answer}"))?
+        .to_owned();
+    let periods = product["salesSeries"]["periods"]
+        .as_array()
+        .ok_or_else(|| anyhow::anyhow!("no sales series: {answer}"))?;
+    let days = periods
+        .iter()
+        .map(|p| {
+            let starts_at = p["startsAt"].as_str().unwrap_or_default().parse()?;
+            Ok((starts_at, p["units"].as_i64().unwrap_or_default()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((name, days))
 }
 
 /// The menu read by Tally and by straight SQL while `tally serve` with its
@@ -259,7 +389,12 @@ async fn graphql(
             .iter()
             .map(|(id, _)| json!({ "query": read.document(), "variables": { "id": id.to_string() } }))
             .collect(),
-        Read::Menu | Read::Me => vec![json!({ "query": read.document() })],
+        Read::Report => {
+            let (from, to) = report_span();
+            vec![json!({ "query": read.document(),
+                         "variables": { "from": from.to_rfc3339(), "to": to.to_rfc3339() } })]
+        }
+        Read::Menu | Read::Me | Read::Trending => vec![json!({ "query": read.document() })],
     }
     .iter()
     .map(|body| bytes::Bytes::from(body.to_string()))
@@ -276,6 +411,9 @@ async fn graphql(
             if read == Read::Me {
                 let (_, token) = &bench.customers[n % bench.customers.len()];
                 request = request.bearer_auth(token);
+            }
+            if read == Read::Report {
+                request = request.bearer_auth(&bench.admin);
             }
             let response = request.send().await?;
             anyhow::ensure!(response.status().is_success(), "{}", response.status());
@@ -296,6 +434,7 @@ async fn graphql(
 
 /// The same answer as `read`, by one prepared statement.
 async fn sql(bench: &Arc<Bench>, read: Read, duration: Duration) -> anyhow::Result<Throughput> {
+    let span = report_span();
     closed_loop(
         CLIENTS,
         duration,
@@ -341,6 +480,37 @@ async fn sql(bench: &Arc<Bench>, read: Read, duration: Duration) -> anyhow::Resu
                         row.try_get("most_ordered")?,
                         row.try_get("favorite_categories")?,
                     );
+                }
+                Read::Trending => {
+                    let rows = sqlx::query(TRENDING_SQL).fetch_all(&mut **conn).await?;
+                    anyhow::ensure!(!rows.is_empty(), "nothing sold in the last day");
+                    for row in rows {
+                        let _: (i64, String, String, i64, i64, i64) = (
+                            row.try_get("id")?,
+                            row.try_get("name")?,
+                            row.try_get("category")?,
+                            row.try_get("price_cents")?,
+                            row.try_get("sales_count")?,
+                            row.try_get("units")?,
+                        );
+                    }
+                }
+                Read::Report => {
+                    let (from, to) = span;
+                    let rows = sqlx::query(REPORT_SQL)
+                        .bind(from)
+                        .bind(to)
+                        .fetch_all(&mut **conn)
+                        .await?;
+                    anyhow::ensure!(rows.len() == 30, "the report has {} days", rows.len());
+                    for row in rows {
+                        let _: (chrono::DateTime<chrono::Utc>, i64, i64, i64) = (
+                            row.try_get("day")?,
+                            row.try_get("units")?,
+                            row.try_get("revenue_cents")?,
+                            row.try_get("orders")?,
+                        );
+                    }
                 }
             }
             Ok(1)

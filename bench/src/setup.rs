@@ -22,6 +22,8 @@ pub struct Bench {
     /// The products' ids and prices in cents.
     pub products: Vec<(i64, i64)>,
     pub customers: Vec<(i64, String)>,
+    /// A token of the shop's admin (sales reports).
+    pub admin: String,
 }
 
 impl Bench {
@@ -58,6 +60,22 @@ impl Bench {
         let ids: Vec<i64> = sqlx::query_scalar("select id from users order by id")
             .fetch_all(&pool)
             .await?;
+        let admin_id: i64 = sqlx::query_scalar(
+            "insert into users (name, email, password_hash, role)
+             values ('Admin', 'admin@bench.test', 'not a hash', 'admin')
+             returning id",
+        )
+        .fetch_one(&pool)
+        .await?;
+        let admin = tokens
+            .issue(
+                Viewer {
+                    user_id: admin_id,
+                    role: Role::Admin,
+                },
+                0,
+            )
+            .map_err(|e| anyhow::anyhow!(e.message()))?;
         let customers = ids
             .into_iter()
             .map(|id| {
@@ -80,6 +98,7 @@ impl Bench {
             pool,
             products,
             customers,
+            admin,
         })
     }
 

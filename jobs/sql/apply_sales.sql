@@ -2,6 +2,8 @@
 -- products, their categories and the shop ($2 = 1), or takes a cancelled
 -- order back out ($2 = -1): the exact inverse. One statement whatever the
 -- number of orders and lines (migration 000013 says what the buckets are).
+-- An order of a day rolled up already counts in that day (sales_bucket,
+-- migration 000014).
 --
 -- Rows are upserted in key order, so two runs that share buckets (every run
 -- of the same quarter hour shares the shop's) wait for each other instead of
@@ -9,7 +11,7 @@
 -- The lines are read one order at a time, through order_lines' key
 -- (apply_product_figures.sql says why).
 with lines as (
-    select date_bin('15 minutes', o.created_at, timestamptz '2000-01-01 00:00:00+00') as starts_at,
+    select sales_bucket(o.created_at, r.days_before, r.time_zone) as starts_at,
            o.id as order_id,
            l.product_id,
            l.category,
@@ -17,6 +19,7 @@ with lines as (
            l.revenue_cents
     from unnest($1::bigint[]) as b (order_id)
     join orders o on o.id = b.order_id
+    cross join sales_rollup r
     cross join lateral (
         select product_id,
                category,

@@ -2,16 +2,17 @@
 -- (placed, not cancelled): orders no job has settled yet (placed and not
 -- counted, or cancelled and not taken back), products whose figures are off,
 -- customers' product and category totals that are off (customers only), and
--- sales per quarter hour that are off (a bucket left at zero by a reversal
--- counts as none). 0 when every figure is what counting each standing order
+-- sales per quarter hour (per day, before the rollup's horizon) that are
+-- off (a bucket left at zero by a reversal counts as none). 0 when every figure is what counting each standing order
 -- once gives; tests and the benchmark check it.
 with lines as (
     select o.id as order_id, o.user_id, u.role, o.created_at, l.product_id, l.category,
            l.quantity, l.subtotal_cents,
-           date_bin('15 minutes', o.created_at, timestamptz '2000-01-01 00:00:00+00') as starts_at
+           sales_bucket(o.created_at, r.days_before, r.time_zone) as starts_at
     from orders o
     join order_lines l on l.order_id = o.id
     join users u on u.id = o.user_id
+    cross join sales_rollup r
     where o.status = 'placed'
 ),
 by_product as (

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod post_order;
 pub mod rebuild;
 pub mod retention;
+pub mod sales_rollup;
 pub mod worker;
 
 pub use enqueue::{JobKind, JobOptions, PostOrderJob, QUEUE};

@@ -42,6 +42,7 @@ impl MigratorTrait for Migrator {
             sql_migration!("m20251207_000011_customer_rankings"),
             sql_migration!("m20251207_000012_order_job_keys"),
             sql_migration!("m20251207_000013_sales_over_time"),
+            sql_migration!("m20251207_000014_sales_days"),
         ]
     }
 }

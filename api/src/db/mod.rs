@@ -192,6 +192,29 @@ pub async fn shared_token_secret(db: &DatabaseConnection) -> anyhow::Result<Secr
     Ok(Secret::new(row.try_get::<String>("", "value")?))
 }
 
+/// Refuses a `STORE_TIME_ZONE` PostgreSQL does not know: the reports and
+/// the rollup compute days in it there. Case is PostgreSQL's own
+/// (`europe/paris` is the same zone), so a known name is taken as written.
+pub async fn check_time_zone(db: &DatabaseConnection, name: &str) -> anyhow::Result<()> {
+    use sea_orm::{ConnectionTrait, Statement};
+    let known = db
+        .query_one_raw(Statement::from_sql_and_values(
+            db.get_database_backend(),
+            "select exists (select from pg_timezone_names where lower(name) = lower($1)) as known",
+            [name.into()],
+        ))
+        .await?
+        .map(|row| row.try_get::<bool>("", "known"))
+        .transpose()?;
+    if known != Some(true) {
+        anyhow::bail!(
+            "STORE_TIME_ZONE {name:?} is no time zone PostgreSQL knows \
+             (select name from pg_timezone_names lists them), such as Europe/Paris or UTC"
+        );
+    }
+    Ok(())
+}
+
 async fn create_database_if_missing(options: &PgConnectOptions) -> Result<(), StartupError> {
     let name = options.get_database().unwrap_or("postgres").to_owned();
     let maintenance = options.clone().database("postgres");

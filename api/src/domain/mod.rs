@@ -8,6 +8,7 @@ pub mod orders;
 pub mod preferences;
 pub mod pricing;
 pub mod sales;
+pub mod sales_report;
 pub mod sign_in;
 pub mod users;
 

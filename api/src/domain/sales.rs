@@ -58,6 +58,7 @@ pub fn resume(since: DateTime<Utc>, now: DateTime<Utc>) -> ApiResult<DateTime<Ut
 }
 
 /// A product and the units it sold in the window.
+#[derive(Clone, Debug)]
 pub struct Trending {
     pub product: products::Model,
     pub units: i64,

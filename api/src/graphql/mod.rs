@@ -16,6 +16,7 @@ mod query;
 pub(crate) mod sockets;
 mod subscription;
 mod transport;
+mod trending_feed;
 pub mod types;
 
 use std::collections::BTreeMap;
@@ -51,18 +52,22 @@ pub const MAX_COMPLEXITY: usize = 5_000;
 pub const STATEMENT: usize = 100;
 
 fn builder(documents: Documents) -> SchemaBuilder<Query, Mutation, Subscription> {
-    Schema::build(Query::default(), Mutation::default(), Subscription)
-        .limit_complexity(MAX_COMPLEXITY)
-        // first: the others check the query text it resolves a hash to
-        .extension(persisted_queries::PersistedQueries::new(
-            persisted_queries::CACHE_BYTES,
-        ))
-        // next: the others look inside the document it parses
-        .extension(documents)
-        .extension(limits::ExpansionLimit)
-        .extension(sockets::SocketOperations)
-        .extension(transport::MutationsNeedPost)
-        .extension(transport::SocketViewer)
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+    .limit_complexity(MAX_COMPLEXITY)
+    // first: the others check the query text it resolves a hash to
+    .extension(persisted_queries::PersistedQueries::new(
+        persisted_queries::CACHE_BYTES,
+    ))
+    // next: the others look inside the document it parses
+    .extension(documents)
+    .extension(limits::ExpansionLimit)
+    .extension(sockets::SocketOperations)
+    .extension(transport::MutationsNeedPost)
+    .extension(transport::SocketViewer)
 }
 
 pub fn schema(

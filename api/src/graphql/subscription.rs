@@ -12,12 +12,15 @@ use futures::stream;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::Viewer;
+use crate::domain::catalog::Category;
+use crate::domain::sales::Window;
 use crate::domain::{catalog, orders};
 use crate::error::{ApiError, ApiResult};
 use crate::graphql::STATEMENT;
 use crate::graphql::context::{ContextExt, parse_id};
 use crate::graphql::sockets::SocketBudget;
-use crate::graphql::types::{AnalyticsStatus, Order, Product, analytics_status};
+use crate::graphql::trending_feed::{MAX_TRENDING, TrendingProduct, TrendingReads, TrendingWatch};
+use crate::graphql::types::{AnalyticsStatus, Order, Product, SalesWindow, analytics_status};
 use crate::live::{Change, Subscriber};
 use crate::state::AppState;
 
@@ -53,7 +56,11 @@ impl SubscriptionSlots {
 }
 
 #[derive(Default)]
-pub struct Subscription;
+pub struct Subscription {
+    /// The best-seller lists `trendingChanged` reads, shared by the
+    /// process's sockets.
+    trending: TrendingReads,
+}
 
 /// Live updates, over a WebSocket on the GraphQL URL (graphql-transport-ws,
 /// or the older graphql-ws). A connection holds at most 100 subscriptions at
@@ -132,6 +139,67 @@ impl Subscription {
             let next = watch.next().await?;
             Some((next.map(Product).map_err(Into::into), watch))
         }))
+    }
+
+    /// The best sellers of a recent `window` (a day unless said; `first`
+    /// of them, 1 to 20, 10 unless said, optionally of one `category`) with
+    /// the units each sold in it, as `products(orderBy: TRENDING)` ranks
+    /// them: when you subscribe, then whenever that list changes, because a
+    /// post-order job counted an order in or took a cancelled one out, or
+    /// because the window moved on (it does every quarter hour). At most one
+    /// list a second. Anyone may watch.
+    #[graphql(complexity = "STATEMENT + child_complexity")]
+    async fn trending_changed(
+        &self,
+        ctx: &Context<'_>,
+        window: Option<SalesWindow>,
+        category: Option<String>,
+        first: Option<i32>,
+    ) -> Result<impl Stream<Item = Result<Vec<TrendingProduct>>> + use<>> {
+        let limit = match first.unwrap_or(10) {
+            n @ 1.. if n as u64 <= MAX_TRENDING => n as u64,
+            _ => {
+                return Err(ApiError::bad_input(format!(
+                    "first must be between 1 and {MAX_TRENDING}"
+                ))
+                .into());
+            }
+        };
+        let category = category.as_deref().map(Category::parse).transpose()?;
+        let slot = SubscriptionSlots::take(ctx)?;
+        let state = ctx.state();
+        let mut watch = TrendingWatch {
+            _slot: slot,
+            db: state.db.clone(),
+            freshness: state.live.freshness.clone(),
+            reads: self.trending.clone(),
+            changes: state.live.subscribe(),
+            window: window.map_or(Window::Day, Window::from),
+            category,
+            limit,
+            shown: None,
+            last_read: None,
+        };
+        // the first list is read under the socket's budget, as the other
+        // subscriptions' first reads are
+        let in_flight = SocketBudget::slot_of(ctx).await?;
+        let first = watch.next().await;
+        drop(in_flight);
+        let first = match first {
+            Some(Ok(list)) => list,
+            Some(Err(e)) => return Err(e.into()),
+            None => return Err(ApiError::Unavailable("the server is shutting down").into()),
+        };
+        Ok(stream::unfold(
+            (Some(first), watch),
+            |(first, mut watch)| async move {
+                if let Some(list) = first {
+                    return Some((Ok(list), (None, watch)));
+                }
+                let next = watch.next().await?;
+                Some((next.map_err(Into::into), (None, watch)))
+            },
+        ))
     }
 }
 

@@ -1,8 +1,9 @@
--- Step 9. The sales per quarter hour of every product, category and the
--- shop, over the orders that count (counted, and not taken back after a
--- cancellation): what apply_sales.sql keeps run by run.
+-- Step 9. The sales per quarter hour (per day, before the rollup's
+-- horizon) of every product, category and the shop, over the orders that
+-- count (counted, and not taken back after a cancellation): what
+-- apply_sales.sql keeps run by run.
 with lines as (
-    select date_bin('15 minutes', o.created_at, timestamptz '2000-01-01 00:00:00+00') as starts_at,
+    select sales_bucket(o.created_at, r.days_before, r.time_zone) as starts_at,
            o.id as order_id,
            l.product_id,
            l.category,
@@ -10,6 +11,7 @@ with lines as (
            l.subtotal_cents::bigint as revenue_cents
     from orders o
     join order_lines l on l.order_id = o.id
+    cross join sales_rollup r
     where o.analytics_applied_at is not null
       and o.analytics_reversed_at is null
 ),

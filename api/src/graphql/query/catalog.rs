@@ -10,7 +10,7 @@ use crate::graphql::STATEMENT;
 use crate::graphql::context::{ContextExt, parse_id};
 use crate::graphql::pagination::Page;
 use crate::graphql::public_answers::ClockBound;
-use crate::graphql::types::Product;
+use crate::graphql::types::{Product, SalesWindow};
 
 #[derive(Default)]
 pub struct CatalogQuery;
@@ -130,30 +130,6 @@ impl ProductOrderBy {
             Self::RatingDesc => Some(ProductOrder::Rating),
             Self::Newest => Some(ProductOrder::Newest),
             Self::Trending => None,
-        }
-    }
-}
-
-/// A recent window of sales, reaching back from now.
-#[derive(Enum, Clone, Copy, PartialEq, Eq)]
-pub enum SalesWindow {
-    /// The last hour (up to 1 h 15 min: from the start of its quarter hour).
-    #[graphql(name = "LAST_HOUR")]
-    Hour,
-    /// The last 24 hours (and up to a quarter hour more).
-    #[graphql(name = "LAST_DAY")]
-    Day,
-    /// The last 7 days (and up to a quarter hour more).
-    #[graphql(name = "LAST_WEEK")]
-    Week,
-}
-
-impl From<SalesWindow> for Window {
-    fn from(window: SalesWindow) -> Self {
-        match window {
-            SalesWindow::Hour => Self::Hour,
-            SalesWindow::Day => Self::Day,
-            SalesWindow::Week => Self::Week,
         }
     }
 }

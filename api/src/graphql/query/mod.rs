@@ -2,6 +2,7 @@ mod cart;
 mod catalog;
 mod jobs;
 mod orders;
+mod sales;
 mod users;
 
 #[derive(async_graphql::MergedObject, Default)]
@@ -11,4 +12,5 @@ pub struct Query(
     cart::CartQuery,
     orders::OrderQuery,
     jobs::JobQuery,
+    sales::SalesQuery,
 );

@@ -4,10 +4,12 @@ mod cart;
 mod job;
 mod order;
 mod product;
+mod sales;
 mod user;
 
 pub use cart::{Cart, CartLine};
 pub use job::{Job, Rebuild};
 pub use order::{AnalyticsStatus, Order, OrderLine, OrderStatus, analytics_status};
 pub use product::{Product, ProductVariant};
+pub use sales::{SalesGrain, SalesPeriod, SalesReport, SalesWindow};
 pub use user::{AuthPayload, Role, User};
