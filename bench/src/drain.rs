@@ -171,6 +171,12 @@ pub async fn by_hand(
         async move {
             loop {
                 let mut tx = bench.pool.begin().await?;
+                // as the job's transaction does (jobs/sql/lock_figures_shared.sql):
+                // without statistics, compiling a batch's statements took
+                // longer than running them
+                sqlx::query("select set_config('jit', 'off', true)")
+                    .execute(&mut *tx)
+                    .await?;
                 let ids: Vec<i64> = sqlx::query_scalar(
                     "update orders set analytics_applied_at = now()
                      where id = any (array(select id from orders where analytics_applied_at is null

@@ -217,14 +217,13 @@ pub async fn prepare(bench: &Arc<Bench>, bin: &std::path::PathBuf) -> anyhow::Re
         "select count(*) from orders where analytics_applied_at is null and status = 'placed'";
     // a worker stopped before it has set up its signal handling dies of the
     // signal: start one only for orders it has to count
-    if bench.count(uncounted).await? == 0 {
-        return Ok(());
+    if bench.count(uncounted).await? > 0 {
+        let worker = Tally::worker(bin, bench, 2, crate::DEFAULT_BATCH)?;
+        while bench.count(uncounted).await? > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        worker.stop()?;
     }
-    let worker = Tally::worker(bin, bench, 2, crate::DEFAULT_BATCH)?;
-    while bench.count(uncounted).await? > 0 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    worker.stop()?;
     spread_over_a_month(bench).await
 }
 
