@@ -17,46 +17,55 @@ const TRENDING: &str = "query($window: SalesWindow, $first: Int, $after: String,
 
 /// Every bucket, in key order, its quarter hour as `HH:MI` UTC.
 async fn buckets(app: &TestApp) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
+    buckets_as(app, "HH24:MI").await
+}
+
+/// Every bucket of products (by name), categories and the shop, in key
+/// order, its start as `format` (`to_char`'s) in UTC.
+pub(crate) async fn buckets_as(
+    app: &TestApp,
+    format: &str,
+) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
     let products = app
-        .rows(
-            "select p.name, to_char(s.starts_at at time zone 'UTC', 'HH24:MI') as at,
+        .rows(&format!(
+            "select p.name, to_char(s.starts_at at time zone 'UTC', '{format}') as at,
                     s.units, s.revenue_cents, s.orders
              from product_sales s join products p on p.id = s.product_id
-             order by p.name, s.starts_at",
-        )
+             order by p.name, s.starts_at"
+        ))
         .await;
     let categories = app
-        .rows(
-            "select category, to_char(starts_at at time zone 'UTC', 'HH24:MI') as at,
+        .rows(&format!(
+            "select category, to_char(starts_at at time zone 'UTC', '{format}') as at,
                     units, revenue_cents, orders
-             from category_sales order by category, starts_at",
-        )
+             from category_sales order by category, starts_at"
+        ))
         .await;
     let shop = app
-        .rows(
-            "select to_char(starts_at at time zone 'UTC', 'HH24:MI') as at,
+        .rows(&format!(
+            "select to_char(starts_at at time zone 'UTC', '{format}') as at,
                     units, revenue_cents, orders
-             from shop_sales order by starts_at",
-        )
+             from shop_sales order by starts_at"
+        ))
         .await;
     (products, categories, shop)
 }
 
-fn bucket(name: &str, at: &str, units: i64, revenue: i64, orders: i64) -> Value {
+pub(crate) fn bucket(name: &str, at: &str, units: i64, revenue: i64, orders: i64) -> Value {
     json!({ "name": name, "at": at, "units": units, "revenue_cents": revenue, "orders": orders })
 }
 
-fn category(category: &str, at: &str, units: i64, revenue: i64, orders: i64) -> Value {
+pub(crate) fn category(category: &str, at: &str, units: i64, revenue: i64, orders: i64) -> Value {
     json!({ "category": category, "at": at, "units": units, "revenue_cents": revenue, "orders": orders })
 }
 
-fn shop(at: &str, units: i64, revenue: i64, orders: i64) -> Value {
+pub(crate) fn shop(at: &str, units: i64, revenue: i64, orders: i64) -> Value {
     json!({ "at": at, "units": units, "revenue_cents": revenue, "orders": orders })
 }
 
 /// Places an order and moves its placement time to `at` before any run
 /// counts it (the app has no workers until the test starts them).
-async fn order_at(
+pub(crate) async fn order_at(
     app: &TestApp,
     token: &str,
     items: &[(&str, Option<&str>, i32)],

@@ -8,7 +8,8 @@ use jobs::sales_rollup::{SalesRetention, roll_up_sales};
 use serde_json::{Value, json};
 use tally::config::Config;
 
-use crate::harness::{Options, TestApp, data, error_code, error_message, placed_order_id};
+use crate::harness::{Options, TestApp, data, error_code, error_message};
+use crate::sales_over_time::{bucket, buckets_as, category, order_at, shop};
 
 const REPORT: &str =
     "query($from: DateTime!, $to: DateTime!, $by: SalesGrain, $category: String, $productId: ID) {
@@ -19,6 +20,9 @@ const REPORT: &str =
 }";
 
 const NEW_YORK: &str = "America/New_York";
+
+/// How the buckets' starts are shown (`to_char`, UTC): these tests' span days.
+const DAY_AND_TIME: &str = "MM-DD HH24:MI";
 
 /// A shop in New York whose own background rollup leaves these tests'
 /// days alone: the rollup test rolls them itself, at an instant it chooses.
@@ -34,24 +38,6 @@ async fn spawn_new_york() -> TestApp {
         ..Options::default()
     })
     .await
-}
-
-/// Places an order and moves its placement time to `at` before any run
-/// counts it (the app has no workers until the test starts them).
-async fn order_at(
-    app: &TestApp,
-    token: &str,
-    items: &[(&str, Option<&str>, i32)],
-    at: &str,
-) -> i64 {
-    let id = placed_order_id(&app.place_order(token, items).await);
-    let moved = app
-        .execute(&format!(
-            "update orders set created_at = '{at}' where id = {id}"
-        ))
-        .await;
-    assert_eq!(moved, 1);
-    id
 }
 
 fn period(starts_at: &str, ends_at: &str, units: i64, revenue: &str, orders: i64) -> Value {
@@ -277,41 +263,6 @@ async fn a_report_is_for_admins_over_a_bounded_span_of_one_scope() {
     }
 }
 
-/// Every bucket, in key order, its start as `MM-DD HH:MI` UTC.
-async fn buckets(app: &TestApp) -> (Vec<Value>, Vec<Value>, Vec<Value>) {
-    let products = app
-        .rows(
-            "select p.name, to_char(s.starts_at at time zone 'UTC', 'MM-DD HH24:MI') as at,
-                    s.units, s.revenue_cents, s.orders
-             from product_sales s join products p on p.id = s.product_id
-             order by p.name, s.starts_at",
-        )
-        .await;
-    let categories = app
-        .rows(
-            "select category, to_char(starts_at at time zone 'UTC', 'MM-DD HH24:MI') as at,
-                    units, revenue_cents, orders
-             from category_sales order by category, starts_at",
-        )
-        .await;
-    let shop = app
-        .rows(
-            "select to_char(starts_at at time zone 'UTC', 'MM-DD HH24:MI') as at,
-                    units, revenue_cents, orders
-             from shop_sales order by starts_at",
-        )
-        .await;
-    (products, categories, shop)
-}
-
-fn row(key: (&str, &str), at: &str, units: i64, revenue: i64, orders: i64) -> Value {
-    json!({ key.0: key.1, "at": at, "units": units, "revenue_cents": revenue, "orders": orders })
-}
-
-fn shop(at: &str, units: i64, revenue: i64, orders: i64) -> Value {
-    json!({ "at": at, "units": units, "revenue_cents": revenue, "orders": orders })
-}
-
 #[tokio::test]
 async fn old_quarter_hours_roll_into_days_that_read_the_same_and_take_cancellations() {
     let app = spawn_new_york().await;
@@ -357,12 +308,9 @@ async fn old_quarter_hours_roll_into_days_that_read_the_same_and_take_cancellati
     let db = app.counted_db();
     assert_eq!(roll_up_sales(db, &retention, now).await.unwrap(), 1);
     assert_eq!(roll_up_sales(db, &retention, now).await.unwrap(), 0);
-    let product =
-        |name, at, units, revenue, orders| row(("name", name), at, units, revenue, orders);
-    let category =
-        |name, at, units, revenue, orders| row(("category", name), at, units, revenue, orders);
+    let product = bucket;
     assert_eq!(
-        buckets(&app).await,
+        buckets_as(&app, DAY_AND_TIME).await,
         (
             vec![
                 product("Cola", "11-01 04:00", 2, 500, 1),
@@ -424,7 +372,7 @@ async fn old_quarter_hours_roll_into_days_that_read_the_same_and_take_cancellati
         .await;
     assert_eq!(data(&cancelled)["cancelOrder"]["status"], "CANCELLED");
     app.wait_for_jobs().await;
-    let (products, _, shops) = buckets(&app).await;
+    let (products, _, shops) = buckets_as(&app, DAY_AND_TIME).await;
     assert_eq!(
         products[..2],
         [
@@ -450,7 +398,7 @@ async fn old_quarter_hours_roll_into_days_that_read_the_same_and_take_cancellati
         .await;
     assert!(rebuilt.get("errors").is_none(), "{rebuilt}");
     assert_eq!(
-        buckets(&app).await.2,
+        buckets_as(&app, DAY_AND_TIME).await.2,
         vec![
             shop("11-01 04:00", 3, 3000, 1),
             shop("11-02 05:00", 5, 5000, 1),
