@@ -67,29 +67,15 @@ impl Bench {
         )
         .fetch_one(&pool)
         .await?;
-        let admin = tokens
-            .issue(
-                Viewer {
-                    user_id: admin_id,
-                    role: Role::Admin,
-                },
-                0,
-            )
-            .map_err(|e| anyhow::anyhow!(e.message()))?;
+        let mint = |user_id, role| {
+            tokens
+                .issue(Viewer { user_id, role }, 0)
+                .map_err(|e| anyhow::anyhow!(e.message()))
+        };
+        let admin = mint(admin_id, Role::Admin)?;
         let customers = ids
             .into_iter()
-            .map(|id| {
-                let token = tokens
-                    .issue(
-                        Viewer {
-                            user_id: id,
-                            role: Role::Customer,
-                        },
-                        0,
-                    )
-                    .map_err(|e| anyhow::anyhow!(e.message()))?;
-                Ok((id, token))
-            })
+            .map(|id| Ok((id, mint(id, Role::Customer)?)))
             .collect::<anyhow::Result<_>>()?;
         Ok(Self {
             maintenance_url: maintenance_url.to_owned(),

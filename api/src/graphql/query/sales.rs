@@ -2,11 +2,11 @@ use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 
 use crate::domain::catalog::Category;
-use crate::domain::sales_report::{Scope, Span};
+use crate::domain::sales_report::Scope;
 use crate::error::ApiError;
 use crate::graphql::STATEMENT;
 use crate::graphql::context::{ContextExt, parse_id};
-use crate::graphql::types::{SalesGrain, SalesReport};
+use crate::graphql::types::{SalesGrain, SalesReport, sales_span};
 
 #[derive(Default)]
 pub struct SalesQuery;
@@ -30,7 +30,7 @@ impl SalesQuery {
         product_id: Option<ID>,
     ) -> Result<SalesReport> {
         ctx.admin().await?;
-        let span = Span::new(from, to, by.unwrap_or(SalesGrain::Day).into())?;
+        let span = sales_span(from, to, by)?;
         let category = category.as_deref().map(Category::parse).transpose()?;
         let product = product_id.map(|id| parse_id(&id, "product")).transpose()?;
         let scope = match (&category, product) {

@@ -11,5 +11,6 @@ pub use cart::{Cart, CartLine};
 pub use job::{Job, Rebuild};
 pub use order::{AnalyticsStatus, Order, OrderLine, OrderStatus, analytics_status};
 pub use product::{Product, ProductVariant};
+pub(crate) use sales::span as sales_span;
 pub use sales::{SalesGrain, SalesPeriod, SalesReport, SalesWindow};
 pub use user::{AuthPayload, Role, User};

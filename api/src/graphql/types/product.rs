@@ -2,8 +2,8 @@ use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::{product_variants, products};
 
-use super::{SalesGrain, SalesReport};
-use crate::domain::sales_report::{Scope, Span};
+use super::{SalesGrain, SalesReport, sales_span};
+use crate::domain::sales_report::Scope;
 use crate::error::ApiError;
 use crate::graphql::STATEMENT;
 use crate::graphql::context::ContextExt;
@@ -76,7 +76,7 @@ impl Product {
         by: Option<SalesGrain>,
     ) -> Result<SalesReport> {
         ctx.admin().await?;
-        let span = Span::new(from, to, by.unwrap_or(SalesGrain::Day).into())?;
+        let span = sales_span(from, to, by)?;
         Ok(SalesReport::read(ctx, span, Scope::Product(self.0.id)).await?)
     }
 }

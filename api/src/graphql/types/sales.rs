@@ -17,6 +17,15 @@ pub enum SalesGrain {
     Day,
 }
 
+/// The span a report field's arguments name: `by` DAY unless said.
+pub(crate) fn span(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    by: Option<SalesGrain>,
+) -> Result<Span, ApiError> {
+    Span::new(from, to, by.unwrap_or(SalesGrain::Day).into())
+}
+
 impl From<SalesGrain> for Grain {
     fn from(grain: SalesGrain) -> Self {
         match grain {
