@@ -580,9 +580,9 @@ async fn statements_per_order_do_not_grow_with_its_lines() {
     assert_eq!(
         counts,
         // placeOrder: one statement, which confirms the caller's token and
-        // places the order; a run and a reversal: one each for the sales
-        // per quarter hour
-        vec![(1, 1, 9, 11), (40, 1, 9, 11)],
+        // places the order; a run and a reversal write the sales per
+        // quarter hour in their products' statement
+        vec![(1, 1, 8, 10), (40, 1, 8, 10)],
         "(lines, placeOrder statements, job statements, reversal statements)"
     );
 }

@@ -550,7 +550,6 @@ async fn count_claimed(
             preference_user_ids.insert(row.try_get::<i64>("", "user_id")?);
         }
     }
-    apply_sales(txn, ids.clone(), COUNT_IN).await?;
 
     // this run's own job is running: apalis acknowledges it
     let other_jobs: Vec<String> = order_ids
@@ -586,32 +585,15 @@ async fn count_claimed(
     ))
 }
 
-/// `apply_product_figures.sql`'s and `apply_sales.sql`'s sign: add the
-/// orders' lines, or take them away.
+/// `apply_product_figures.sql`'s sign: add the orders' lines, or take them
+/// away.
 const COUNT_IN: i64 = 1;
 const TAKE_BACK: i64 = -1;
 
-/// Adds the orders to the sales per quarter hour (or takes them back out).
-/// Every run that writes figures makes it last, after the customers' totals:
-/// the shop's bucket of the hour is shared by every run, and runs that lock
-/// in one order (products, customers, sales) never deadlock on it.
-async fn apply_sales(
-    txn: &DatabaseTransaction,
-    order_ids: Value,
-    sign: i64,
-) -> Result<(), JobError> {
-    txn.execute_raw(statement(
-        include_str!("../sql/apply_sales.sql"),
-        [order_ids, sign.into()],
-    ))
-    .await?;
-    Ok(())
-}
-
 /// Takes a cancelled order's contribution back out of the figures, in the
 /// run's transaction that holds the order's row lock, and marks it reversed.
-/// Locks are taken in the order counting takes them (products, then customer
-/// product totals, then category totals, then the sales per quarter hour), so
+/// Locks are taken in the order counting takes them (products, then the sales
+/// per quarter hour, then customer product totals, then category totals), so
 /// the two never deadlock.
 async fn reverse(
     txn: &DatabaseTransaction,
@@ -629,12 +611,6 @@ async fn reverse(
             [ids.clone()],
         ))
         .await?;
-        for sql in [
-            include_str!("../sql/lock_customer_products.sql"),
-            include_str!("../sql/lock_customer_categories.sql"),
-        ] {
-            txn.query_all_raw(statement(sql, [order_id.into()])).await?;
-        }
         let products = txn
             .query_all_raw(statement(
                 include_str!("../sql/apply_product_figures.sql"),
@@ -644,6 +620,12 @@ async fn reverse(
         product_ids = ids_of(&products)?;
         fail_points.check_after_product_update()?;
         for sql in [
+            include_str!("../sql/lock_customer_products.sql"),
+            include_str!("../sql/lock_customer_categories.sql"),
+        ] {
+            txn.query_all_raw(statement(sql, [order_id.into()])).await?;
+        }
+        for sql in [
             include_str!("../sql/reverse_customer_products.sql"),
             include_str!("../sql/reverse_customer_categories.sql"),
         ] {
@@ -651,7 +633,6 @@ async fn reverse(
                 preference_user_ids.insert(row.try_get::<i64>("", "user_id")?);
             }
         }
-        apply_sales(txn, Value::from(vec![order_id]), TAKE_BACK).await?;
     }
     txn.execute_raw(statement(
         include_str!("../sql/mark_reversed.sql"),

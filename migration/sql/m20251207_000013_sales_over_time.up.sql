@@ -1,8 +1,8 @@
 -- What sold when: units, revenue and orders per quarter hour, by product, by
 -- category and for the whole shop, kept by the counting run in the
--- transaction that counts the orders (jobs/sql/apply_sales.sql), taken back
--- out by a cancellation's reversal, recomputed by a rebuild. An order falls
--- in the quarter hour it was placed in (orders.created_at).
+-- transaction that counts the orders (jobs/sql/apply_product_figures.sql),
+-- taken back out by a cancellation's reversal, recomputed by a rebuild. An
+-- order falls in the quarter hour it was placed in (orders.created_at).
 --
 -- A quarter hour, because every time zone in use today is a whole number of
 -- quarter hours from UTC (Nepal +05:45, India +05:30): an hour or a day of

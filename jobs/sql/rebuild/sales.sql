@@ -1,7 +1,7 @@
 -- Step 9. The sales per quarter hour (per day, before the rollup's
 -- horizon) of every product, category and the shop, over the orders that
 -- count (counted, and not taken back after a cancellation): what
--- apply_sales.sql keeps run by run.
+-- apply_product_figures.sql keeps run by run.
 with lines as (
     select sales_bucket(o.created_at, r.days_before, r.time_zone) as starts_at,
            o.id as order_id,

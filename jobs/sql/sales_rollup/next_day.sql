@@ -4,7 +4,8 @@
 -- (../rebuild/lock_figures.sql), so no run counts an order meanwhile.
 --
 -- Every quarter hour with sales of a product or a category has the shop's
--- row too (apply_sales.sql writes all three), so the shop's key finds it.
+-- row too (apply_product_figures.sql writes all three), so the shop's key
+-- finds it.
 -- `rolled_from` is where the quarter hours start: the day's rows before it
 -- are rolled already (a day can start before the horizon when the zone was
 -- changed since).
