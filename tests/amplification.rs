@@ -130,7 +130,7 @@ async fn me_reads_its_preferences_with_its_account_in_one_statement() {
         )
         .await;
     let (ann, _) = app.register_customer("Ann").await;
-    let (bob, _) = app.register_customer("Bob").await;
+    let (bob, bob_id) = app.register_customer("Bob").await;
     // six products, five categories: the top 5 and the top 3 are shown
     app.place_order(
         &ann,
@@ -165,25 +165,40 @@ async fn me_reads_its_preferences_with_its_account_in_one_statement() {
             "favoriteCategories": ["drinks", "pizza", "salads"],
         })
     );
-    // the caller's token, then the account with its preferences
-    assert_eq!(statements.len(), 2, "{statements:#?}");
-    assert!(
-        statements[1].contains("customer_top_products"),
-        "{statements:#?}"
-    );
-    assert!(
-        statements[1].contains("customer_top_categories"),
-        "{statements:#?}"
-    );
+    // the account with its preferences, which checks the token too
+    assert_eq!(statements.len(), 1, "{statements:#?}");
+    for read in ["token_version", "customer_top_products", "customer_top_categories"] {
+        assert!(statements[0].contains(read), "{statements:#?}");
+    }
 
     // a customer who never ordered: the account, and empty preferences
     app.statements.take();
     let body = app.gql_as(&bob, me, json!({})).await;
-    assert_eq!(app.statements.take().len(), 2);
+    assert_eq!(app.statements.take().len(), 1);
     assert_eq!(
         data(&body)["me"],
         json!({ "name": "Bob", "mostOrderedItems": [], "favoriteCategories": [] })
     );
+
+    // a token revoked since (a changed password): the same one statement
+    // refuses it, and shows nothing of the account
+    app.execute(&format!(
+        "update users set token_version = token_version + 1 where id = {bob_id}"
+    ))
+    .await;
+    app.statements.take();
+    let body = app.gql_as(&bob, me, json!({})).await;
+    assert_eq!(app.statements.take().len(), 1);
+    assert_eq!(error_code(&body), "UNAUTHENTICATED", "{body}");
+    assert_eq!(error_message(&body), "invalid or expired token", "{body}");
+    assert_eq!(body["data"], serde_json::Value::Null, "{body}");
+    // and so does it once the account is gone
+    let (cy, cy_id) = app.register_customer("Cy").await;
+    app.execute(&format!("delete from users where id = {cy_id}"))
+        .await;
+    let body = app.gql_as(&cy, me, json!({})).await;
+    assert_eq!(error_message(&body), "invalid or expired token", "{body}");
+    assert_eq!(body["data"], serde_json::Value::Null, "{body}");
 }
 
 #[tokio::test]
@@ -211,13 +226,10 @@ async fn a_document_of_more_than_fifty_statements_is_refused_before_anything_run
     let refused = app.gql_as(&token, &reads(50), json!({})).await;
     assert_eq!(error_code(&refused), "BAD_USER_INPUT");
     assert_eq!(error_message(&refused), "Query is too complex.");
-    // nothing but the check of the caller's token, before the document
+    // nothing: `me` alone checks its token in its own statement, which
+    // never ran
     let statements = app.statements.take();
-    assert_eq!(statements.len(), 1, "{statements:#?}");
-    assert!(
-        statements[0].contains(r#""users"."token_version""#),
-        "{statements:#?}"
-    );
+    assert_eq!(statements, Vec::<String>::new());
 
     // mutations too: 51 aliased writes of one line each, none written
     let adds: String = (0..51)

@@ -54,8 +54,9 @@ pub struct Verified {
 /// The caller of a request: what its token says, and the viewer it stands
 /// for once the account has confirmed it (`domain::users::viewer_of`).
 /// Requests confirm it before they run, except those that only place orders
-/// (`graphql::places_orders_only`), whose placement statement checks the
-/// token itself, in the transaction that writes.
+/// or only read `me` (`graphql::checks_its_own_token`), whose one statement
+/// checks the token itself: the placement, in the transaction that writes;
+/// the profile, with the account it reads.
 #[derive(Debug)]
 pub struct Caller {
     token: Verified,

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use entity::{products, users};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement};
 
+use crate::auth::Verified;
+
 /// A customer's account and preferences, as `me` shows them.
 pub struct Profile {
     pub user: users::Model,
@@ -23,14 +25,18 @@ pub struct Preferences {
     pub favorite_categories: Vec<String>,
 }
 
-/// The account `user_id` with its preferences, in one statement (None: no
-/// such account).
-pub async fn profile<C: ConnectionTrait>(db: &C, user_id: i64) -> Result<Option<Profile>, DbErr> {
+/// The account of `token` with its preferences, in one statement that
+/// checks the token too: None when the account is gone or is no longer at
+/// the token's version.
+pub async fn profile<C: ConnectionTrait>(
+    db: &C,
+    token: &Verified,
+) -> Result<Option<Profile>, DbErr> {
     let rows = db
         .query_all_raw(Statement::from_sql_and_values(
             DbBackend::Postgres,
             include_str!("sql/profile.sql"),
-            [user_id.into()],
+            [token.viewer.user_id.into(), token.version.into()],
         ))
         .await?;
     let Some(first) = rows.first() else {

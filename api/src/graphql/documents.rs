@@ -18,7 +18,7 @@
 //! and one large document would push out hundreds of them).
 //!
 //! The HTTP handler parses a document first thing, before it looks inside
-//! (`places_orders_only`, introspection); the extension does it for what the
+//! (`checks_its_own_token`, introspection); the extension does it for what the
 //! handler never saw: documents over a WebSocket, and the text a persisted
 //! query's hash stands for.
 

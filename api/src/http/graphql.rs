@@ -23,7 +23,9 @@ use crate::error::{ApiError, code_the_uncoded};
 use crate::graphql::documents::Refusal;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::public_answers::{ClockBound, Generation, Joined};
-use crate::graphql::{IntrospectionAnswers, PublicAnswers, ViaGet, answer_key, places_orders_only};
+use crate::graphql::{
+    IntrospectionAnswers, PublicAnswers, ViaGet, answer_key, checks_its_own_token,
+};
 
 /// The two media types a GraphQL response may come as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,7 +157,7 @@ async fn execute(
     }
     if let Some(token) = bearer_token(headers) {
         let caller = match endpoint.state.tokens.verify(token) {
-            Ok(verified) if places_orders_only(&mut request) => Ok(Caller::unconfirmed(verified)),
+            Ok(verified) if checks_its_own_token(&mut request) => Ok(Caller::unconfirmed(verified)),
             Ok(verified) => endpoint
                 .state
                 .accounts

@@ -3,6 +3,10 @@
 -- customer), best first, each with the account and the top 3 categories;
 -- one row without a product when the caller has none. The account and its
 -- categories are read once (materialized), not once per product row.
+--
+-- $1 the account, $2 the token version the caller's token names: no row
+-- when the account is gone or its tokens were revoked since (a changed
+-- password or role), which is this statement's check of the token.
 with account as materialized (
     select u.*,
            array(
@@ -13,6 +17,7 @@ with account as materialized (
            ) as favorite_categories
     from users u
     where u.id = $1
+      and u.token_version = $2
 )
 select account.*,
        p.id as product_id,

@@ -4,8 +4,6 @@ mod jobs;
 mod orders;
 mod users;
 
-pub(crate) use orders::places_orders_only;
-
 #[derive(async_graphql::MergedObject, Default)]
 pub struct Mutation(
     users::UserMutation,

@@ -1,5 +1,4 @@
-use async_graphql::parser::types::{OperationType, Selection};
-use async_graphql::{Context, ID, InputObject, Object, Request, Result};
+use async_graphql::{Context, ID, InputObject, Object, Result};
 
 use crate::domain::Quantity;
 use crate::domain::orders::{
@@ -121,34 +120,6 @@ impl OrderMutation {
     }
 }
 
-/// Whether the operation `request` runs is a mutation of `placeOrder`
-/// fields and nothing else at its root. Such a request leaves the check of
-/// its caller's token to the statement that writes its order, and so makes
-/// one statement instead of two. Anything else at the root (another field, a
-/// fragment, a directive) needs the caller confirmed first, and so does a
-/// document that does not parse (it is then refused as before). The
-/// document parsed here is the one the schema runs: it is parsed once.
-pub fn places_orders_only(request: &mut Request) -> bool {
-    // None unless the client names one: no allocation
-    let operation_name = request.operation_name.clone();
-    let Ok(document) = request.parsed_query() else {
-        return false;
-    };
-    let Some(operation) = crate::graphql::operation(document, operation_name.as_deref()) else {
-        return false;
-    };
-    let root = &operation.selection_set.node.items;
-    operation.ty == OperationType::Mutation
-        && operation.directives.is_empty()
-        && !root.is_empty()
-        && root.iter().all(|selection| match &selection.node {
-            Selection::Field(field) => {
-                field.node.name.node == "placeOrder" && field.node.directives.is_empty()
-            }
-            _ => false,
-        })
-}
-
 /// The order is committed: wake this process's workers for its job.
 fn committed(ctx: &Context<'_>, placed: PlacedOrder) -> Order {
     if !placed.replayed {
@@ -156,77 +127,4 @@ fn committed(ctx: &Context<'_>, placed: PlacedOrder) -> Order {
         ctx.state().metrics.order_placed();
     }
     placed.into()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn only_places_orders(query: &str, operation: Option<&str>) -> bool {
-        let mut request = Request::new(query);
-        if let Some(operation) = operation {
-            request = request.operation_name(operation);
-        }
-        places_orders_only(&mut request)
-    }
-
-    #[test]
-    fn only_a_mutation_of_place_order_fields_alone_leaves_its_token_to_the_statement() {
-        let place = "placeOrder(input: {items: []}) { id }";
-        for (query, operation, expected) in [
-            (format!("mutation {{ {place} }}"), None, true),
-            (
-                format!("mutation M {{ a: {place} b: {place} }}"),
-                None,
-                true,
-            ),
-            (
-                format!("mutation A {{ {place} }} query B {{ me {{ id }} }}"),
-                Some("A"),
-                true,
-            ),
-            (
-                format!("mutation A {{ {place} }} query B {{ me {{ id }} }}"),
-                Some("B"),
-                false,
-            ),
-            (
-                format!("mutation A {{ {place} }} mutation B {{ {place} }}"),
-                None,
-                false,
-            ),
-            (format!("mutation A {{ {place} }}"), Some("C"), false),
-            (format!("mutation {{ {place} __typename }}"), None, false),
-            (
-                format!("mutation {{ {place} cancelOrder(id: 1) {{ id }} }}"),
-                None,
-                false,
-            ),
-            (
-                format!("mutation {{ ... on Mutation {{ {place} }} }}"),
-                None,
-                false,
-            ),
-            (
-                format!("mutation {{ ...F }} fragment F on Mutation {{ {place} }}"),
-                None,
-                false,
-            ),
-            (
-                "mutation { placeOrder(input: {items: []}) @skip(if: true) { id } }".to_owned(),
-                None,
-                false,
-            ),
-            (format!("mutation @deprecated {{ {place} }}"), None, false),
-            (format!("{{ {place} }}"), None, false),
-            ("mutation { placeOrder(".to_owned(), None, false),
-            (String::new(), None, false),
-        ] {
-            assert_eq!(
-                only_places_orders(&query, operation),
-                expected,
-                "{query} {operation:?}"
-            );
-        }
-    }
 }

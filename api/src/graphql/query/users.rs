@@ -14,13 +14,18 @@ impl UserQuery {
     /// The caller, or null without a token.
     #[graphql(complexity = "STATEMENT + child_complexity")]
     async fn me(&self, ctx: &Context<'_>) -> Result<Option<User>> {
-        let Ok(viewer) = ctx.viewer() else {
+        let Ok(caller) = ctx.caller() else {
             return Ok(None);
         };
-        let profile = preferences::profile(&ctx.state().db, viewer.user_id)
+        // checks the token, confirmed before or not (`graphql::own_token`)
+        let Some(profile) = preferences::profile(&ctx.state().db, &caller.token())
             .await
-            .map_err(ApiError::from)?;
-        Ok(profile.map(|profile| User {
+            .map_err(ApiError::from)?
+        else {
+            return Err(ApiError::InvalidToken.into());
+        };
+        caller.confirm();
+        Ok(Some(User {
             model: profile.user,
             // read with the account: its fields read nothing more
             preferences: Some(profile.preferences),
