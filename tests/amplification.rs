@@ -167,7 +167,11 @@ async fn me_reads_its_preferences_with_its_account_in_one_statement() {
     );
     // the account with its preferences, which checks the token too
     assert_eq!(statements.len(), 1, "{statements:#?}");
-    for read in ["token_version", "customer_top_products", "customer_top_categories"] {
+    for read in [
+        "token_version",
+        "customer_top_products",
+        "customer_top_categories",
+    ] {
         assert!(statements[0].contains(read), "{statements:#?}");
     }
 

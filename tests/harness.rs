@@ -11,12 +11,12 @@ use jobs::fail_points::FailPoints;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tally::app::{self, Hooks, Role, Workers};
-use tally::auth_throttle::Rate;
+use tally::config::Rate;
 use tally::config::{BoardConfig, Config, Secret};
 use tally::db;
+use tally::domain::orders::placer::PlacerHooks;
 use tally::money::Cents;
-use tally::placer::PlacerHooks;
+use tally::startup::{self, Hooks, Role, Workers};
 use tally_test_support::TestDatabase;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -133,7 +133,7 @@ impl TestApp {
                 .with_filter(EnvFilter::new(
                     std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
                 )),
-            tally::board::logs::DEFAULT_FILTER.parse().unwrap(),
+            tally::config::DEFAULT_BOARD_LOG.parse().unwrap(),
         );
         let database = TestDatabase::migrated("app").await;
         let mut config = Config::from_lookup(|_| None).expect("default config");
@@ -174,7 +174,7 @@ impl TestApp {
         // migrates the database as `tally serve` would: the copy of the
         // template is up to date already
         let shutdown = CancellationToken::new();
-        let app = app::build_with(config.clone(), Role::Serve, shutdown.clone(), hooks)
+        let app = startup::build_with(config.clone(), Role::Serve, shutdown.clone(), hooks)
             .await
             .expect("the app");
         let addr = app.addr().expect("the API's address");

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tally::auth_throttle::Rate;
+use tally::config::Rate;
 
 use crate::harness::{Options, TestApp};
 

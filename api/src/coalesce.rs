@@ -2,19 +2,18 @@
 //! are busy, new items wait; the next free slot takes all of them (up to a
 //! batch) at once. At low load a slot is free when an item comes, so its
 //! batch is that item alone, handled at once. Each item keeps its own
-//! answer. The placer ([`crate::placer`]) and the account reads
-//! ([`crate::accounts`]) coalesce this way.
+//! answer. The placer (`domain::orders::placer`) and the account reads
+//! (`auth::accounts`) coalesce this way. It knows nothing of either: what
+//! an item weighs and who sent it is theirs to say ([`Weigh`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
+use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
-
-use crate::auth_throttle::ClientAddr;
-use crate::error::ApiError;
 
 /// An item of a batch, and where its answer goes. The handler answers each
 /// (or drops it, and its caller is told the batch ended without an answer).
@@ -65,25 +64,17 @@ pub enum Unanswered {
     Dropped,
 }
 
-impl From<Unanswered> for ApiError {
-    fn from(unanswered: Unanswered) -> Self {
-        match unanswered {
-            Unanswered::Closed => Self::Unavailable("the server is shutting down"),
-            Unanswered::Dropped => Self::internal(anyhow::anyhow!(
-                "a batch ended without answering its request"
-            )),
-        }
-    }
-}
-
 /// What an item weighs towards [`Limits::max_weight`] (1 unless it says),
 /// and who sent it, for [`Limits::client_share`] (unknown unless it says).
 pub trait Weigh {
+    /// Whatever tells one client from another (an address, say).
+    type Client: Eq + Hash;
+
     fn weight(&self) -> usize {
         1
     }
 
-    fn client(&self) -> Option<ClientAddr> {
+    fn client(&self) -> Option<Self::Client> {
         None
     }
 }
@@ -177,7 +168,7 @@ fn take_batch<T: Weigh, A>(
         > 1;
     let mut batch = Vec::new();
     let mut weight = 0;
-    let mut shares: HashMap<Option<ClientAddr>, usize> = HashMap::new();
+    let mut shares: HashMap<Option<T::Client>, usize> = HashMap::new();
     let mut left = VecDeque::with_capacity(waiting.len());
     while let Some(next) = waiting.pop_front() {
         if batch.len() == limits.max_batch {

@@ -8,6 +8,8 @@
 use async_graphql::{ErrorExtensions, ServerError};
 use sea_orm::{DbErr, RuntimeErr};
 
+use crate::coalesce::Unanswered;
+
 #[derive(Debug)]
 pub enum ApiError {
     Unauthenticated,
@@ -181,6 +183,17 @@ impl From<DbErr> for ApiError {
 
 /// A job operation that failed: a conflict if another rebuild runs,
 /// unavailable if the database is, internal otherwise.
+impl From<Unanswered> for ApiError {
+    fn from(unanswered: Unanswered) -> Self {
+        match unanswered {
+            Unanswered::Closed => Self::Unavailable("the server is shutting down"),
+            Unanswered::Dropped => Self::internal(anyhow::anyhow!(
+                "a batch ended without answering its request"
+            )),
+        }
+    }
+}
+
 impl From<jobs::JobError> for ApiError {
     fn from(err: jobs::JobError) -> Self {
         match err {

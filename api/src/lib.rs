@@ -1,10 +1,8 @@
 //! Tally: a GraphQL backend for food-ordering apps. `main.rs` is the CLI;
 //! this library is what it (and the tests) put together.
 
-pub mod accounts;
-pub mod app;
+pub mod admission;
 pub mod auth;
-pub mod auth_throttle;
 pub mod board;
 pub mod coalesce;
 pub mod config;
@@ -12,15 +10,16 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod graphql;
-pub mod hashing;
 pub mod http;
+#[cfg(test)]
+mod import_cycles;
 pub mod live;
 pub mod metrics;
 pub mod money;
-pub mod placer;
+pub mod startup;
 pub mod state;
 pub mod telemetry;
 
-pub use app::App;
 pub use config::Config;
+pub use startup::App;
 pub use state::AppState;

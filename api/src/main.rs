@@ -1,12 +1,14 @@
+//! The `tally` command: serve, work, migrate, and the operator's commands.
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tally::app::{self, Role};
 use tally::config::{Config, Database};
 use tally::db::PoolKind;
 use tally::db::private::{PrivateServer, Stopped};
 use tally::domain::{demo, users};
 use tally::error::ApiError;
+use tally::startup::{self, Role};
 use tally::{db, graphql, telemetry};
 use tokio_util::sync::CancellationToken;
 
@@ -207,8 +209,8 @@ async fn run_until_signalled(config: Config, role: Role) -> anyhow::Result<()> {
     // listening before the app logs a line: an operator (or a test) may stop
     // it as soon as it does, and a signal with no handler would kill it
     let shutdown = CancellationToken::new();
-    app::stop_on_signal(shutdown.clone());
-    app::build(config, role, shutdown)
+    startup::stop_on_signal(shutdown.clone());
+    startup::build(config, role, shutdown)
         .await?
         .run_until_stopped()
         .await

@@ -13,7 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::{ConnectionTrait, DbErr};
 
 /// Operation names are chosen by clients: past this many distinct ones, the
 /// rest are reported as `other`, so no client can grow the label set unbounded.
@@ -249,40 +249,16 @@ impl Metrics {
     }
 
     async fn read_database<C: ConnectionTrait>(&self, db: &C) -> Result<(), DbErr> {
-        let rows = db
-            .query_all_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                include_str!("domain/sql/jobs_by_status.sql"),
-                [jobs::QUEUE.into()],
-            ))
-            .await?;
-        for status in jobs::admin::JobStatus::ALL.map(|s| s.as_str()) {
-            let count = rows
-                .iter()
-                .find(|r| r.try_get::<String>("", "status").is_ok_and(|s| s == status))
-                .map(|r| r.try_get::<i64>("", "jobs"))
-                .transpose()?
-                .unwrap_or(0);
+        for (status, count) in jobs::admin::count_by_status(db).await? {
             self.jobs_by_status
-                .get_or_create(&StatusLabels { status })
+                .get_or_create(&StatusLabels {
+                    status: status.as_str(),
+                })
                 .set(count);
         }
-        let lag = db
-            .query_one_raw(Statement::from_string(
-                DbBackend::Postgres,
-                include_str!("domain/sql/analytics_lag.sql"),
-            ))
-            .await?
-            .map(|r| {
-                Ok::<_, DbErr>((
-                    r.try_get::<f64>("", "lag_seconds")?,
-                    r.try_get::<i64>("", "held_back")?,
-                ))
-            })
-            .transpose()?
-            .unwrap_or((0.0, 0));
-        self.analytics_lag.set(lag.0);
-        self.orders_held_back.set(lag.1);
+        let lag = jobs::admin::lag(db).await?;
+        self.analytics_lag.set(lag.seconds);
+        self.orders_held_back.set(lag.held_back);
         Ok(())
     }
 }

@@ -1,18 +1,22 @@
+//! What every request handler shares ([`AppState`]): the pools, the placer
+//! and the account reads, the token keys, the metrics and the live figures.
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use jobs::{JobOptions, Wakeup};
 use sea_orm::DatabaseConnection;
 
-use crate::accounts::Accounts;
+use crate::admission::IntervalLog;
+use crate::auth::ClientAddr;
 use crate::auth::Tokens;
-use crate::auth_throttle::{ClientAddr, SignInRates};
+use crate::auth::accounts::Accounts;
 use crate::config::Config;
+use crate::config::SignInRates;
+use crate::domain::orders::placer::{Placer, PlacerHooks};
 use crate::error::ApiError;
-use crate::http::IntervalLog;
 use crate::live::LiveFigures;
 use crate::metrics::Metrics;
-use crate::placer::{Placer, PlacerHooks};
 
 /// What every request handler shares.
 #[derive(Clone)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use jobs::analytics::statements;
 
 use crate::cpu::{PerOrder, Sample};
 use crate::load::place_raw;
@@ -57,21 +58,19 @@ pub async fn reset(bench: &Bench) -> anyhow::Result<()> {
          delete from customer_category_stats;
          delete from product_sales;
          delete from category_sales;
-         delete from shop_sales;
-         update apalis.jobs set status = 'Pending', attempts = 0, run_at = now() - interval '1 second',
-                lock_by = null, lock_at = null, done_at = null, last_result = null;
-         delete from apalis.workers;",
+         delete from shop_sales;",
     )
     .execute(&bench.pool)
     .await?;
+    let db = bench.orm();
+    jobs::bench::requeue_all(&db).await?;
     // the sales tables too: this machine's PostgreSQL runs without
     // autovacuum, and a drain's upserts left on the next drain's path (dead
     // rows and index entries of every run's buckets) cost it up to a third
-    sqlx::raw_sql(
-        "vacuum analyze orders, products, apalis.jobs, product_sales, category_sales, shop_sales",
-    )
-    .execute(&bench.pool)
-    .await?;
+    sqlx::raw_sql("vacuum analyze orders, products, product_sales, category_sales, shop_sales")
+        .execute(&bench.pool)
+        .await?;
+    jobs::bench::vacuum(&db).await?;
     Ok(())
 }
 
@@ -117,12 +116,7 @@ pub async fn with_tally(
         {
             seconds = Some(since_first_run().await?);
         }
-        if seconds.is_some()
-            && bench
-                .count("select count(*) from apalis.jobs where status <> 'Done'")
-                .await?
-                == 0
-        {
+        if seconds.is_some() && jobs::bench::unfinished(&bench.orm()).await? == 0 {
             break since_first_run().await?;
         }
         anyhow::ensure!(
@@ -194,13 +188,13 @@ pub async fn by_hand(
                 if ids.is_empty() {
                     return anyhow::Ok(());
                 }
-                sqlx::query(include_str!("../../jobs/sql/lock_products.sql"))
+                sqlx::query(statements::LOCK_PRODUCTS)
                     .bind(&ids)
                     .execute(&mut *tx)
                     .await?;
                 // 1: the orders' lines are added (-1 would take them back out)
                 let products = match sales {
-                    Sales::Kept => include_str!("../../jobs/sql/apply_product_figures.sql"),
+                    Sales::Kept => statements::APPLY_PRODUCT_FIGURES,
                     Sales::Left => include_str!("../sql/product_figures_alone.sql"),
                 };
                 sqlx::query(products)
@@ -209,8 +203,8 @@ pub async fn by_hand(
                     .execute(&mut *tx)
                     .await?;
                 for sql in [
-                    include_str!("../../jobs/sql/apply_customer_products.sql"),
-                    include_str!("../../jobs/sql/apply_customer_categories.sql"),
+                    statements::APPLY_CUSTOMER_PRODUCTS,
+                    statements::APPLY_CUSTOMER_CATEGORIES,
                 ] {
                     sqlx::query(sql).bind(&ids).execute(&mut *tx).await?;
                 }
@@ -225,13 +219,9 @@ pub async fn by_hand(
     if sales == Sales::Left {
         // outside the measurement: the buckets as the job would have kept
         // them, for the recount to hold the figures to
-        sqlx::raw_sql(concat!(
-            include_str!("../../jobs/sql/rebuild/clear_sales.sql"),
-            ";\n",
-            include_str!("../../jobs/sql/rebuild/sales.sql")
-        ))
-        .execute(&bench.pool)
-        .await?;
+        for sql in [jobs::rebuild::CLEAR_SALES_SQL, jobs::rebuild::SALES_SQL] {
+            sqlx::raw_sql(sql).execute(&bench.pool).await?;
+        }
     }
     Ok(Drain {
         orders,

@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use sea_orm::DatabaseConnection;
+
 use crate::setup::Bench;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -22,42 +24,20 @@ pub struct History {
 }
 
 pub async fn measure(bench: &Bench, history: i64) -> anyhow::Result<History> {
-    sqlx::raw_sql(
-        "delete from apalis.jobs;
-         insert into apalis.workers (id, worker_type, storage_name, layers, last_seen)
-         values ('bench-fetch', 'bench_fetch', 'PgStorage', '', now()) on conflict do nothing;
-         insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at)
-         select 'pending-' || n, 'bench_fetch', '\\x7b7d', 'Pending', 0, 5, now() - interval '1 minute'
-         from generate_series(1, 100) n;",
-    )
-    .execute(&bench.pool)
-    .await?;
-    sqlx::raw_sql("vacuum analyze apalis.jobs")
-        .execute(&bench.pool)
-        .await?;
-    let empty = time(bench).await?;
-    sqlx::query(
-        "insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at, done_at, last_result)
-         select 'done-' || n, $2, '\\x7b7d', 'Done', 1, 5,
-                now() - interval '8 days', now() - interval '8 days', '{\"Ok\": null}'
-         from generate_series(1, $1) n",
-    )
-    .bind(history)
-    .bind(jobs::QUEUE)
-    .execute(&bench.pool)
-    .await?;
-    sqlx::raw_sql("vacuum analyze apalis.jobs")
-        .execute(&bench.pool)
-        .await?;
-    let full = time(bench).await?;
+    let db = bench.orm();
+    jobs::bench::start_fetch_probe(&db).await?;
+    jobs::bench::vacuum(&db).await?;
+    let empty = time(&db).await?;
+    // a week and a day old: what retention prunes
+    let week = Duration::from_secs(7 * 24 * 3600);
+    jobs::bench::add_history(&db, history, week + Duration::from_secs(24 * 3600)).await?;
+    jobs::bench::vacuum(&db).await?;
+    let full = time(&db).await?;
     let started = Instant::now();
-    let db = tally::db::orm(&bench.pool);
-    jobs::admin::prune_finished_jobs(&db, Duration::from_secs(7 * 24 * 3600)).await?;
+    jobs::admin::prune_finished_jobs(&db, week).await?;
     let prune_seconds = started.elapsed().as_secs_f64();
-    sqlx::raw_sql("vacuum analyze apalis.jobs")
-        .execute(&bench.pool)
-        .await?;
-    let pruned = time(bench).await?;
+    jobs::bench::vacuum(&db).await?;
+    let pruned = time(&db).await?;
     Ok(History {
         empty,
         full,
@@ -66,27 +46,15 @@ pub async fn measure(bench: &Bench, history: i64) -> anyhow::Result<History> {
     })
 }
 
-async fn time(bench: &Bench) -> anyhow::Result<Fetch> {
-    let history = bench
-        .count("select count(*) from apalis.jobs where status = 'Done'")
-        .await?;
+async fn time(db: &DatabaseConnection) -> anyhow::Result<Fetch> {
+    let history = jobs::bench::finished(db).await?;
     let rounds = 50;
     let mut fetch = Duration::ZERO;
     let mut count = Duration::ZERO;
     for _ in 0..rounds {
-        let mut tx = bench.pool.begin().await?;
+        fetch += jobs::bench::fetch_probe(db).await?;
         let t = Instant::now();
-        sqlx::query("select * from apalis.get_jobs('bench-fetch', 'bench_fetch', 10)")
-            .fetch_all(&mut *tx)
-            .await?;
-        fetch += t.elapsed();
-        // leave the pending jobs pending for the next round
-        tx.rollback().await?;
-        let t = Instant::now();
-        sqlx::query(include_str!("../../api/src/domain/sql/jobs_by_status.sql"))
-            .bind(jobs::QUEUE)
-            .fetch_all(&bench.pool)
-            .await?;
+        jobs::admin::count_by_status(db).await?;
         count += t.elapsed();
     }
     Ok(Fetch {

@@ -41,9 +41,7 @@ pub async fn start_clean(bin: &PathBuf, bench: &Bench) -> anyhow::Result<()> {
         .env("RUST_LOG", "warn")
         .status()?;
     anyhow::ensure!(status.success(), "tally rebuild-analytics failed: {status}");
-    sqlx::query("update apalis.jobs set status = 'Done', done_at = now() where status <> 'Done'")
-        .execute(&bench.pool)
-        .await?;
+    jobs::bench::finish_all(&bench.orm()).await?;
     Ok(())
 }
 

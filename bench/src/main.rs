@@ -309,17 +309,10 @@ async fn trim_backlog(bench: &Bench, n: i64) -> anyhow::Result<()> {
         .bind(n)
         .fetch_all(&bench.pool)
         .await?;
-    let keys: Vec<String> = extra
-        .iter()
-        .map(|id| jobs::JobKind::Count.key(*id))
-        .collect();
-    sqlx::query(
-        "with jobs as (delete from apalis.jobs where idempotency_key = any ($2))
-         delete from orders where id = any ($1)",
-    )
-    .bind(&extra)
-    .bind(&keys)
-    .execute(&bench.pool)
-    .await?;
+    jobs::bench::delete_jobs_of(&bench.orm(), &extra).await?;
+    sqlx::query("delete from orders where id = any ($1)")
+        .bind(&extra)
+        .execute(&bench.pool)
+        .await?;
     Ok(())
 }

@@ -101,6 +101,11 @@ impl Bench {
         lines
     }
 
+    /// The bench's pool as SeaORM takes it, for the jobs crate's functions.
+    pub fn orm(&self) -> sea_orm::DatabaseConnection {
+        tally::db::orm(&self.pool)
+    }
+
     pub async fn count(&self, sql: &str) -> anyhow::Result<i64> {
         Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(&self.pool)

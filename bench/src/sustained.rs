@@ -93,9 +93,7 @@ async fn run(bin: &Path, bench: &Arc<Bench>, sizes: &Sizes) -> anyhow::Result<Su
     );
     let slices = saturate(&bin, bench, sizes).await?;
 
-    let history = bench
-        .count("select count(*) from apalis.jobs where status = 'Done'")
-        .await?;
+    let history = jobs::bench::finished(&bench.orm()).await?;
     eprintln!(
         "   the backlog drained ({} finished jobs in history)",
         history
@@ -114,18 +112,7 @@ async fn run(bin: &Path, bench: &Arc<Bench>, sizes: &Sizes) -> anyhow::Result<Su
 /// (their orders long gone from the bench's tables: only their weight in
 /// the jobs table and its indexes matters here).
 async fn history(bench: &Bench, n: i64) -> anyhow::Result<()> {
-    sqlx::query(
-        "insert into apalis.jobs (id, job_type, job, status, attempts, max_attempts, run_at,
-                                  done_at, last_result, idempotency_key)
-         select 'history-' || n, $2, '\\x7b7d', 'Done', 1, 5,
-                now() - interval '3 days', now() - interval '3 days', '{\"Ok\": null}',
-                'history-' || n
-         from generate_series(1, $1) n",
-    )
-    .bind(n)
-    .bind(jobs::QUEUE)
-    .execute(&bench.pool)
-    .await?;
+    jobs::bench::add_history(&bench.orm(), n, Duration::from_secs(3 * 24 * 3600)).await?;
     Ok(())
 }
 

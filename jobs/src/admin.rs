@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, QueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, QueryResult, Statement, Value};
 
 use crate::JobError;
 use crate::enqueue::{JobKind, PostOrderJob};
@@ -168,6 +168,63 @@ pub async fn list_jobs<C: ConnectionTrait>(
     .into_iter()
     .map(JobSummary::try_from)
     .collect()
+}
+
+/// How many post-order jobs are in each status now, for `/metrics`: every
+/// status, in [`JobStatus::ALL`]'s order, 0 where none is.
+pub async fn count_by_status<C: ConnectionTrait>(db: &C) -> Result<Vec<(JobStatus, i64)>, DbErr> {
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            include_str!("../sql/jobs_by_status.sql"),
+            [crate::QUEUE.into()],
+        ))
+        .await?;
+    let mut counts = Vec::with_capacity(JobStatus::ALL.len());
+    for status in JobStatus::ALL {
+        let count = rows
+            .iter()
+            .find(|r| {
+                r.try_get::<String>("", "status")
+                    .is_ok_and(|s| s == status.as_str())
+            })
+            .map(|r| r.try_get::<i64>("", "jobs"))
+            .transpose()?
+            .unwrap_or(0);
+        counts.push((status, count));
+    }
+    Ok(counts)
+}
+
+/// How far counting is behind: see `analytics_lag.sql`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lag {
+    /// Seconds since the oldest order still to be counted was placed; 0
+    /// when none waits.
+    pub seconds: f64,
+    /// Orders held back because counting them failed (not lag: they wait
+    /// for an operator).
+    pub held_back: i64,
+}
+
+/// How far counting is behind now.
+pub async fn lag<C: ConnectionTrait>(db: &C) -> Result<Lag, DbErr> {
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            include_str!("../sql/analytics_lag.sql"),
+        ))
+        .await?;
+    Ok(match row {
+        Some(row) => Lag {
+            seconds: row.try_get("", "lag_seconds")?,
+            held_back: row.try_get("", "held_back")?,
+        },
+        None => Lag {
+            seconds: 0.0,
+            held_back: 0,
+        },
+    })
 }
 
 /// One job of the queue, by its id.

@@ -33,6 +33,19 @@ const CONFLICT_RETRIES: u32 = 3;
 /// keep a rebuild waiting.
 pub const FIGURES_LOCK: i64 = 0x0074_616c_6c79; // "tally"
 
+/// The statements that count a run's orders into the figures, in the order
+/// a run makes them (after it has claimed its orders), each taking the
+/// orders' ids as `$1`; the products' statement takes `+1` or `-1` as `$2`
+/// (counting in or taking back). Public for the bench, whose straight SQL
+/// runs the same texts.
+pub mod statements {
+    pub const LOCK_PRODUCTS: &str = include_str!("../sql/lock_products.sql");
+    pub const APPLY_PRODUCT_FIGURES: &str = include_str!("../sql/apply_product_figures.sql");
+    pub const APPLY_CUSTOMER_PRODUCTS: &str = include_str!("../sql/apply_customer_products.sql");
+    pub const APPLY_CUSTOMER_CATEGORIES: &str =
+        include_str!("../sql/apply_customer_categories.sql");
+}
+
 /// The result the sweep gives the jobs it settles.
 const SWEEP_LABEL: &str = "the sweep after a placement";
 
@@ -528,14 +541,11 @@ async fn count_claimed(
     fail_points: &FailPoints,
 ) -> Result<(Vec<i64>, Vec<i64>, Vec<String>), JobError> {
     let ids = Value::from(order_ids.to_vec());
-    txn.query_all_raw(statement(
-        include_str!("../sql/lock_products.sql"),
-        [ids.clone()],
-    ))
-    .await?;
+    txn.query_all_raw(statement(statements::LOCK_PRODUCTS, [ids.clone()]))
+        .await?;
     let products = txn
         .query_all_raw(statement(
-            include_str!("../sql/apply_product_figures.sql"),
+            statements::APPLY_PRODUCT_FIGURES,
             [ids.clone(), COUNT_IN.into()],
         ))
         .await?;
@@ -543,8 +553,8 @@ async fn count_claimed(
 
     let mut preference_user_ids = BTreeSet::new();
     for sql in [
-        include_str!("../sql/apply_customer_products.sql"),
-        include_str!("../sql/apply_customer_categories.sql"),
+        statements::APPLY_CUSTOMER_PRODUCTS,
+        statements::APPLY_CUSTOMER_CATEGORIES,
     ] {
         for row in txn.query_all_raw(statement(sql, [ids.clone()])).await? {
             preference_user_ids.insert(row.try_get::<i64>("", "user_id")?);
@@ -606,14 +616,11 @@ async fn reverse(
     let mut preference_user_ids = BTreeSet::new();
     if was_counted {
         let ids = Value::from(vec![order_id]);
-        txn.query_all_raw(statement(
-            include_str!("../sql/lock_products.sql"),
-            [ids.clone()],
-        ))
-        .await?;
+        txn.query_all_raw(statement(statements::LOCK_PRODUCTS, [ids.clone()]))
+            .await?;
         let products = txn
             .query_all_raw(statement(
-                include_str!("../sql/apply_product_figures.sql"),
+                statements::APPLY_PRODUCT_FIGURES,
                 [ids, TAKE_BACK.into()],
             ))
             .await?;

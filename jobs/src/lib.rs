@@ -5,6 +5,8 @@
 
 pub mod admin;
 pub mod analytics;
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod enqueue;
 mod error;
 pub mod fail_points;

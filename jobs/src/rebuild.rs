@@ -34,6 +34,12 @@ const DRAIN_BATCH: u32 = 100;
 /// benchmark check after load.
 pub const FIGURE_MISMATCHES_SQL: &str = include_str!("../sql/figure_mismatches.sql");
 
+/// Empties the sales buckets: a rebuild's first step for them (and the
+/// bench's, after a drain that left them alone).
+pub const CLEAR_SALES_SQL: &str = include_str!("../sql/rebuild/clear_sales.sql");
+/// Fills the emptied sales buckets from every counted order.
+pub const SALES_SQL: &str = include_str!("../sql/rebuild/sales.sql");
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct RebuildReport {
     /// Orders that no job had settled yet, now settled by the rebuild:
@@ -109,8 +115,8 @@ async fn recount(db: &DatabaseConnection) -> Result<RebuildReport, JobError> {
     run(include_str!("../sql/rebuild/clear_customer_categories.sql")).await?;
     let customer_category_rows =
         run(include_str!("../sql/rebuild/customer_categories.sql")).await?;
-    run(include_str!("../sql/rebuild/clear_sales.sql")).await?;
-    run(include_str!("../sql/rebuild/sales.sql")).await?;
+    run(CLEAR_SALES_SQL).await?;
+    run(SALES_SQL).await?;
     // subscribers read again, and API processes drop their public answers
     figures_changed::notify(&txn, &FiguresChanged::everything()).await?;
     txn.commit().await?;

@@ -28,12 +28,6 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::{Context, Filter, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-/// What reaches the board unless `BOARD_LOG` says otherwise: what the jobs
-/// and the board's operators do, every warning, and for each job whose
-/// order another run counted, a line saying which run (debug, as the log on
-/// stderr has no use for one line per order).
-pub const DEFAULT_FILTER: &str = "warn,jobs=info,jobs::settled=debug,tally::board=info";
-
 /// Lines a tab may fall behind before it misses some.
 const BACKLOG: usize = 1024;
 
@@ -335,7 +329,7 @@ mod tests {
 
     #[test]
     fn the_default_filter_sends_the_jobs_lines_and_warnings_only() {
-        let targets: Targets = DEFAULT_FILTER.parse().unwrap();
+        let targets: Targets = crate::config::DEFAULT_BOARD_LOG.parse().unwrap();
         let sent = |target: &str, level: Level| targets.would_enable(target, &level);
         assert!(sent("jobs::post_order", Level::INFO));
         assert!(sent(jobs::post_order::SETTLED_TARGET, Level::DEBUG));

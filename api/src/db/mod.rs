@@ -6,7 +6,9 @@ mod programs;
 
 use std::str::FromStr;
 
-use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
+use sea_orm::sea_query::extension::postgres::PgFunc;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, DatabaseConnection, SqlxPostgresConnector};
 use sqlx::ConnectOptions;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{Connection, PgPool};
@@ -268,6 +270,15 @@ fn target(options: &PgConnectOptions) -> String {
         options.get_database().unwrap_or("postgres"),
         options.get_username()
     )
+}
+
+/// `column = any($1)`, the ids as one array: one statement text whatever
+/// their number, so each connection prepares it once and PostgreSQL plans it
+/// once. An `in (...)` list is a statement of its own for every length,
+/// parsed and planned again, and pushes the others out of the connection's
+/// statement cache.
+pub fn any_of<C: ColumnTrait>(column: C, ids: &[i64]) -> Expr {
+    Expr::col(column).eq(PgFunc::any(Expr::val(ids.to_vec())))
 }
 
 #[cfg(test)]

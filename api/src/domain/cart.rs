@@ -1,3 +1,5 @@
+//! A customer's cart: its lines, priced now, and their changes.
+
 use entity::cart_lines;
 use sea_orm::sea_query::{Expr, OnConflict};
 use sea_orm::{

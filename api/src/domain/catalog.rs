@@ -1,3 +1,5 @@
+//! The catalog's rules: categories, variants, new products and edits.
+
 use entity::{product_variants, products};
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{

@@ -12,21 +12,8 @@ pub mod sales_report;
 pub mod sign_in;
 pub mod users;
 
-use sea_orm::ColumnTrait;
-use sea_orm::sea_query::extension::postgres::PgFunc;
-use sea_orm::sea_query::{Expr, ExprTrait};
-
 use crate::error::{ApiError, ApiResult};
 use crate::money::{Cents, MAX_PRICE};
-
-/// `column = any($1)`, the ids as one array: one statement text whatever
-/// their number, so each connection prepares it once and PostgreSQL plans it
-/// once. An `in (...)` list is a statement of its own for every length,
-/// parsed and planned again, and pushes the others out of the connection's
-/// statement cache.
-pub fn any_of<C: ColumnTrait>(column: C, ids: &[i64]) -> Expr {
-    Expr::col(column).eq(PgFunc::any(Expr::val(ids.to_vec())))
-}
 
 /// A line quantity: 1 to 99.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,9 @@
 use entity::users;
 use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, QueryResult, Statement, Value};
 
-use crate::auth_throttle::{ClientAddr, Rate, SignInRates, keys};
+use crate::auth::ClientAddr;
+use crate::auth::throttle::keys;
+use crate::config::{Rate, SignInRates};
 use crate::error::{ApiError, ApiResult};
 
 /// A rate's bucket for one key.

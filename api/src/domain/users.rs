@@ -1,12 +1,13 @@
+//! Accounts: registration, login (behind the sign-in rates), the admin an
+//! operator creates.
+
 use entity::users::{self, Role};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait, FromQueryResult, QueryFilter,
-    QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryFilter};
 
-use crate::auth::{self, Email, Password, Verified, Viewer};
-use crate::auth_throttle::{ClientAddr, SignInRates};
+use crate::auth::ClientAddr;
+use crate::auth::{self, Email, Password};
+use crate::config::SignInRates;
 use crate::domain::sign_in;
 use crate::error::{ApiError, ApiResult, OnConstraint};
 
@@ -137,56 +138,6 @@ async fn dummy_hash() -> ApiResult<String> {
     })
     .await
     .cloned()
-}
-
-/// The caller a token names, as the account is now: with its current role;
-/// `InvalidToken` when the account is gone, or the token predates a change
-/// of its password or role. One primary-key read a request (HTTP requests
-/// read theirs together: `crate::accounts`; one that only places orders has
-/// its placement statement check the same): what lets a demoted admin lose
-/// admin reads at once, and a changed password end every session.
-pub async fn current_viewer<C: ConnectionTrait>(db: &C, token: &Verified) -> ApiResult<Viewer> {
-    let accounts = find_accounts(db, &[token.viewer.user_id]).await?;
-    viewer_of(accounts.first(), token)
-}
-
-/// What a token is checked against: an account's role and token version.
-#[derive(Debug, Clone, PartialEq, Eq, FromQueryResult)]
-pub struct Account {
-    pub id: i64,
-    pub role: Role,
-    pub token_version: i32,
-}
-
-/// The accounts of `ids` that exist, in one statement whatever their number.
-pub async fn find_accounts<C: ConnectionTrait>(db: &C, ids: &[i64]) -> Result<Vec<Account>, DbErr> {
-    users::Entity::find()
-        .select_only()
-        .columns([
-            users::Column::Id,
-            users::Column::Role,
-            users::Column::TokenVersion,
-        ])
-        .filter(super::any_of(users::Column::Id, ids))
-        .into_model::<Account>()
-        .all(db)
-        .await
-}
-
-/// The viewer `token` stands for, given its account as it is now (None:
-/// gone).
-pub fn viewer_of(account: Option<&Account>, token: &Verified) -> ApiResult<Viewer> {
-    match account {
-        Some(account)
-            if account.id == token.viewer.user_id && account.token_version == token.version =>
-        {
-            Ok(Viewer {
-                user_id: account.id,
-                role: account.role,
-            })
-        }
-        _ => Err(ApiError::InvalidToken),
-    }
 }
 
 pub async fn find_by_email<C: ConnectionTrait>(

@@ -1,9 +1,12 @@
+//! What resolvers read from a request's context: the state, the caller,
+//! the client's address.
+
 use async_graphql::{Context, ID};
 
 use super::loaders::Loaders;
 
+use crate::auth::ClientAddr;
 use crate::auth::{Caller, Viewer};
-use crate::auth_throttle::ClientAddr;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -48,7 +51,7 @@ impl ContextExt for Context<'_> {
     }
 
     /// The viewer's role is the account's as it is now (read at the start
-    /// of each request or socket operation: `users::current_viewer`), so a
+    /// of each request or socket operation: `auth::accounts::current_viewer`), so a
     /// demoted or deleted admin loses admin powers at once.
     async fn admin(&self) -> ApiResult<Viewer> {
         let viewer = self.viewer()?;

@@ -34,9 +34,9 @@ use tokio::sync::Semaphore;
 
 use super::byte_budget::ByteBudget;
 use super::lock;
-use crate::auth_throttle::ClientAddr;
+use crate::admission::{Gate, Permit};
+use crate::auth::ClientAddr;
 use crate::error::ApiError;
-use crate::http::gate::{Gate, Permit};
 
 /// Documents longer than this are parsed off the request threads: about
 /// 11 ms of parsing in a debug build, 1 ms optimised. The standard

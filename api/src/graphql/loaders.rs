@@ -7,7 +7,8 @@ use async_graphql::dataloader::{DataLoader, Loader};
 use entity::{order_lines, product_variants, products, users};
 use sea_orm::{DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
-use crate::domain::{any_of, preferences};
+use crate::db::any_of;
+use crate::domain::preferences;
 use crate::error::{ApiError, ApiResult};
 
 /// The loaders of one request; built per request so nothing is cached across users.

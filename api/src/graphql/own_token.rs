@@ -1,5 +1,5 @@
 //! Which requests check their caller's token in their own statement. Most
-//! requests have the caller's account read first (`crate::accounts`), so
+//! requests have the caller's account read first (`auth::accounts`), so
 //! that every resolver sees a confirmed viewer. Two kinds of request make
 //! one statement that can check the token itself, against the account it
 //! reads or writes anyway: placing orders (the placement statement) and
@@ -107,11 +107,27 @@ mod tests {
             ("mutation { placeOrder(".to_owned(), None, false),
             (String::new(), None, false),
             // `me`, with whatever inside it
-            ("{ me { id mostOrderedItems { id } } }".to_owned(), None, true),
-            ("query { a: me { id } b: me { name } }".to_owned(), None, true),
-            ("{ me { ...F } } fragment F on User { id }".to_owned(), None, true),
+            (
+                "{ me { id mostOrderedItems { id } } }".to_owned(),
+                None,
+                true,
+            ),
+            (
+                "query { a: me { id } b: me { name } }".to_owned(),
+                None,
+                true,
+            ),
+            (
+                "{ me { ...F } } fragment F on User { id }".to_owned(),
+                None,
+                true,
+            ),
             ("{ me { id } cart { total } }".to_owned(), None, false),
-            ("{ me { id } products { totalCount } }".to_owned(), None, false),
+            (
+                "{ me { id } products { totalCount } }".to_owned(),
+                None,
+                false,
+            ),
             ("{ me @include(if: true) { id } }".to_owned(), None, false),
             ("{ ... on Query { me { id } } }".to_owned(), None, false),
             ("mutation { me { id } }".to_owned(), None, false),

@@ -30,7 +30,7 @@ use futures::stream::BoxStream;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
 use super::lock;
-use crate::auth_throttle::Rate;
+use crate::config::Rate;
 use crate::error::{ApiError, ApiResult, code_the_uncoded};
 
 /// Operations one socket may have in flight at once.

@@ -11,8 +11,8 @@ use async_graphql::extensions::{
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType};
 use async_graphql::{Request, ServerResult, Variables};
 
+use crate::auth::accounts;
 use crate::auth::{Caller, Verified};
-use crate::domain::users;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -82,7 +82,7 @@ impl Extension for SocketViewer {
             return next.run(ctx, request).await;
         };
         let db = &ctx.data_unchecked::<AppState>().db;
-        let viewer = users::current_viewer(db, token)
+        let viewer = accounts::current_viewer(db, token)
             .await
             .map_err(ApiError::into_server_error)?;
         next.run(ctx, request.data(Caller::confirmed(*token, viewer)))

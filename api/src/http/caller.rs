@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderMap, header};
 
-use crate::auth_throttle::ClientAddr;
+use crate::auth::ClientAddr;
 
 /// The client's address, as the accept loop found it (behind a trusted
 /// proxy, the one the proxy names).

@@ -15,8 +15,8 @@ use axum::response::Response;
 use http_body_util::LengthLimitError;
 
 use super::answer::{refused, unavailable};
-use super::interval_log::IntervalLog;
-use crate::auth_throttle::ClientAddr;
+use crate::admission::IntervalLog;
+use crate::auth::ClientAddr;
 use crate::error::ApiError;
 
 #[derive(Clone)]

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-use super::gate::Gate;
-use crate::auth_throttle::Rate;
+use crate::admission::Gate;
+use crate::config::Rate;
 use crate::config::Secret;
 use crate::graphql::{Documents, IntrospectionAnswers, PublicAnswers, TallySchema};
 use crate::state::AppState;

@@ -18,7 +18,7 @@ use super::caller::{bearer_token, client_addr};
 use super::endpoint::Endpoint;
 use super::{answer, caching, graphiql, websocket};
 use crate::auth::Caller;
-use crate::auth_throttle::ClientAddr;
+use crate::auth::ClientAddr;
 use crate::error::{ApiError, code_the_uncoded};
 use crate::graphql::documents::Refusal;
 use crate::graphql::loaders::Loaders;

@@ -13,16 +13,13 @@ mod caching;
 mod caller;
 mod deadlines;
 mod endpoint;
-pub(crate) mod gate;
 mod graphiql;
 mod graphql;
-mod interval_log;
 mod probes;
 mod serve;
 mod websocket;
 
 pub use caller::ForwardedHost;
-pub(crate) use interval_log::IntervalLog;
 pub use serve::{bind, serve};
 
 use std::sync::Arc;
@@ -46,7 +43,7 @@ use tracing::Level;
 use self::answer::unavailable;
 use self::deadlines::Deadlines;
 use self::endpoint::{Endpoint, MetricsAccess, SocketLimits};
-use self::gate::Gate;
+use crate::admission::{Gate, IntervalLog};
 use crate::config::{AllowedOrigins, HttpSettings};
 use crate::error::ApiError;
 use crate::graphql::{Documents, IntrospectionAnswers, PublicAnswers, introspection};

@@ -23,9 +23,9 @@ use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use super::caller::ForwardedHost;
-use super::gate::Gate;
-use super::interval_log::IntervalLog;
-use crate::auth_throttle::ClientAddr;
+use crate::admission::Gate;
+use crate::admission::IntervalLog;
+use crate::auth::ClientAddr;
 use crate::config::ConnectionLimits;
 
 /// Connections the kernel holds for the accept loop. Tokio's (and std's)

@@ -36,11 +36,11 @@ use tokio::time::Instant;
 use super::answer;
 use super::caller::{bearer, bearer_token, client_addr};
 use super::endpoint::{Endpoint, SocketLimits};
-use super::gate::Full;
+use crate::admission::Full;
+use crate::auth::ClientAddr;
 use crate::auth::Verified;
-use crate::auth_throttle::ClientAddr;
-use crate::auth_throttle::Rate;
-use crate::domain::users;
+use crate::auth::accounts;
+use crate::config::Rate;
 use crate::error::ApiError;
 use crate::graphql::loaders::Loaders;
 use crate::graphql::sockets::SocketBudget;
@@ -206,7 +206,7 @@ impl Session {
                     // a socket lives long: its account is asked again now
                     // and then (every operation asks too, see SocketViewer)
                     if let Some(token) = &token
-                        && let Err(ApiError::InvalidToken) = users::current_viewer(&db, token).await
+                        && let Err(ApiError::InvalidToken) = accounts::current_viewer(&db, token).await
                     {
                         break Some((4403, "Forbidden: the token was revoked"));
                     }
@@ -269,7 +269,7 @@ async fn connection_data(
         let refused = async_graphql::Error::from;
         let verified = state.tokens.verify(&token).map_err(refused)?;
         // refused now if the account is gone or the token revoked
-        users::current_viewer(&state.db, &verified)
+        accounts::current_viewer(&state.db, &verified)
             .await
             .map_err(refused)?;
         data.insert(SocketToken(verified));

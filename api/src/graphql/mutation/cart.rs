@@ -1,3 +1,5 @@
+//! The caller's cart: add, change and remove lines.
+
 use async_graphql::{Context, ID, InputObject, Object, Result};
 
 use crate::domain::{Quantity, cart};

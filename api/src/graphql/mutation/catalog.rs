@@ -1,3 +1,5 @@
+//! An admin's catalog mutations: create and update products.
+
 use async_graphql::{Context, ID, InputObject, Object, Result};
 use jobs::figures_changed::{self, FiguresChanged};
 use sea_orm::TransactionTrait;

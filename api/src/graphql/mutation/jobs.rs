@@ -1,3 +1,6 @@
+//! An admin's job mutations: retry a job or every failed one, rebuild the
+//! analytics.
+
 use async_graphql::{Context, ID, Object, Result};
 use tracing::info;
 

@@ -1,3 +1,5 @@
+//! `placeOrder`, `placeOrderFromCart` and `cancelOrder`.
+
 use async_graphql::{Context, ID, InputObject, Object, Result};
 
 use crate::domain::Quantity;

@@ -1,3 +1,5 @@
+//! `register` and `login`.
+
 use async_graphql::{Context, InputObject, Object, Result};
 use entity::users::Model;
 

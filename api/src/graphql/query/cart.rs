@@ -1,3 +1,5 @@
+//! `cart`: the caller's cart.
+
 use async_graphql::{Context, Object, Result};
 
 use crate::domain::cart;

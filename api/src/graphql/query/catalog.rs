@@ -1,3 +1,5 @@
+//! The catalog: `products` (pages, rankings) and `product`.
+
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, OpaqueCursor};

@@ -1,3 +1,5 @@
+//! `jobs`: the post-order jobs, for an admin.
+
 use async_graphql::{Context, Object, Result};
 
 use jobs::admin::JobStatus;

@@ -1,3 +1,5 @@
+//! The schema's queries, one object per area, merged.
+
 mod cart;
 mod catalog;
 mod jobs;

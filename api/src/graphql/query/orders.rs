@@ -1,3 +1,5 @@
+//! `order`, `myOrders`, and an admin's `orders`.
+
 use async_graphql::connection::Connection;
 use async_graphql::{Context, ID, Object, Result};
 

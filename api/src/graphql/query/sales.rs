@@ -1,3 +1,5 @@
+//! `salesReport`: a scope's sales by hour, day or month, for an admin.
+
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 

@@ -1,3 +1,5 @@
+//! `me`: the caller, with their preferences.
+
 use async_graphql::{Context, Object, Result};
 
 use crate::domain::preferences;

@@ -1,3 +1,5 @@
+//! `Cart` and its lines, priced now.
+
 use async_graphql::{Context, ID, Object, Result};
 
 use super::{Product, ProductVariant};

@@ -1,3 +1,5 @@
+//! Post-order jobs and analytics rebuilds, as an admin sees them.
+
 use async_graphql::{ID, SimpleObject};
 use chrono::{DateTime, Utc};
 use jobs::admin::{JobStatus, JobSummary};

@@ -1,3 +1,5 @@
+//! `Order` and its lines, as GraphQL shows them.
+
 use async_graphql::{Context, Enum, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::{order_lines, orders};

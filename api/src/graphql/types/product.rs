@@ -1,3 +1,5 @@
+//! `Product` and its variants, with the figures the jobs keep.
+
 use async_graphql::{Context, ID, Object, Result};
 use chrono::{DateTime, Utc};
 use entity::{product_variants, products};

@@ -1,3 +1,5 @@
+//! Sales over time: a report's periods and grains, as GraphQL shows them.
+
 use async_graphql::{Context, Enum, Object};
 use chrono::{DateTime, Utc};
 

@@ -1,3 +1,5 @@
+//! `User`: an account, with the customer's preferences.
+
 use async_graphql::{Context, Enum, ID, Object, Result, SimpleObject};
 use entity::users;
 

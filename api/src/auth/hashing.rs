@@ -27,7 +27,7 @@ use argon2::{Algorithm, Argon2, Block, Params, Version};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::auth_throttle::ClientAddr;
+use crate::auth::ClientAddr;
 use crate::error::{ApiError, ApiResult};
 
 /// How long a hash may wait for room in the queue.

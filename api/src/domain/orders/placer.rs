@@ -21,8 +21,9 @@ use jobs::JobOptions;
 use sea_orm::DatabaseConnection;
 use tracing::{debug, warn};
 
-use crate::auth_throttle::ClientAddr;
+use crate::auth::ClientAddr;
 use crate::coalesce::{self, Queued, Weigh};
+use crate::config::PlacementSettings;
 use crate::domain::orders::{self, NewOrder, PlacedOrder};
 use crate::error::{ApiError, ApiResult};
 use crate::metrics::Metrics;
@@ -36,27 +37,6 @@ pub const MAX_BATCH_LINES: usize = 1000;
 /// are answered then fills at most half of each statement ahead of a small
 /// order from elsewhere.
 pub const ADDRESS_SHARE_LINES: usize = MAX_BATCH_LINES / 2;
-
-/// How requests are coalesced (`ORDER_BATCH_SIZE`, `ORDER_WRITERS`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PlacementSettings {
-    /// Orders one statement writes at most; 1 writes each order alone.
-    pub max_batch: usize,
-    /// Batches written at the same time, each on its own connection.
-    pub writers: usize,
-}
-
-impl Default for PlacementSettings {
-    fn default() -> Self {
-        // One writer: on the 2-core machine of BENCHMARKS.md, a second one
-        // halves the batches, and with them what each statement saves
-        // (1.1 × the orders/s with one, side by side)
-        Self {
-            max_batch: 64,
-            writers: 1,
-        }
-    }
-}
 
 /// What tests change in the placer. The binary runs the default.
 #[derive(Clone, Debug, Default)]
@@ -85,6 +65,8 @@ struct Placement {
 }
 
 impl Weigh for Placement {
+    type Client = ClientAddr;
+
     fn weight(&self) -> usize {
         self.order.lines()
     }

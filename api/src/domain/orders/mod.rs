@@ -1,3 +1,9 @@
+//! Orders: their placement (`placer`: the requests' queue, coalesced; the
+//! writes here, with their statements in `sql/`), reads, cancellation and
+//! the admin's listing. An order and its post-order job commit together.
+
+pub mod placer;
+
 use std::sync::LazyLock;
 use std::time::Duration;
 

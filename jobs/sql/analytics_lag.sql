@@ -1,5 +1,6 @@
--- Seconds since the oldest placed order that no job has counted yet was
--- placed (0 when none waits; a cancelled order never waits to be counted),
+-- How far counting is behind (`admin::lag`, for `/metrics`): seconds since
+-- the oldest placed order that no job has counted yet was placed (0 when
+-- none waits; a cancelled order never waits to be counted),
 -- and how many orders are held back because counting them failed. A held-back
 -- order is not lag: it waits for an operator, and is counted apart so that
 -- one failing order neither hides nor inflates the others' lag. Both come

@@ -20,9 +20,9 @@ use tracing::{info, warn};
 use crate::auth::Tokens;
 use crate::config::Config;
 use crate::db::{self, PoolKind};
+use crate::domain::orders::placer::PlacerHooks;
 use crate::domain::{self, users};
 use crate::live::LiveFigures;
-use crate::placer::PlacerHooks;
 use crate::state::AppState;
 use crate::{board, http};
 
