@@ -17,7 +17,9 @@ use tally::db;
 use tally::domain::orders::placer::PlacerHooks;
 use tally::money::Cents;
 use tally::startup::{self, Hooks, Role, Workers};
-use tally_test_support::TestDatabase;
+use tally_test_support::{TestDatabase, client};
+// the answers' readers every test module takes from here
+pub use tally_test_support::client::{data, error_code, error_message, placed_order_id};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::{EnvFilter, Layer};
 
@@ -243,64 +245,40 @@ impl TestApp {
     /// [`Self::gql_as`] from 127.0.0.`host`: another client machine, as far
     /// as limits kept per address go.
     pub async fn gql_as_from(&self, host: u8, token: &str, query: &str, variables: Value) -> Value {
-        let http = reqwest::Client::builder()
-            .local_address(std::net::IpAddr::from([127, 0, 0, host]))
-            .build()
-            .expect("a client on another loopback address");
-        self.gql_over(&http, Some(token), query, variables).await
+        let body = client::graphql_body(query, variables);
+        self.answered(&client::client_from(host), Some(token), &body)
+            .await
     }
 
     /// An anonymous GraphQL POST from 127.0.0.`host`, whatever its status:
     /// the status and the body.
     pub async fn post_from(&self, host: u8, query: &str, variables: Value) -> (u16, Value) {
-        let http = reqwest::Client::builder()
-            .local_address(std::net::IpAddr::from([127, 0, 0, host]))
-            .build()
-            .expect("a client on another loopback address");
-        let response = http
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.expect("JSON body"))
+        let body = client::graphql_body(query, variables);
+        client::post_graphql(
+            &client::client_from(host),
+            &self.url("/graphql"),
+            None,
+            &body,
+        )
+        .await
     }
 
     async fn gql_with(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
-        self.gql_over(&self.http, token, query, variables).await
-    }
-
-    async fn gql_over(
-        &self,
-        http: &reqwest::Client,
-        token: Option<&str>,
-        query: &str,
-        variables: Value,
-    ) -> Value {
-        let mut request = http
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.expect("request");
-        assert!(response.status().is_success(), "HTTP {}", response.status());
-        response.json().await.expect("JSON body")
+        let body = client::graphql_body(query, variables);
+        self.answered(&self.http, token, &body).await
     }
 
     /// Posts `body` as the whole GraphQL request (say, with `extensions`);
     /// returns the response body.
     pub async fn gql_body(&self, body: Value) -> Value {
-        let response = self
-            .http
-            .post(self.url("/graphql"))
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        assert!(response.status().is_success(), "HTTP {}", response.status());
-        response.json().await.expect("JSON body")
+        self.answered(&self.http, None, &body).await
+    }
+
+    /// The body of a GraphQL POST answered with a success status.
+    async fn answered(&self, http: &reqwest::Client, token: Option<&str>, body: &Value) -> Value {
+        let (status, body) = client::post_graphql(http, &self.url("/graphql"), token, body).await;
+        assert!((200..300).contains(&status), "HTTP {status}: {body}");
+        body
     }
 
     /// Registers a customer; returns their token and id.
@@ -439,19 +417,13 @@ impl TestApp {
 
     /// A single bigint from SQL run on the test's own connection.
     pub async fn count(&self, sql: &str) -> i64 {
-        self.db
-            .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
-            .await
-            .unwrap()
-            .unwrap()
-            .try_get_by_index::<i64>(0)
-            .unwrap()
+        client::count(&self.pool, sql).await
     }
 
     /// How many figures differ from a recount over the order lines, orders
     /// not counted yet included: 0 when all is exact.
     pub async fn figure_mismatches(&self) -> i64 {
-        self.count(jobs::rebuild::FIGURE_MISMATCHES_SQL).await
+        client::figure_mismatches(&self.pool).await
     }
 
     /// Runs a statement on the test's own connection; returns the rows it touched.
@@ -481,30 +453,4 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
     }
-}
-
-/// The `data` of a response that must have no errors.
-/// The id of the order a `placeOrder` answer carries.
-pub fn placed_order_id(body: &Value) -> i64 {
-    data(body)["placeOrder"]["id"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-pub fn data(body: &Value) -> &Value {
-    assert!(body.get("errors").is_none(), "unexpected errors: {body}");
-    &body["data"]
-}
-
-/// The `extensions.code` of the first error.
-pub fn error_code(body: &Value) -> &str {
-    body["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("expected an error with a code: {body}"))
-}
-
-pub fn error_message(body: &Value) -> &str {
-    body["errors"][0]["message"].as_str().unwrap_or_default()
 }

@@ -1,16 +1,15 @@
-//! A fresh database for one benchmark run: schema, a catalog, customers and
-//! their tokens. Users are written straight into the table (hashing 64
-//! passwords would only measure argon2); tokens are minted with the secret
-//! the spawned servers get.
+//! A fresh database for one benchmark run: schema, and the tests' shop
+//! (`tally_test_support::shop`): a catalog, customers and their tokens.
+//! Users are written straight into the table (hashing 64 passwords would
+//! only measure argon2); tokens are minted with the secret the spawned
+//! servers get.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
-use entity::users::Role;
 use rand::Rng;
 use sqlx::{Connection, PgPool};
-use tally::auth::{Tokens, Viewer};
-use tally::config::{Config, Secret};
+use tally::config::Config;
 
 pub const JWT_SECRET: &str = "tally-bench-secret-tally-bench-secret";
 
@@ -41,50 +40,22 @@ impl Bench {
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
 
-        sqlx::raw_sql(
-            "insert into products (name, category, price_cents)
-             select 'Dish ' || n, (array['pizza', 'burgers', 'salads', 'desserts', 'beverages'])[1 + n % 5],
-                    300 + (n * 37) % 1500
-             from generate_series(1, 50) n;
-             insert into users (name, email, password_hash, role)
-             select 'Customer ' || n, 'customer' || n || '@bench.test', 'not a hash', 'customer'
-             from generate_series(1, 64) n;",
+        let shop = tally_test_support::shop::open(
+            &pool,
+            50,
+            &["pizza", "burgers", "salads", "desserts", "beverages"],
+            64,
+            JWT_SECRET,
         )
-        .execute(&pool)
         .await?;
-        let products =
-            sqlx::query_as::<_, (i64, i64)>("select id, price_cents from products order by id")
-                .fetch_all(&pool)
-                .await?;
-        let tokens = Tokens::new(&Secret::new(JWT_SECRET));
-        let ids: Vec<i64> = sqlx::query_scalar("select id from users order by id")
-            .fetch_all(&pool)
-            .await?;
-        let admin_id: i64 = sqlx::query_scalar(
-            "insert into users (name, email, password_hash, role)
-             values ('Admin', 'admin@bench.test', 'not a hash', 'admin')
-             returning id",
-        )
-        .fetch_one(&pool)
-        .await?;
-        let mint = |user_id, role| {
-            tokens
-                .issue(Viewer { user_id, role }, 0)
-                .map_err(|e| anyhow::anyhow!(e.message()))
-        };
-        let admin = mint(admin_id, Role::Admin)?;
-        let customers = ids
-            .into_iter()
-            .map(|id| Ok((id, mint(id, Role::Customer)?)))
-            .collect::<anyhow::Result<_>>()?;
         Ok(Self {
             maintenance_url: maintenance_url.to_owned(),
             database,
             database_url,
             pool,
-            products,
-            customers,
-            admin,
+            products: shop.products,
+            customers: shop.customers,
+            admin: shop.admin.1,
         })
     }
 

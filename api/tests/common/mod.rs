@@ -14,8 +14,10 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tally::auth::{Tokens, Viewer};
-use tally::config::Secret;
+// the client's side every Tally test shares (each binary uses its own part)
+#[allow(unused_imports)]
+pub use tally_test_support::client::{self, client_from, count, figure_mismatches};
+use tally_test_support::shop;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -150,16 +152,6 @@ pub fn as_root() -> bool {
         .is_ok_and(|out| out.stdout.trim_ascii() == b"0")
 }
 
-/// An HTTP client whose connections leave from 127.0.0.`host`: a machine
-/// of its own, as far as limits kept per address go.
-pub fn client_from(host: u8) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(std::net::IpAddr::from([127, 0, 0, host]))
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
-}
-
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -230,48 +222,31 @@ pub struct Shop {
 }
 
 /// Runs `tally migrate` on `url`, then adds 12 products in 4 categories,
-/// 10 customers and an admin.
+/// 10 customers and an admin (`tally_test_support::shop`).
 pub async fn open_shop(url: &str) -> (PgPool, Shop) {
     assert!(spawn(url, &["migrate"], &[]).wait().unwrap().success());
     let pool = PgPool::connect(url).await.unwrap();
-    sqlx::raw_sql(
-        "insert into products (name, category, price_cents)
-         select 'Dish ' || n, (array['pizza', 'burgers', 'salads', 'drinks'])[1 + n % 4], 150 + n * 25
-         from generate_series(1, 12) n;
-         insert into users (name, email, password_hash, role)
-         select 'Customer ' || n, 'c' || n || '@shop.test', 'x', 'customer' from generate_series(1, 10) n;
-         insert into users (name, email, password_hash, role) values ('Admin', 'admin@shop.test', 'x', 'admin');",
+    let opened = shop::open(
+        &pool,
+        12,
+        &["pizza", "burgers", "salads", "drinks"],
+        10,
+        SECRET,
     )
-    .execute(&pool)
     .await
     .unwrap();
-    let products: Vec<i64> = sqlx::query_scalar("select id from products order by id")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
+    let products = opened.products.iter().map(|(id, _)| *id).collect();
     let tokens = tokens_signed_with(&pool, SECRET).await;
     (pool, Shop { products, tokens })
 }
 
 /// A token for each account, oldest first, signed with `secret`.
 pub async fn tokens_signed_with(pool: &PgPool, secret: &str) -> Vec<String> {
-    let users: Vec<(i64, String)> = sqlx::query_as("select id, role from users order by id")
-        .fetch_all(pool)
+    shop::tokens_signed_with(pool, secret)
         .await
-        .unwrap();
-    let issuer = Tokens::new(&Secret::new(secret));
-    users
-        .iter()
-        .map(|(id, role)| {
-            let role = match role.as_str() {
-                "admin" => entity::users::Role::Admin,
-                _ => entity::users::Role::Customer,
-            };
-            issuer
-                .issue(Viewer { user_id: *id, role }, 0)
-                .map_err(|e| e.message())
-                .unwrap()
-        })
+        .unwrap()
+        .into_iter()
+        .map(|(_, token)| token)
         .collect()
 }
 
@@ -329,16 +304,11 @@ impl Attempts {
 
 /// One GraphQL request through `addr` as `token`; the response's body.
 pub async fn post_graphql(addr: &str, token: &str, query: &str, variables: Value) -> Value {
-    reqwest::Client::new()
-        .post(format!("http://{addr}/graphql"))
-        .bearer_auth(token)
-        .json(&json!({ "query": query, "variables": variables }))
-        .send()
+    let body = client::graphql_body(query, variables);
+    let url = format!("http://{addr}/graphql");
+    client::post_graphql(&reqwest::Client::new(), &url, Some(token), &body)
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+        .1
 }
 
 pub const CANCEL_ORDER: &str = "mutation($id: ID!) { cancelOrder(id: $id) { status } }";
@@ -503,15 +473,6 @@ pub async fn wait_until_idle(pool: &PgPool, limit: Duration) -> Duration {
     }
 }
 
-/// Product figures and customer stats that differ from a recount over the
-/// order lines.
-pub async fn figure_mismatches(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(jobs::rebuild::FIGURE_MISMATCHES_SQL))
-        .fetch_one(pool)
-        .await
-        .unwrap()
-}
-
 /// What the clients' runs end on, once nothing is pending: `placed` orders
 /// exist, each once; the ones clients cancelled are cancelled, each once; and
 /// every figure equals a recount over the orders that stand (a cancelled
@@ -531,10 +492,6 @@ pub async fn assert_exact(pool: &PgPool, placed: usize, attempts: &Attempts) {
         attempts.cancelled as i64
     );
     assert_eq!(figure_mismatches(pool).await, 0);
-}
-
-pub async fn count(pool: &PgPool, sql: &'static str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
 pub const PRODUCT_SUBSCRIPTION: &str = "subscription ($ids: [ID!]!) {

@@ -1,10 +1,16 @@
 //! What Tally's tests share, in process (`tests/`) and against the binary
-//! (`api/tests/`): a database of each test's own, named so that a later run
+//! (`api/tests/`): the client's side ([`client`]: GraphQL over HTTP, the
+//! parts of an answer, figures read from the database), a shop to order
+//! from ([`shop`]), and a database of
+//! each test's own, named so that a later run
 //! can tell when a killed run left it behind, and dropped when the test ends.
 //! Either Tally creates it as it starts, as it would in production
 //! ([`TestDatabase::new`]), or it is a copy of a database this process
 //! migrated once ([`TestDatabase::migrated`]): copying is about four times
 //! faster than migrating.
+
+pub mod client;
+pub mod shop;
 
 use std::path::PathBuf;
 use std::sync::{Once, OnceLock};
