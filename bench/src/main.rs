@@ -120,142 +120,15 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
     let mut report = Report::default();
 
     if args.runs(Part::Placement) {
-        eprintln!("1/8 placement: straight SQL, one order per statement");
-        for clients in [16, 32] {
-            let cpu = cpu::Sample::now();
-            let placed = load::raw_placement(bench, clients, 1, duration).await?;
-            report.cpu.push((
-                format!("placement, straight SQL, {clients} connections"),
-                cpu.per_order(placed.per_second * duration.as_secs_f64()),
-            ));
-            report.raw_placement.push((clients, placed));
-        }
-        eprintln!("1/8 placement: straight SQL, coalesced");
-        // the form of Tally's placer at 32 clients: orders sent together,
-        // as many as are waiting
-        let (connections, batch) = (RAW_WRITERS, 16);
-        let cpu = cpu::Sample::now();
-        let placed = load::raw_placement(bench, connections, batch, duration).await?;
-        report.cpu.push((
-            format!(
-                "placement, straight SQL, {connections} connections × {batch} orders per statement"
-            ),
-            cpu.per_order(placed.per_second * duration.as_secs_f64()),
-        ));
-        report.raw_coalesced = Some((connections, batch, placed));
-
-        eprintln!("1/8 placement: placeOrder over HTTP (tally serve without workers)");
-        let server = Tally::serve(bin, bench, 0, 100, &[]).await?;
-        for clients in [1, 8, 32] {
-            let cpu = cpu::Sample::now();
-            let placed = load::graphql_placement(bench, &server.addr, clients, duration).await?;
-            report.cpu.push((
-                format!("placeOrder over HTTP, {clients} clients, coalesced"),
-                cpu.per_order(placed.per_second * duration.as_secs_f64()),
-            ));
-            report.graphql_placement.push((clients, placed));
-        }
-        report.peak_rss_mib = server.peak_rss_mib();
-        report.batch_sizes = server.order_batch_sizes().await.ok();
-        server.stop()?;
-
-        eprintln!("1/8 placement: placeOrder over HTTP, two writers and each order alone");
-        let others = [
-            // a second writer beside the first, as ORDER_WRITERS allows
-            (
-                "two writers (ORDER_WRITERS=2)",
-                [("ORDER_WRITERS", "2"), ("ORDER_BATCH_SIZE", "64")],
-            ),
-            // as before coalescing: each request its own statement, as many
-            // at once as the pool has connections
-            (
-                "each order alone (ORDER_BATCH_SIZE=1)",
-                [("ORDER_WRITERS", "16"), ("ORDER_BATCH_SIZE", "1")],
-            ),
-        ];
-        for (name, env) in others {
-            let server = Tally::serve(bin, bench, 0, 100, &env).await?;
-            let cpu = cpu::Sample::now();
-            let placed = load::graphql_placement(bench, &server.addr, 32, duration).await?;
-            report.cpu.push((
-                format!("placeOrder over HTTP, 32 clients, {name}"),
-                cpu.per_order(placed.per_second * duration.as_secs_f64()),
-            ));
-            report.graphql_other.push((name, placed));
-            server.stop()?;
-        }
+        placement(bin, bench, duration, &mut report).await?;
     }
 
     if args.runs(Part::Drain) {
-        eprintln!("2/8 drain: a backlog of {} orders", args.backlog);
-        // the orders placed above are the start of the backlog
-        drain::reset(bench).await?;
-        drain::fill_backlog(bench, args.backlog).await?;
-        trim_backlog(bench, args.backlog).await?;
-        drain::reset(bench).await?;
-        report.drain_coalesced = drain::with_tally(bin, bench, 1, 2, DEFAULT_BATCH).await?;
-        report.cpu.push((
-            format!("drain, Tally, coalescing ({DEFAULT_BATCH}/run), 1 process"),
-            report.drain_coalesced.cpu,
-        ));
-        for batch in [100, 250, 1000] {
-            drain::reset(bench).await?;
-            report
-                .drain_other_batches
-                .push((batch, drain::with_tally(bin, bench, 1, 2, batch).await?));
-        }
-        drain::reset(bench).await?;
-        report.drain_single = drain::with_tally(bin, bench, 1, 2, 1).await?;
-        drain::reset(bench).await?;
-        report.drain_by_hand_single = drain::by_hand(bench, 4, 1, Sales::Kept).await?;
-        drain::reset(bench).await?;
-        report.drain_by_hand_batched = drain::by_hand(bench, 2, 200, Sales::Kept).await?;
-        // the same statements without the sales per quarter hour: what the
-        // buckets cost the counting run, side by side
-        drain::reset(bench).await?;
-        report.drain_by_hand_figures_alone = drain::by_hand(bench, 2, 200, Sales::Left).await?;
-        report.cpu.push((
-            "drain, straight SQL, 200 orders per transaction".to_owned(),
-            report.drain_by_hand_batched.cpu,
-        ));
-        drain::reset(bench).await?;
-        report.drain_by_hand_1000 = drain::by_hand(bench, 2, 1000, Sales::Kept).await?;
-
-        eprintln!("3/8 scaling: 2 and 4 worker processes");
-        for processes in [2, 4] {
-            drain::reset(bench).await?;
-            let drained = drain::with_tally(bin, bench, processes, 1, DEFAULT_BATCH).await?;
-            report.cpu.push((
-                format!("drain, Tally, coalescing, {processes} processes"),
-                drained.cpu,
-            ));
-            report.scaling.push((processes, drained));
-        }
+        drains(bin, bench, args.backlog, &mut report).await?;
     }
 
     if args.runs(Part::Lag) {
-        eprintln!("4/8 lag at 50% and 90% of what tally serve with its workers places");
-        // the lag's server runs its workers on the same cores as the API:
-        // its load is a share of what that server carries, not of what one
-        // without workers does
-        lag::start_clean(bin, bench).await?;
-        let server = Tally::serve(bin, bench, 2, DEFAULT_BATCH, &[]).await?;
-        let carried = load::graphql_placement(bench, &server.addr, 32, duration).await?;
-        server.stop()?;
-        let best = carried.per_second;
-        report.placement_with_workers = Some(carried);
-        for share in [0.5, 0.9] {
-            lag::start_clean(bin, bench).await?;
-            settle(bench).await?;
-            report.lag.push((
-                share,
-                lag::measure(bin, bench, best * share, duration, DEFAULT_BATCH).await?,
-            ));
-        }
-        // the old default (100 per run) beside it, at 90 %
-        lag::start_clean(bin, bench).await?;
-        settle(bench).await?;
-        report.lag_small_batches = Some(lag::measure(bin, bench, best * 0.9, duration, 100).await?);
+        lags(bin, bench, duration, &mut report).await?;
     }
 
     if args.runs(Part::Statements) {
@@ -292,6 +165,169 @@ async fn run(args: &Args, bin: &PathBuf, bench: &Arc<Bench>) -> anyhow::Result<R
         report.sustained = Some(sustained::measure(bin, &sizes).await?);
     }
     Ok(report)
+}
+
+/// Placement: straight SQL, one order per statement and coalesced, then
+/// placeOrder over HTTP at 1, 8 and 32 clients, and with other settings.
+async fn placement(
+    bin: &PathBuf,
+    bench: &Arc<Bench>,
+    duration: Duration,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    eprintln!("1/8 placement: straight SQL, one order per statement");
+    for clients in [16, 32] {
+        let cpu = cpu::Sample::now();
+        let placed = load::raw_placement(bench, clients, 1, duration).await?;
+        report.cpu.push((
+            format!("placement, straight SQL, {clients} connections"),
+            cpu.per_order(placed.per_second * duration.as_secs_f64()),
+        ));
+        report.raw_placement.push((clients, placed));
+    }
+    eprintln!("1/8 placement: straight SQL, coalesced");
+    // the form of Tally's placer at 32 clients: orders sent together,
+    // as many as are waiting
+    let (connections, batch) = (RAW_WRITERS, 16);
+    let cpu = cpu::Sample::now();
+    let placed = load::raw_placement(bench, connections, batch, duration).await?;
+    report.cpu.push((
+        format!(
+            "placement, straight SQL, {connections} connections × {batch} orders per statement"
+        ),
+        cpu.per_order(placed.per_second * duration.as_secs_f64()),
+    ));
+    report.raw_coalesced = Some((connections, batch, placed));
+
+    eprintln!("1/8 placement: placeOrder over HTTP (tally serve without workers)");
+    let server = Tally::serve(bin, bench, 0, 100, &[]).await?;
+    for clients in [1, 8, 32] {
+        let cpu = cpu::Sample::now();
+        let placed = load::graphql_placement(bench, &server.addr, clients, duration).await?;
+        report.cpu.push((
+            format!("placeOrder over HTTP, {clients} clients, coalesced"),
+            cpu.per_order(placed.per_second * duration.as_secs_f64()),
+        ));
+        report.graphql_placement.push((clients, placed));
+    }
+    report.peak_rss_mib = server.peak_rss_mib();
+    report.batch_sizes = server.order_batch_sizes().await.ok();
+    server.stop()?;
+
+    eprintln!("1/8 placement: placeOrder over HTTP, two writers and each order alone");
+    let others = [
+        // a second writer beside the first, as ORDER_WRITERS allows
+        (
+            "two writers (ORDER_WRITERS=2)",
+            [("ORDER_WRITERS", "2"), ("ORDER_BATCH_SIZE", "64")],
+        ),
+        // as before coalescing: each request its own statement, as many
+        // at once as the pool has connections
+        (
+            "each order alone (ORDER_BATCH_SIZE=1)",
+            [("ORDER_WRITERS", "16"), ("ORDER_BATCH_SIZE", "1")],
+        ),
+    ];
+    for (name, env) in others {
+        let server = Tally::serve(bin, bench, 0, 100, &env).await?;
+        let cpu = cpu::Sample::now();
+        let placed = load::graphql_placement(bench, &server.addr, 32, duration).await?;
+        report.cpu.push((
+            format!("placeOrder over HTTP, 32 clients, {name}"),
+            cpu.per_order(placed.per_second * duration.as_secs_f64()),
+        ));
+        report.graphql_other.push((name, placed));
+        server.stop()?;
+    }
+    Ok(())
+}
+
+/// Drains of the same backlog: Tally at several batch sizes and one order
+/// per run, straight SQL, and Tally in 2 and 4 processes.
+async fn drains(
+    bin: &PathBuf,
+    bench: &Arc<Bench>,
+    backlog: i64,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    eprintln!("2/8 drain: a backlog of {} orders", backlog);
+    // the orders placed above are the start of the backlog
+    drain::reset(bench).await?;
+    drain::fill_backlog(bench, backlog).await?;
+    trim_backlog(bench, backlog).await?;
+    drain::reset(bench).await?;
+    report.drain_coalesced = drain::with_tally(bin, bench, 1, 2, DEFAULT_BATCH).await?;
+    report.cpu.push((
+        format!("drain, Tally, coalescing ({DEFAULT_BATCH}/run), 1 process"),
+        report.drain_coalesced.cpu,
+    ));
+    for batch in [100, 250, 1000] {
+        drain::reset(bench).await?;
+        report
+            .drain_other_batches
+            .push((batch, drain::with_tally(bin, bench, 1, 2, batch).await?));
+    }
+    drain::reset(bench).await?;
+    report.drain_single = drain::with_tally(bin, bench, 1, 2, 1).await?;
+    drain::reset(bench).await?;
+    report.drain_by_hand_single = drain::by_hand(bench, 4, 1, Sales::Kept).await?;
+    drain::reset(bench).await?;
+    report.drain_by_hand_batched = drain::by_hand(bench, 2, 200, Sales::Kept).await?;
+    // the same statements without the sales per quarter hour: what the
+    // buckets cost the counting run, side by side
+    drain::reset(bench).await?;
+    report.drain_by_hand_figures_alone = drain::by_hand(bench, 2, 200, Sales::Left).await?;
+    report.cpu.push((
+        "drain, straight SQL, 200 orders per transaction".to_owned(),
+        report.drain_by_hand_batched.cpu,
+    ));
+    drain::reset(bench).await?;
+    report.drain_by_hand_1000 = drain::by_hand(bench, 2, 1000, Sales::Kept).await?;
+
+    eprintln!("3/8 scaling: 2 and 4 worker processes");
+    for processes in [2, 4] {
+        drain::reset(bench).await?;
+        let drained = drain::with_tally(bin, bench, processes, 1, DEFAULT_BATCH).await?;
+        report.cpu.push((
+            format!("drain, Tally, coalescing, {processes} processes"),
+            drained.cpu,
+        ));
+        report.scaling.push((processes, drained));
+    }
+    Ok(())
+}
+
+/// The lag from commit to counting at 50 % and 90 % of what `tally serve`
+/// with its workers carries.
+async fn lags(
+    bin: &PathBuf,
+    bench: &Arc<Bench>,
+    duration: Duration,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    eprintln!("4/8 lag at 50% and 90% of what tally serve with its workers places");
+    // the lag's server runs its workers on the same cores as the API:
+    // its load is a share of what that server carries, not of what one
+    // without workers does
+    lag::start_clean(bin, bench).await?;
+    let server = Tally::serve(bin, bench, 2, DEFAULT_BATCH, &[]).await?;
+    let carried = load::graphql_placement(bench, &server.addr, 32, duration).await?;
+    server.stop()?;
+    let best = carried.per_second;
+    report.placement_with_workers = Some(carried);
+    for share in [0.5, 0.9] {
+        lag::start_clean(bin, bench).await?;
+        settle(bench).await?;
+        report.lag.push((
+            share,
+            lag::measure(bin, bench, best * share, duration, DEFAULT_BATCH).await?,
+        ));
+    }
+    // the old default (100 per run) beside it, at 90 %
+    lag::start_clean(bin, bench).await?;
+    settle(bench).await?;
+    report.lag_small_batches = Some(lag::measure(bin, bench, best * 0.9, duration, 100).await?);
+    Ok(())
 }
 
 /// Writes out what earlier phases left dirty and refreshes statistics, so a

@@ -90,6 +90,24 @@ impl Report {
             println!("| measurement | orders/s | p50 ms | p99 ms | ratio | target |");
             println!("|---|---:|---:|---:|---:|---|");
         }
+        self.print_placement(raw);
+        self.print_drains();
+        self.print_lag();
+        self.print_costs();
+        if let Some(h) = &self.history {
+            h.print();
+        }
+        if let Some(reads) = &self.reads {
+            reads.print();
+        }
+        if let Some(sustained) = &self.sustained {
+            sustained.print();
+        }
+        self.print_placement_details();
+    }
+
+    /// Placement: straight SQL, then Tally's, each against the best straight SQL (`raw`).
+    fn print_placement(&self, raw: f64) {
         for (clients, t) in &self.raw_placement {
             println!(
                 "| placement, straight SQL, {clients} connections | {:.0} | {:.2} | {:.2} | | |",
@@ -149,6 +167,10 @@ impl Report {
                 t.per_second / raw
             );
         }
+    }
+
+    /// Drains of a backlog: Tally's and straight SQL's, and how they scale.
+    fn print_drains(&self) {
         let best = self.best_graphql_rate();
         let batched = self.drain_by_hand_batched.per_second;
         let coalesced_name = format!(
@@ -230,6 +252,10 @@ impl Report {
                 batched / alone.per_second
             );
         }
+    }
+
+    /// The lag from an order's commit to its counting, at shares of the placement rate.
+    fn print_lag(&self) {
         let small = self
             .lag_small_batches
             .iter()
@@ -250,6 +276,10 @@ impl Report {
                 lag.max_ms
             );
         }
+    }
+
+    /// CPU per order by process, and statements per order by its lines.
+    fn print_costs(&self) {
         if !self.cpu.is_empty() {
             println!(
                 "\n| CPU per order, ms | Tally | PostgreSQL | load generator | cores busy (of {}) |",
@@ -270,15 +300,10 @@ impl Report {
         for s in &self.statements {
             println!("| {} | {} | {} |", s.lines, s.place_order, s.job);
         }
-        if let Some(h) = &self.history {
-            h.print();
-        }
-        if let Some(reads) = &self.reads {
-            reads.print();
-        }
-        if let Some(sustained) = &self.sustained {
-            sustained.print();
-        }
+    }
+
+    /// The coalesced placement's batch sizes, the server's memory, and the coalescing drain's times.
+    fn print_placement_details(&self) {
         if let Some(buckets) = &self.batch_sizes {
             let mut below = 0;
             let sizes: Vec<String> = buckets

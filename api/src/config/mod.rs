@@ -9,8 +9,10 @@ use jobs::WorkerSettings;
 use jobs::sales_rollup::SalesRetention;
 
 mod rates;
+mod vars;
 
 pub use rates::{Rate, SignInRates};
+use vars::{Vars, invalid};
 
 #[derive(Clone)]
 pub struct Config {
@@ -352,255 +354,193 @@ impl Config {
 
     /// Reads settings through `lookup`, so tests can supply their own.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |var: &'static str| lookup(var).filter(|v| !v.trim().is_empty());
-        let parse = |var: &'static str, default: &str| -> Result<String, ConfigError> {
-            Ok(get(var).unwrap_or_else(|| default.to_owned()))
-        };
-
-        let database = match get("DATABASE_URL") {
-            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                Database::Url(url)
-            }
-            Some(_) => return Err(invalid("DATABASE_URL", "must start with postgres://")),
-            None => {
-                let data_dir = get("TALLY_DATA_DIR")
-                    .map(PathBuf::from)
-                    .or_else(default_data_dir)
-                    .ok_or_else(|| {
-                        invalid(
-                            "TALLY_DATA_DIR",
-                            "unset, and there is no home directory to keep the data in: set it",
-                        )
-                    })?;
-                // the socket's directory is a URL's host, which must be absolute
-                let data_dir = std::path::absolute(&data_dir)
-                    .map_err(|e| invalid("TALLY_DATA_DIR", &e.to_string()))?;
-                Database::Private { data_dir }
-            }
-        };
-        let bind_addr = parse("BIND_ADDR", "127.0.0.1:8080")?
-            .parse()
-            .map_err(|_| invalid("BIND_ADDR", "must be an address such as 127.0.0.1:8080"))?;
-
-        let jwt_secret = match get("JWT_SECRET") {
-            Some(s) if s.len() < 32 => {
-                return Err(invalid("JWT_SECRET", "must be at least 32 characters"));
-            }
-            secret => secret.map(Secret),
-        };
-
-        let admin = match (get("ADMIN_EMAIL"), get("ADMIN_PASSWORD")) {
-            (Some(email), Some(password)) => Some(AdminBootstrap {
-                email,
-                password: Secret(password),
-            }),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(invalid("ADMIN_PASSWORD", "is required with ADMIN_EMAIL"));
-            }
-            (None, Some(_)) => {
-                return Err(invalid("ADMIN_EMAIL", "is required with ADMIN_PASSWORD"));
-            }
-        };
-
-        let log_format = match parse("LOG_FORMAT", "pretty")?.as_str() {
-            "pretty" => LogFormat::Pretty,
-            "json" => LogFormat::Json,
-            _ => return Err(invalid("LOG_FORMAT", "must be pretty or json")),
-        };
-        let board_log = parse("BOARD_LOG", DEFAULT_BOARD_LOG)?
-            .parse()
-            .map_err(|_| {
-                invalid(
-                    "BOARD_LOG",
-                    "must be levels by target, such as warn,jobs=info",
-                )
-            })?;
-
-        let defaults = WorkerSettings::default();
-        let workers = WorkerSettings {
-            // 0: `tally serve` runs no workers (an API-only process)
-            concurrency: number(&get, "WORKER_CONCURRENCY", defaults.concurrency, 0..=256)?,
-            max_attempts: number(&get, "JOB_MAX_ATTEMPTS", defaults.max_attempts, 1..=100)?,
-            batch_size: number(
-                &get,
-                "ANALYTICS_BATCH_SIZE",
-                defaults.batch_size,
-                1..=10_000,
-            )?,
-            poll_interval: Duration::from_millis(number(
-                &get,
-                "WORKER_POLL_INTERVAL_MS",
-                defaults.poll_interval.as_millis() as u64,
-                10..=60_000,
-            )?),
-            ..defaults
-        };
-
-        let board_addr = parse("BOARD_ADDR", "127.0.0.1:8081")?
-            .parse()
-            .map_err(|_| invalid("BOARD_ADDR", "must be an address such as 127.0.0.1:8081"))?;
-        let board = match (get("BOARD_USERNAME"), get("BOARD_PASSWORD")) {
-            (Some(_), Some(password)) if password.chars().count() < 12 => {
-                return Err(invalid(
-                    "BOARD_PASSWORD",
-                    "must be at least 12 characters: the board can retry any job",
-                ));
-            }
-            (Some(username), Some(password)) => Some(BoardConfig {
-                addr: board_addr,
-                username,
-                password: Secret(password),
-            }),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(invalid("BOARD_PASSWORD", "is required with BOARD_USERNAME"));
-            }
-            (None, Some(_)) => {
-                return Err(invalid("BOARD_USERNAME", "is required with BOARD_PASSWORD"));
-            }
-        };
-        let duration = |var: &'static str, default: &str| {
-            humantime::parse_duration(&parse(var, default)?)
-                .map_err(|_| invalid(var, "must be a duration such as 7days, 12h or 30m"))
-        };
-        let timeout = |var: &'static str, default: &str| match duration(var, default)? {
-            d if d.is_zero() => Err(invalid(var, "must be longer than 0")),
-            d => Ok(d),
-        };
-        let rate = |var: &'static str, default: &str| {
-            Rate::parse(&parse(var, default)?).map_err(|e| invalid(var, &e))
-        };
-        let job_retention = duration("JOB_RETENTION", "7days")?;
-        let order_cancel_window = duration("ORDER_CANCEL_WINDOW", "15m")?;
-        let sales = SalesRetention {
-            quarter_hours: match duration("SALES_HOURS_RETENTION", "35days")? {
-                d if d < MIN_SALES_HOURS_RETENTION => {
-                    return Err(invalid(
-                        "SALES_HOURS_RETENTION",
-                        "must be at least 9days: what sells now reads the last week by quarter hours",
-                    ));
-                }
-                d if d > MAX_SALES_HOURS_RETENTION => {
-                    return Err(invalid("SALES_HOURS_RETENTION", "must be at most 3660days"));
-                }
-                d => d,
-            },
-            time_zone: time_zone(&parse("STORE_TIME_ZONE", "UTC")?)?,
-        };
-
+        let vars = Vars::new(lookup);
         Ok(Self {
-            database,
-            bind_addr,
-            jwt_secret,
-            admin,
-            log_format,
-            board_log,
-            db_pool_size: number(&get, "DATABASE_POOL_SIZE", 16, 1..=1000)?,
-            db_acquire_timeout: Duration::from_millis(number(
-                &get,
-                "DATABASE_ACQUIRE_TIMEOUT_MS",
-                2_000,
-                1..=600_000,
-            )?),
-            db_statement_timeout: Duration::from_millis(number(
-                &get,
+            database: database(&vars)?,
+            bind_addr: vars.address("BIND_ADDR", "127.0.0.1:8080")?,
+            jwt_secret: vars.secret("JWT_SECRET", 32)?,
+            admin: vars
+                .pair("ADMIN_EMAIL", "ADMIN_PASSWORD")?
+                .map(|(email, password)| AdminBootstrap {
+                    email,
+                    password: Secret(password),
+                }),
+            log_format: match vars.text("LOG_FORMAT", "pretty").as_str() {
+                "pretty" => LogFormat::Pretty,
+                "json" => LogFormat::Json,
+                _ => return Err(invalid("LOG_FORMAT", "must be pretty or json")),
+            },
+            board_log: vars
+                .text("BOARD_LOG", DEFAULT_BOARD_LOG)
+                .parse()
+                .map_err(|_| {
+                    invalid(
+                        "BOARD_LOG",
+                        "must be levels by target, such as warn,jobs=info",
+                    )
+                })?,
+            db_pool_size: vars.number("DATABASE_POOL_SIZE", 16, 1..=1000)?,
+            db_acquire_timeout: vars.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 2_000, 1..=600_000)?,
+            db_statement_timeout: vars.millis(
                 "DATABASE_STATEMENT_TIMEOUT_MS",
                 5_000,
                 1..=3_600_000,
-            )?),
-            db_lock_timeout: Duration::from_millis(number(
-                &get,
-                "DATABASE_LOCK_TIMEOUT_MS",
-                1_000,
-                1..=3_600_000,
-            )?),
-            workers,
+            )?,
+            db_lock_timeout: vars.millis("DATABASE_LOCK_TIMEOUT_MS", 1_000, 1..=3_600_000)?,
+            workers: workers(&vars)?,
             placement: PlacementSettings {
-                max_batch: number(
-                    &get,
+                max_batch: vars.number(
                     "ORDER_BATCH_SIZE",
                     PlacementSettings::default().max_batch,
                     1..=1000,
                 )?,
-                writers: number(
-                    &get,
+                writers: vars.number(
                     "ORDER_WRITERS",
                     PlacementSettings::default().writers,
                     1..=256,
                 )?,
             },
-            http: HttpSettings {
-                body_limit_bytes: 64 * 1024,
-                max_in_flight: number(&get, "MAX_REQUESTS_IN_FLIGHT", 256, 1..=100_000)?,
-                max_websockets: number(&get, "MAX_WEBSOCKETS", 1024, 1..=100_000)?,
-                max_websockets_per_address: number(
-                    &get,
-                    "MAX_WEBSOCKETS_PER_ADDRESS",
-                    16,
-                    1..=100_000,
-                )?,
-                websocket_init_timeout: timeout("WEBSOCKET_INIT_TIMEOUT", "3s")?,
-                websocket_ping_interval: timeout("WEBSOCKET_PING_INTERVAL", "15s")?,
-                websocket_operation_rate: rate("WEBSOCKET_OPERATION_RATE", "200/10s")?,
-                public_cache_bytes: number(
-                    &get,
-                    "PUBLIC_CACHE_BYTES",
-                    16 * 1024 * 1024,
-                    0..=16 * 1024 * 1024 * 1024,
-                )?,
-                allowed_origins: match get("ALLOWED_ORIGINS") {
-                    Some(raw) => AllowedOrigins::parse(&raw)?,
-                    None => AllowedOrigins::SameOrigin,
-                },
-                body_timeout: timeout("HTTP_BODY_TIMEOUT", "10s")?,
-                request_timeout: timeout("HTTP_REQUEST_TIMEOUT", "30s")?,
-                connections: ConnectionLimits {
-                    max_connections: number(&get, "MAX_CONNECTIONS", 4096, 1..=1_000_000)?,
-                    max_per_address: number(
-                        &get,
-                        "MAX_CONNECTIONS_PER_ADDRESS",
-                        64,
-                        1..=1_000_000,
-                    )?,
-                    header_timeout: timeout("HTTP_HEADER_TIMEOUT", "10s")?,
-                    proxies: {
-                        let header = match parse("TRUSTED_PROXY_HEADER", "x-forwarded-for")?
-                            .to_ascii_lowercase()
-                            .as_str()
-                        {
-                            "x-forwarded-for" => ForwardedHeader::XForwardedFor,
-                            "forwarded" => ForwardedHeader::Forwarded,
-                            _ => {
-                                return Err(invalid(
-                                    "TRUSTED_PROXY_HEADER",
-                                    "must be x-forwarded-for or forwarded",
-                                ));
-                            }
-                        };
-                        TrustedProxies::parse(&parse("TRUSTED_PROXIES", "")?, header)
-                            .map_err(|e| invalid("TRUSTED_PROXIES", &e))?
-                    },
-                },
-                metrics_refresh: duration("METRICS_REFRESH", "5s")?,
-                metrics_token: match get("METRICS_TOKEN") {
-                    Some(token) if token.len() < 16 => {
-                        return Err(invalid("METRICS_TOKEN", "must be at least 16 characters"));
-                    }
-                    token => token.map(Secret),
-                },
-                sign_in: SignInRates {
-                    login_failures_per_address: rate("LOGIN_FAILURES_PER_ADDRESS", "10/10m")?,
-                    login_failures_per_account: rate("LOGIN_FAILURES_PER_ACCOUNT", "5/15m")?,
-                    registrations_per_address: rate("REGISTRATIONS_PER_ADDRESS", "20/1h")?,
-                },
-            },
-            board,
-            job_retention,
-            order_cancel_window,
-            sales,
+            http: http(&vars)?,
+            board: board(&vars)?,
+            job_retention: vars.duration("JOB_RETENTION", "7days")?,
+            order_cancel_window: vars.duration("ORDER_CANCEL_WINDOW", "15m")?,
+            sales: sales(&vars)?,
         })
     }
+}
+
+/// `DATABASE_URL`, or unset, the private PostgreSQL in `TALLY_DATA_DIR`.
+fn database(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Database, ConfigError> {
+    match vars.get("DATABASE_URL") {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            Ok(Database::Url(url))
+        }
+        Some(_) => Err(invalid("DATABASE_URL", "must start with postgres://")),
+        None => {
+            let data_dir = vars
+                .get("TALLY_DATA_DIR")
+                .map(PathBuf::from)
+                .or_else(default_data_dir)
+                .ok_or_else(|| {
+                    invalid(
+                        "TALLY_DATA_DIR",
+                        "unset, and there is no home directory to keep the data in: set it",
+                    )
+                })?;
+            // the socket's directory is a URL's host, which must be absolute
+            let data_dir = std::path::absolute(&data_dir)
+                .map_err(|e| invalid("TALLY_DATA_DIR", &e.to_string()))?;
+            Ok(Database::Private { data_dir })
+        }
+    }
+}
+
+fn workers(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<WorkerSettings, ConfigError> {
+    let defaults = WorkerSettings::default();
+    Ok(WorkerSettings {
+        // 0: `tally serve` runs no workers (an API-only process)
+        concurrency: vars.number("WORKER_CONCURRENCY", defaults.concurrency, 0..=256)?,
+        max_attempts: vars.number("JOB_MAX_ATTEMPTS", defaults.max_attempts, 1..=100)?,
+        batch_size: vars.number("ANALYTICS_BATCH_SIZE", defaults.batch_size, 1..=10_000)?,
+        poll_interval: vars.millis(
+            "WORKER_POLL_INTERVAL_MS",
+            defaults.poll_interval.as_millis() as u64,
+            10..=60_000,
+        )?,
+        ..defaults
+    })
+}
+
+fn http(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<HttpSettings, ConfigError> {
+    Ok(HttpSettings {
+        body_limit_bytes: 64 * 1024,
+        max_in_flight: vars.number("MAX_REQUESTS_IN_FLIGHT", 256, 1..=100_000)?,
+        max_websockets: vars.number("MAX_WEBSOCKETS", 1024, 1..=100_000)?,
+        max_websockets_per_address: vars.number("MAX_WEBSOCKETS_PER_ADDRESS", 16, 1..=100_000)?,
+        websocket_init_timeout: vars.timeout("WEBSOCKET_INIT_TIMEOUT", "3s")?,
+        websocket_ping_interval: vars.timeout("WEBSOCKET_PING_INTERVAL", "15s")?,
+        websocket_operation_rate: vars.rate("WEBSOCKET_OPERATION_RATE", "200/10s")?,
+        public_cache_bytes: vars.number(
+            "PUBLIC_CACHE_BYTES",
+            16 * 1024 * 1024,
+            0..=16 * 1024 * 1024 * 1024,
+        )?,
+        allowed_origins: match vars.get("ALLOWED_ORIGINS") {
+            Some(raw) => AllowedOrigins::parse(&raw)?,
+            None => AllowedOrigins::SameOrigin,
+        },
+        body_timeout: vars.timeout("HTTP_BODY_TIMEOUT", "10s")?,
+        request_timeout: vars.timeout("HTTP_REQUEST_TIMEOUT", "30s")?,
+        connections: connections(vars)?,
+        metrics_refresh: vars.duration("METRICS_REFRESH", "5s")?,
+        metrics_token: vars.secret("METRICS_TOKEN", 16)?,
+        sign_in: SignInRates {
+            login_failures_per_address: vars.rate("LOGIN_FAILURES_PER_ADDRESS", "10/10m")?,
+            login_failures_per_account: vars.rate("LOGIN_FAILURES_PER_ACCOUNT", "5/15m")?,
+            registrations_per_address: vars.rate("REGISTRATIONS_PER_ADDRESS", "20/1h")?,
+        },
+    })
+}
+
+fn connections(
+    vars: &Vars<impl Fn(&str) -> Option<String>>,
+) -> Result<ConnectionLimits, ConfigError> {
+    let header = match vars
+        .text("TRUSTED_PROXY_HEADER", "x-forwarded-for")
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "x-forwarded-for" => ForwardedHeader::XForwardedFor,
+        "forwarded" => ForwardedHeader::Forwarded,
+        _ => {
+            return Err(invalid(
+                "TRUSTED_PROXY_HEADER",
+                "must be x-forwarded-for or forwarded",
+            ));
+        }
+    };
+    Ok(ConnectionLimits {
+        max_connections: vars.number("MAX_CONNECTIONS", 4096, 1..=1_000_000)?,
+        max_per_address: vars.number("MAX_CONNECTIONS_PER_ADDRESS", 64, 1..=1_000_000)?,
+        header_timeout: vars.timeout("HTTP_HEADER_TIMEOUT", "10s")?,
+        proxies: TrustedProxies::parse(&vars.text("TRUSTED_PROXIES", ""), header)
+            .map_err(|e| invalid("TRUSTED_PROXIES", &e))?,
+    })
+}
+
+/// The board's listener, when its credentials are set.
+fn board(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<Option<BoardConfig>, ConfigError> {
+    let addr = vars.address("BOARD_ADDR", "127.0.0.1:8081")?;
+    match vars.pair("BOARD_USERNAME", "BOARD_PASSWORD")? {
+        Some((_, password)) if password.chars().count() < 12 => Err(invalid(
+            "BOARD_PASSWORD",
+            "must be at least 12 characters: the board can retry any job",
+        )),
+        Some((username, password)) => Ok(Some(BoardConfig {
+            addr,
+            username,
+            password: Secret(password),
+        })),
+        None => Ok(None),
+    }
+}
+
+fn sales(vars: &Vars<impl Fn(&str) -> Option<String>>) -> Result<SalesRetention, ConfigError> {
+    Ok(SalesRetention {
+        quarter_hours: match vars.duration("SALES_HOURS_RETENTION", "35days")? {
+            d if d < MIN_SALES_HOURS_RETENTION => {
+                return Err(invalid(
+                    "SALES_HOURS_RETENTION",
+                    "must be at least 9days: what sells now reads the last week by quarter hours",
+                ));
+            }
+            d if d > MAX_SALES_HOURS_RETENTION => {
+                return Err(invalid("SALES_HOURS_RETENTION", "must be at most 3660days"));
+            }
+            d => d,
+        },
+        time_zone: time_zone(&vars.text("STORE_TIME_ZONE", "UTC"))?,
+    })
 }
 
 /// What sells now reads a week of quarter hours, and its later pages a day
@@ -625,34 +565,6 @@ fn time_zone(name: &str) -> Result<String, ConfigError> {
             "STORE_TIME_ZONE",
             "must be an IANA time zone name such as Europe/Paris or UTC",
         ))
-    }
-}
-
-fn number<T>(
-    get: &impl Fn(&'static str) -> Option<String>,
-    var: &'static str,
-    default: T,
-    range: std::ops::RangeInclusive<T>,
-) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
-{
-    let Some(raw) = get(var) else {
-        return Ok(default);
-    };
-    match raw.trim().parse::<T>() {
-        Ok(n) if range.contains(&n) => Ok(n),
-        _ => Err(invalid(
-            var,
-            &format!("must be a number from {} to {}", range.start(), range.end()),
-        )),
-    }
-}
-
-fn invalid(var: &'static str, message: &str) -> ConfigError {
-    ConfigError {
-        var,
-        message: message.to_owned(),
     }
 }
 
@@ -802,12 +714,43 @@ mod tests {
             e.to_string(),
             "WORKER_CONCURRENCY: must be a number from 0 to 256"
         );
-        let e = config(&[("BIND_ADDR", "nowhere")]).err().unwrap();
-        assert_eq!(e.var, "BIND_ADDR");
-        let e = config(&[("JWT_SECRET", "short")]).err().unwrap();
-        assert_eq!(e.var, "JWT_SECRET");
-        let e = config(&[("ADMIN_EMAIL", "a@b.c")]).err().unwrap();
-        assert_eq!(e.var, "ADMIN_PASSWORD");
+        for (vars, message) in [
+            (
+                &[("BIND_ADDR", "nowhere")][..],
+                "BIND_ADDR: must be an address such as 127.0.0.1:8080",
+            ),
+            (
+                &[("JWT_SECRET", "short")],
+                "JWT_SECRET: must be at least 32 characters",
+            ),
+            (
+                &[("ADMIN_EMAIL", "a@b.c")],
+                "ADMIN_PASSWORD: is required with ADMIN_EMAIL",
+            ),
+            (
+                &[("BOARD_PASSWORD", "twelve chars")],
+                "BOARD_USERNAME: is required with BOARD_PASSWORD",
+            ),
+            (
+                &[("WEBSOCKET_PING_INTERVAL", "0s")],
+                "WEBSOCKET_PING_INTERVAL: must be longer than 0",
+            ),
+            (
+                &[("DATABASE_LOCK_TIMEOUT_MS", "0")],
+                "DATABASE_LOCK_TIMEOUT_MS: must be a number from 1 to 3600000",
+            ),
+            (
+                &[("BIND_ADDR", "127.0.0.1:1"), ("LOG_FORMAT", "xml")],
+                "LOG_FORMAT: must be pretty or json",
+            ),
+        ] {
+            assert_eq!(config(vars).err().unwrap().to_string(), message);
+        }
+        // blanks count as unset: the default stands
+        assert_eq!(
+            config(&[("BIND_ADDR", "  ")]).unwrap().bind_addr.port(),
+            8080
+        );
     }
 
     #[test]

@@ -59,13 +59,21 @@ impl<F: Fn(&str) -> Option<String>> Vars<F> {
     }
 
     /// A duration such as `7days`, `12h` or `30m`.
-    pub(super) fn duration(&self, var: &'static str, default: &str) -> Result<Duration, ConfigError> {
+    pub(super) fn duration(
+        &self,
+        var: &'static str,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
         humantime::parse_duration(&self.text(var, default))
             .map_err(|_| invalid(var, "must be a duration such as 7days, 12h or 30m"))
     }
 
     /// A duration longer than 0.
-    pub(super) fn timeout(&self, var: &'static str, default: &str) -> Result<Duration, ConfigError> {
+    pub(super) fn timeout(
+        &self,
+        var: &'static str,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
         match self.duration(var, default)? {
             d if d.is_zero() => Err(invalid(var, "must be longer than 0")),
             d => Ok(d),

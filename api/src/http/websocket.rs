@@ -29,6 +29,7 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use axum::extract::{FromRequestParts, Request, WebSocketUpgrade};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -216,19 +217,28 @@ impl Session {
                 }
             }
         };
-        // what the protocol handler said last (a close of its own, say)
-        while let Ok(message) = relayed.try_recv() {
-            if to_client.send(message).await.is_err() {
-                return;
-            }
+        say_goodbye(to_client, relayed, close).await;
+    }
+}
+
+/// Sends what the protocol handler said last (a close of its own, say),
+/// then our close frame, if the session ended for a reason of ours.
+async fn say_goodbye(
+    mut to_client: SplitSink<WebSocket, Message>,
+    mut relayed: futures::channel::mpsc::Receiver<Message>,
+    close: Option<(u16, &'static str)>,
+) {
+    while let Ok(message) = relayed.try_recv() {
+        if to_client.send(message).await.is_err() {
+            return;
         }
-        if let Some((code, reason)) = close {
-            let frame = CloseFrame {
-                code,
-                reason: reason.into(),
-            };
-            let _ = to_client.send(Message::Close(Some(frame))).await;
-        }
+    }
+    if let Some((code, reason)) = close {
+        let frame = CloseFrame {
+            code,
+            reason: reason.into(),
+        };
+        let _ = to_client.send(Message::Close(Some(frame))).await;
     }
 }
 
