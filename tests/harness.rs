@@ -4,15 +4,14 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jobs::WorkerSettings;
 use jobs::fail_points::FailPoints;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tally::config::Rate;
-use tally::config::{BoardConfig, Config, Secret};
+use tally::config::{BoardConfig, Config, Rate, Secret};
 use tally::db;
 use tally::domain::orders::placer::PlacerHooks;
 use tally::money::Cents;
@@ -394,25 +393,7 @@ impl TestApp {
 
     /// Waits until no post-order job is waiting, running or due for a retry.
     pub async fn wait_for_jobs(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let busy = self
-                .count(&format!(
-                    "select count(*) from apalis.jobs where job_type = '{}'
-                     and (status in ('Pending', 'Queued', 'Running')
-                          or (status = 'Failed' and attempts < max_attempts))",
-                    jobs::QUEUE
-                ))
-                .await;
-            if busy == 0 {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{busy} jobs still busy after 60 s"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        client::wait_until_settled(&self.pool, Duration::from_secs(60)).await;
     }
 
     /// A single bigint from SQL run on the test's own connection.

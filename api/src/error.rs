@@ -181,8 +181,8 @@ impl From<DbErr> for ApiError {
     }
 }
 
-/// A job operation that failed: a conflict if another rebuild runs,
-/// unavailable if the database is, internal otherwise.
+/// A coalesced request its batch never answered: the process is
+/// stopping, or the batch ended without a word for it.
 impl From<Unanswered> for ApiError {
     fn from(unanswered: Unanswered) -> Self {
         match unanswered {
@@ -194,6 +194,8 @@ impl From<Unanswered> for ApiError {
     }
 }
 
+/// A job operation that failed: a conflict if another rebuild runs,
+/// unavailable if the database is, internal otherwise.
 impl From<jobs::JobError> for ApiError {
     fn from(err: jobs::JobError) -> Self {
         match err {

@@ -8,11 +8,9 @@ use jobs::{JobOptions, Wakeup};
 use sea_orm::DatabaseConnection;
 
 use crate::admission::IntervalLog;
-use crate::auth::ClientAddr;
-use crate::auth::Tokens;
 use crate::auth::accounts::Accounts;
-use crate::config::Config;
-use crate::config::SignInRates;
+use crate::auth::{ClientAddr, Tokens};
+use crate::config::{Config, SignInRates};
 use crate::domain::orders::placer::{Placer, PlacerHooks};
 use crate::error::ApiError;
 use crate::live::LiveFigures;

@@ -70,7 +70,7 @@ async fn killed_workers_and_server_lose_and_double_nothing() {
     assert_eq!(attempts.unexpected, Vec::<String>::new());
     assert_eq!(attempts.placed, placed);
 
-    let drained = common::wait_until_idle(&pool, Duration::from_secs(90)).await;
+    let drained = common::wait_until_settled(&pool, Duration::from_secs(90)).await;
     let since_last_kill = last_kill.elapsed();
     // apalis's defaults would leave them for 5 minutes: ours is 15 s, plus a
     // heartbeat and a margin for a loaded machine

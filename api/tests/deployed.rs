@@ -18,7 +18,7 @@ use tally_test_support::TestDatabase;
 
 use crate::common::{
     Client, Clients, PRODUCT_SUBSCRIPTION, Processes, Shop, assert_exact, client_from, free_port,
-    wait_until_idle, wait_until_ready,
+    wait_until_ready, wait_until_settled,
 };
 
 mod common;
@@ -655,6 +655,6 @@ async fn a_replica_killed_under_load_loses_and_doubles_no_order() {
     );
     assert!(attempts.unexpected.is_empty(), "{:?}", attempts.unexpected);
     assert!(placed >= 50, "{placed}");
-    wait_until_idle(&deployment.pool, Duration::from_secs(60)).await;
+    wait_until_settled(&deployment.pool, Duration::from_secs(60)).await;
     assert_exact(&deployment.pool, placed, &attempts).await;
 }

@@ -78,7 +78,7 @@ async fn figures_stay_exact_under_concurrent_load_across_processes() {
     .await;
     assert_eq!(errors.iter().sum::<usize>(), 0, "client errors");
 
-    common::wait_until_idle(&pool, Duration::from_secs(120)).await;
+    common::wait_until_settled(&pool, Duration::from_secs(120)).await;
     for child in &mut processes.0 {
         assert_eq!(sigterm(child), Some(0));
     }

@@ -96,7 +96,7 @@ async fn a_database_restart_costs_clients_retries_and_figures_nothing() {
         attempts.slowest_unavailable
     );
 
-    let drained = common::wait_until_idle(&pool, Duration::from_secs(90)).await;
+    let drained = common::wait_until_settled(&pool, Duration::from_secs(90)).await;
     assert_eq!(attempts.placed, placed);
     let figures: BTreeMap<i64, i64> =
         sqlx::query_as::<_, (i64, i64)>("select id, sales_count from products")

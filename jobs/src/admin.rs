@@ -196,6 +196,19 @@ pub async fn count_by_status<C: ConnectionTrait>(db: &C) -> Result<Vec<(JobStatu
     Ok(counts)
 }
 
+/// Jobs that still have work to do (see `unsettled_jobs.sql`): 0 once every
+/// order is settled, as far as the workers can take it. What tests wait for.
+pub async fn unsettled<C: ConnectionTrait>(db: &C) -> Result<i64, DbErr> {
+    db.query_one_raw(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        include_str!("../sql/unsettled_jobs.sql"),
+        [crate::QUEUE.into()],
+    ))
+    .await?
+    .ok_or_else(|| DbErr::Custom("a count without a row".into()))?
+    .try_get("", "count")
+}
+
 /// How far counting is behind: see `analytics_lag.sql`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Lag {

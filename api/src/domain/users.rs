@@ -5,8 +5,7 @@ use entity::users::{self, Role};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryFilter};
 
-use crate::auth::ClientAddr;
-use crate::auth::{self, Email, Password};
+use crate::auth::{self, ClientAddr, Email, Password};
 use crate::config::SignInRates;
 use crate::domain::sign_in;
 use crate::error::{ApiError, ApiResult, OnConstraint};

@@ -5,8 +5,7 @@ use async_graphql::{Context, ID};
 
 use super::loaders::Loaders;
 
-use crate::auth::ClientAddr;
-use crate::auth::{Caller, Viewer};
+use crate::auth::{Caller, ClientAddr, Viewer};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 

@@ -7,8 +7,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 use crate::admission::Gate;
-use crate::config::Rate;
-use crate::config::Secret;
+use crate::config::{Rate, Secret};
 use crate::graphql::{Documents, IntrospectionAnswers, PublicAnswers, TallySchema};
 use crate::state::AppState;
 

@@ -23,8 +23,7 @@ use tower::ServiceExt;
 use tracing::{debug, warn};
 
 use super::caller::ForwardedHost;
-use crate::admission::Gate;
-use crate::admission::IntervalLog;
+use crate::admission::{Gate, IntervalLog};
 use crate::auth::ClientAddr;
 use crate::config::ConnectionLimits;
 

@@ -16,7 +16,9 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 // the client's side every Tally test shares (each binary uses its own part)
 #[allow(unused_imports)]
-pub use tally_test_support::client::{self, client_from, count, figure_mismatches};
+pub use tally_test_support::client::{
+    self, client_from, count, figure_mismatches, wait_until_settled,
+};
 use tally_test_support::shop;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -443,37 +445,7 @@ impl Clients {
     }
 }
 
-/// Orders no job has settled yet (placed and not counted, or cancelled and
-/// not taken back out) plus jobs not yet done.
-pub async fn pending(pool: &PgPool) -> i64 {
-    sqlx::query_scalar(
-        "select (select count(*) from orders
-                 where (status = 'placed' and analytics_applied_at is null)
-                    or (status = 'cancelled' and analytics_reversed_at is null))
-              + (select count(*) from apalis.jobs where status <> 'Done')",
-    )
-    .fetch_one(pool)
-    .await
-    .unwrap()
-}
-
-/// Waits until nothing is pending; returns how long that took.
-pub async fn wait_until_idle(pool: &PgPool, limit: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        let busy = pending(pool).await;
-        if busy == 0 {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < limit,
-            "{busy} orders or jobs still pending after {limit:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// What the clients' runs end on, once nothing is pending: `placed` orders
+/// What the clients' runs end on, once the jobs have settled: `placed` orders
 /// exist, each once; the ones clients cancelled are cancelled, each once; and
 /// every figure equals a recount over the orders that stand (a cancelled
 /// order not yet taken back out counts as a mismatch).

@@ -2,7 +2,7 @@
 //! app in process (`tests/`) or the binary (`api/tests/`): GraphQL over
 //! HTTP, the parts of an answer, and single figures read from the database.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -81,4 +81,22 @@ pub async fn count(pool: &PgPool, sql: &str) -> i64 {
 /// counted yet included: 0 when all is exact.
 pub async fn figure_mismatches(pool: &PgPool) -> i64 {
     count(pool, jobs::rebuild::FIGURE_MISMATCHES_SQL).await
+}
+
+/// Waits until the post-order jobs have nothing left to do
+/// (`jobs::admin::unsettled`); how long that took. Panics after `limit`.
+pub async fn wait_until_settled(pool: &PgPool, limit: Duration) -> Duration {
+    let db = tally::db::orm(pool);
+    let started = Instant::now();
+    loop {
+        let unsettled = jobs::admin::unsettled(&db).await.expect("the jobs table");
+        if unsettled == 0 {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < limit,
+            "{unsettled} jobs still to run after {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

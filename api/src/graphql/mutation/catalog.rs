@@ -5,8 +5,7 @@ use jobs::figures_changed::{self, FiguresChanged};
 use sea_orm::TransactionTrait;
 
 use crate::domain::catalog::{self, NewProduct, ProductPatch, VariantSpec};
-use crate::error::ApiError;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::graphql::STATEMENT;
 use crate::graphql::context::{ContextExt, parse_id};
 use crate::graphql::types::Product;
