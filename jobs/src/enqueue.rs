@@ -58,17 +58,44 @@ pub struct JobOptions {
     pub max_attempts: u32,
 }
 
-/// The body of a CTE that enqueues the `kind` job of each order the caller's
-/// CTE `orders` returns (with its columns `id` and `order_number`). `job_id`
-/// and `max_attempts` are SQL expressions: the caller's parameters (whose
-/// values [`enqueue_values`] makes) or columns of `o`, a row of `orders`.
-pub fn enqueue_sql(kind: JobKind, orders: &str, job_id: &str, max_attempts: &str) -> String {
+/// Where a job row takes a value from, in the statement it is a part of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlValue {
+    /// The statement's parameter `$n` (its value made by [`enqueue_values`]
+    /// or its parts).
+    Param(u8),
+    /// A column of `o`, the order's row of the caller's CTE.
+    Column(&'static str),
+}
+
+impl std::fmt::Display for SqlValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Param(n) => write!(f, "${n}"),
+            Self::Column(name) => write!(f, "o.{name}"),
+        }
+    }
+}
+
+/// The job rows a statement writes: the `kind` job of each order the
+/// caller's CTE `orders` returns (with its columns `id` and
+/// `order_number`), with its id and attempts from where they say.
+#[derive(Debug, Clone, Copy)]
+pub struct JobRows {
+    pub kind: JobKind,
+    pub orders: &'static str,
+    pub job_id: SqlValue,
+    pub max_attempts: SqlValue,
+}
+
+/// The body of a CTE that writes `rows`, in the caller's statement.
+pub fn enqueue_sql(rows: JobRows) -> String {
     include_str!("../sql/enqueue.sql")
-        .replace("{orders}", orders)
-        .replace("{job_id}", job_id)
-        .replace("{max_attempts}", max_attempts)
+        .replace("{orders}", rows.orders)
+        .replace("{job_id}", &rows.job_id.to_string())
+        .replace("{max_attempts}", &rows.max_attempts.to_string())
         .replace("{queue}", QUEUE)
-        .replace("{key_prefix}", kind.key_prefix())
+        .replace("{key_prefix}", rows.kind.key_prefix())
 }
 
 /// The values of a job's id and the attempts it may take, in that order.
@@ -104,12 +131,25 @@ mod tests {
 
     #[test]
     fn the_enqueue_sql_reads_its_parameters_and_the_callers_orders() {
-        let sql = enqueue_sql(JobKind::Reverse, "cancelled", "$3", "$4");
+        let sql = enqueue_sql(JobRows {
+            kind: JobKind::Reverse,
+            orders: "cancelled",
+            job_id: SqlValue::Param(3),
+            max_attempts: SqlValue::Param(4),
+        });
         assert!(sql.contains("select $3,"), "{sql}");
         assert!(sql.contains("       $4,"), "{sql}");
         assert!(sql.contains("from cancelled o"), "{sql}");
         assert!(sql.contains("'cancel-' || o.id"), "{sql}");
         assert!(sql.contains("'order_analytics'"), "{sql}");
         assert!(!sql.contains('{'), "a placeholder is left: {sql}");
+        let sql = enqueue_sql(JobRows {
+            kind: JobKind::Count,
+            orders: "placed",
+            job_id: SqlValue::Column("job_id"),
+            max_attempts: SqlValue::Param(2),
+        });
+        assert!(sql.contains("select o.job_id,"), "{sql}");
+        assert!(sql.contains("'order-' || o.id"), "{sql}");
     }
 }

@@ -8,6 +8,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use entity::{order_lines, orders};
+use jobs::enqueue::JobRows;
+use jobs::enqueue::SqlValue::{Column, Param};
 use jobs::{JobKind, JobOptions};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
@@ -55,7 +57,12 @@ pub static PLACE_ORDER_SQL: LazyLock<String> = LazyLock::new(|| {
         .replace("{priced_lines}", &pricing::priced_lines_sql())
         .replace(
             "{enqueue_job}",
-            &jobs::enqueue::enqueue_sql(JobKind::Count, "new_order", "$6", "$7"),
+            &jobs::enqueue::enqueue_sql(JobRows {
+                kind: JobKind::Count,
+                orders: "new_order",
+                job_id: Param(6),
+                max_attempts: Param(7),
+            }),
         )
 });
 
@@ -66,7 +73,12 @@ pub static PLACE_ORDERS_SQL: LazyLock<String> = LazyLock::new(|| {
         .replace("{priced_lines}", &pricing::priced_lines_sql())
         .replace(
             "{enqueue_job}",
-            &jobs::enqueue::enqueue_sql(JobKind::Count, "placed_requests", "o.job_id", "$2"),
+            &jobs::enqueue::enqueue_sql(JobRows {
+                kind: JobKind::Count,
+                orders: "placed_requests",
+                job_id: Column("job_id"),
+                max_attempts: Param(2),
+            }),
         )
 });
 
@@ -74,7 +86,12 @@ pub static PLACE_ORDERS_SQL: LazyLock<String> = LazyLock::new(|| {
 static CANCEL_ORDER_SQL: LazyLock<String> = LazyLock::new(|| {
     include_str!("sql/cancel_order.sql").replace(
         "{enqueue_job}",
-        &jobs::enqueue::enqueue_sql(JobKind::Reverse, "cancelled", "$2", "$3"),
+        &jobs::enqueue::enqueue_sql(JobRows {
+            kind: JobKind::Reverse,
+            orders: "cancelled",
+            job_id: Param(2),
+            max_attempts: Param(3),
+        }),
     )
 });
 
