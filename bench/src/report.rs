@@ -106,7 +106,8 @@ impl Report {
         self.print_placement_details();
     }
 
-    /// Placement: straight SQL, then Tally's, each against the best straight SQL (`raw`).
+    /// Placement: straight SQL, then Tally's, each against the best straight
+    /// SQL (`raw`).
     fn print_placement(&self, raw: f64) {
         for (clients, t) in &self.raw_placement {
             println!(
@@ -254,7 +255,8 @@ impl Report {
         }
     }
 
-    /// The lag from an order's commit to its counting, at shares of the placement rate.
+    /// The lag from an order's commit to its counting, at shares of the
+    /// placement rate.
     fn print_lag(&self) {
         let small = self
             .lag_small_batches
@@ -302,7 +304,8 @@ impl Report {
         }
     }
 
-    /// The coalesced placement's batch sizes, the server's memory, and the coalescing drain's times.
+    /// The coalesced placement's batch sizes, the server's memory, and the
+    /// coalescing drain's times.
     fn print_placement_details(&self) {
         if let Some(buckets) = &self.batch_sizes {
             let mut below = 0;

@@ -9,7 +9,8 @@
 -- Returns their ids: the board tells each job which run counted its order.
 -- The queue is spelled out in the text (jobs::QUEUE, filled in by
 -- src/analytics.rs), not a parameter: it is the predicate of the unique
--- index on the key alone (migration m20251207_000012_order_job_keys), which
+-- index on the key alone (migration m20251207_000012_order_job_keys,
+-- sql/schema/order_job_keys.up.sql), which
 -- PostgreSQL reads the keys through, knowing each names one job statistics
 -- or none, only when the statement itself names the queue.
 update apalis.jobs

@@ -702,7 +702,7 @@ mod tests {
         assert!(!RETIRE_JOBS_SQL.contains('{'), "a placeholder is left");
         // the index PostgreSQL reads the keys through only when the
         // statement's own condition implies its predicate
-        let index = include_str!("../../migration/sql/m20251207_000012_order_job_keys.up.sql");
+        let index = crate::schema::ORDER_JOB_KEYS_UP;
         assert!(index.contains(&format!("where {named};")), "{index}");
     }
 }

@@ -16,6 +16,7 @@ pub mod post_order;
 pub mod rebuild;
 pub mod retention;
 pub mod sales_rollup;
+pub mod schema;
 pub mod worker;
 
 pub use enqueue::{JobKind, JobOptions, PostOrderJob, QUEUE};

@@ -1,5 +1,7 @@
 //! Tally's schema: its own migrations (plain SQL in `sql/`), applied after
-//! apalis-postgres's, plus the adjustments Tally makes to apalis's tables.
+//! apalis-postgres's, plus the adjustments Tally makes to apalis's tables
+//! (whose SQL, like every statement on apalis's tables, is the jobs crate's:
+//! `jobs::schema`).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{DatabaseConnection, SqlxPostgresConnector};
@@ -40,7 +42,12 @@ impl MigratorTrait for Migrator {
             sql_migration!("m20251203_000009_token_versions"),
             sql_migration!("m20251207_000010_shared_by_replicas"),
             sql_migration!("m20251207_000011_customer_rankings"),
-            sql_migration!("m20251207_000012_order_job_keys"),
+            // apalis's table: its SQL is the jobs crate's
+            Box::new(SqlMigration {
+                name: "m20251207_000012_order_job_keys",
+                up: jobs::schema::ORDER_JOB_KEYS_UP,
+                down: jobs::schema::ORDER_JOB_KEYS_DOWN,
+            }),
             sql_migration!("m20251207_000013_sales_over_time"),
             sql_migration!("m20251207_000014_sales_days"),
         ]
@@ -83,7 +90,7 @@ pub async fn prepare(pool: &PgPool) -> Result<(), Error> {
     apalis_postgres::PostgresStorage::setup(pool).await?;
     let db: DatabaseConnection = SqlxPostgresConnector::from_sqlx_postgres_pool(pool.clone());
     Migrator::up(&db, None).await?;
-    db.execute_unprepared(include_str!("../sql/apalis_adjustments.sql"))
+    db.execute_unprepared(jobs::schema::APALIS_ADJUSTMENTS)
         .await?;
     Ok(())
 }

@@ -1,9 +1,11 @@
-//! The account reads of HTTP requests, coalesced. Every request with a token
-//! reads its caller's account (role and token version) before it runs, but
-//! one whose own statement checks the token (`graphql::checks_its_own_token`); the requests that arrive while a read is
-//! in flight have theirs read together, by one statement
-//! ([`crate::coalesce`]), so that a busy process does not spend a statement
-//! per request on it. At low load a read is alone and made at once.
+//! The check of a token against its account, and the account reads of HTTP
+//! requests, coalesced. Every request with a token reads its caller's
+//! account (role and token version) before it runs, but one whose own
+//! statement checks the token (`graphql::checks_its_own_token`); the
+//! requests that arrive while a read is in flight have theirs read together,
+//! by one statement ([`crate::coalesce`]), so that a busy process does not
+//! spend a statement per request on it. At low load a read is alone and made
+//! at once.
 
 use std::sync::Arc;
 
