@@ -19,7 +19,8 @@ pub struct Drain {
     /// Until every order was counted.
     pub seconds: f64,
     pub per_second: f64,
-    /// Until every job was done too (Tally's runs only).
+    /// Until no job had work left too (`jobs::admin::unsettled`; Tally's runs
+    /// only).
     pub jobs_seconds: Option<f64>,
     pub exact: bool,
     /// Read before the workers stop: their time goes with them.
@@ -116,7 +117,7 @@ pub async fn with_tally(
         {
             seconds = Some(since_first_run().await?);
         }
-        if seconds.is_some() && jobs::bench::unfinished(&bench.orm()).await? == 0 {
+        if seconds.is_some() && jobs::admin::unsettled(&bench.orm()).await? == 0 {
             break since_first_run().await?;
         }
         anyhow::ensure!(

@@ -9,6 +9,7 @@ use sea_orm::{
     ConnectionTrait, DbBackend, DbErr, Statement, TransactionSession, TransactionTrait, Value,
 };
 
+use crate::admin::JobStatus;
 use crate::{JobKind, QUEUE};
 
 /// The worker and job type of the fetch probe: apart from the queue's, so
@@ -29,18 +30,6 @@ async fn run<C: ConnectionTrait>(
         ))
         .await?
         .rows_affected())
-}
-
-async fn count<C: ConnectionTrait>(db: &C, sql: &str) -> Result<i64, DbErr> {
-    let row = db
-        .query_one_raw(Statement::from_sql_and_values(
-            DbBackend::Postgres,
-            sql,
-            [QUEUE.into()],
-        ))
-        .await?
-        .ok_or_else(|| DbErr::Custom("a count without a row".into()))?;
-    row.try_get("", "count")
 }
 
 /// Every job pending again, as if none had run, and no worker registered:
@@ -71,22 +60,13 @@ pub async fn finish_all<C: ConnectionTrait>(db: &C) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// Jobs of the queue not finished yet.
-pub async fn unfinished<C: ConnectionTrait>(db: &C) -> Result<i64, DbErr> {
-    count(
-        db,
-        "select count(*) from apalis.jobs where job_type = $1 and status <> 'Done'",
-    )
-    .await
-}
-
 /// Jobs of the queue finished: its history.
 pub async fn finished<C: ConnectionTrait>(db: &C) -> Result<i64, DbErr> {
-    count(
-        db,
-        "select count(*) from apalis.jobs where job_type = $1 and status = 'Done'",
-    )
-    .await
+    Ok(crate::admin::count_by_status(db)
+        .await?
+        .into_iter()
+        .find(|(status, _)| *status == JobStatus::Done)
+        .map_or(0, |(_, count)| count))
 }
 
 /// The counting jobs of these orders, deleted (the orders are the caller's).
